@@ -1,0 +1,95 @@
+//! One error body everywhere — `{"code", "message", "request_id"}` — and the
+//! one mapping from [`hyperfleet_core::Error`] to HTTP. Internal causes are
+//! logged with the request id, never sent to the client.
+
+use hyperfleet_core::Error;
+use poem_openapi::{ApiResponse, Object, payload::Json};
+
+use crate::request_id::current_request_id;
+
+/// The error body of every 4xx and 5xx answer.
+#[derive(Debug, Clone, Object)]
+pub struct ErrorBody {
+    /// Stable, machine-readable code, e.g. `invalid_vm_name`, `operation_not_found`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+    /// The request id, also sent as the `X-Request-Id` header.
+    pub request_id: String,
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum ApiError {
+    /// The request was malformed; nothing was changed.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// The resource does not exist.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// The request conflicts with the current state; nothing was changed.
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
+    /// Unexpected server error; the request id identifies it in the log.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+    /// A dependency (the database) is unavailable; retry later.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>),
+}
+
+pub fn body(code: &str, message: impl Into<String>) -> Json<ErrorBody> {
+    Json(ErrorBody { code: code.to_owned(), message: message.into(), request_id: current_request_id() })
+}
+
+impl From<Error> for ApiError {
+    fn from(err: Error) -> Self {
+        let code = err.code();
+        match &err {
+            Error::InvalidInput { message, .. } => Self::BadRequest(body(code, message.clone())),
+            Error::NotFound { what, .. } => Self::NotFound(body(code, format!("{what} not found"))),
+            Error::Conflict { message, .. } => Self::Conflict(body(code, message.clone())),
+            Error::Unavailable(cause) => {
+                tracing::warn!(request_id = %current_request_id(), %cause, "dependency unavailable");
+                Self::Unavailable(body(code, "a dependency is unavailable; retry later"))
+            }
+            Error::Internal(cause) => {
+                tracing::error!(request_id = %current_request_id(), error = %cause, source = ?cause, "internal error");
+                Self::Internal(body(code, "internal error; the request id identifies it in the server log"))
+            }
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Turns poem's own errors (unparsable path/query parameters, bad JSON, unknown
+/// routes) into the same error body instead of plain text.
+pub async fn render_poem_error(err: poem::Error) -> poem::Response {
+    use poem::http::StatusCode;
+    let status = err.status();
+    let (code, message) = if err.is::<poem_openapi::error::ParseParamError>() {
+        ("invalid_parameter", err.to_string())
+    } else if err.is::<poem_openapi::error::ParseRequestPayloadError>() {
+        ("invalid_body", err.to_string())
+    } else if err.is::<poem_openapi::error::ContentTypeError>() {
+        ("unsupported_media_type", err.to_string())
+    } else {
+        match status {
+            StatusCode::NOT_FOUND => ("not_found", "no such route".to_owned()),
+            StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "method not allowed on this route".to_owned()),
+            StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large".to_owned()),
+            s if s.is_client_error() => ("bad_request", err.to_string()),
+            _ => {
+                tracing::error!(request_id = %current_request_id(), error = %err, "unhandled error");
+                ("internal", "internal error".to_owned())
+            }
+        }
+    };
+    let status = if status == StatusCode::INTERNAL_SERVER_ERROR && code != "internal" {
+        StatusCode::BAD_REQUEST
+    } else {
+        status
+    };
+    let body = serde_json::json!({ "code": code, "message": message, "request_id": current_request_id() });
+    poem::Response::builder().status(status).content_type("application/json; charset=utf-8").body(body.to_string())
+}

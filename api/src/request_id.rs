@@ -1,0 +1,68 @@
+//! One request id per request: taken from `X-Request-Id` when the caller sent
+//! a sane one, generated otherwise. It is echoed in the response, written on
+//! the operation row, and carried by the worker's spans.
+
+use poem::{Endpoint, IntoResponse, Request, Response};
+use tracing::Instrument;
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+pub const HEADER: &str = "x-request-id";
+
+/// The id of the request being served (empty outside a request).
+pub fn current_request_id() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
+}
+
+fn accept(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Middleware: assigns the id, runs the request inside a span carrying it,
+/// bounds the body, and sets the response header.
+pub async fn with_request_id<E: Endpoint>(next: E, mut req: Request, body_limit: usize) -> poem::Result<Response> {
+    let id = req
+        .headers()
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| accept(v))
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+    // A POST with no body and no content type means "no options": treat it as
+    // JSON so optional bodies work for plain `curl -X POST`.
+    if req.content_type().is_none() && req.method() == poem::http::Method::POST {
+        req.headers_mut().insert(poem::http::header::CONTENT_TYPE, "application/json".parse().expect("static header"));
+    }
+    let too_large = match req.header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        Some(len) => len > body_limit,
+        None => match req.take_body().into_bytes_limit(body_limit).await {
+            Ok(bytes) => {
+                req.set_body(bytes);
+                false
+            }
+            Err(_) => true,
+        },
+    };
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let resp = REQUEST_ID
+        .scope(id.clone(), async move {
+            if too_large {
+                return crate::error::render_poem_error(poem::Error::from_status(
+                    poem::http::StatusCode::PAYLOAD_TOO_LARGE,
+                ))
+                .await;
+            }
+            match next.call(req).await {
+                Ok(r) => r.into_response(),
+                Err(e) => crate::error::render_poem_error(e).await,
+            }
+        })
+        .instrument(span)
+        .await;
+    let mut resp = resp;
+    if let Ok(value) = id.parse() {
+        resp.headers_mut().insert(HEADER, value);
+    }
+    Ok(resp)
+}

@@ -1,0 +1,42 @@
+//! Liveness and readiness probes.
+
+use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
+
+use crate::{AppState, Tag, error::ErrorBody, error::body};
+
+pub struct SystemApi {
+    pub state: AppState,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct Probe {
+    pub status: String,
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum Readiness {
+    /// The database answers and every migration is applied.
+    #[oai(status = 200)]
+    Ready(Json<Probe>),
+    /// Not ready; the body says why.
+    #[oai(status = 503)]
+    NotReady(Json<ErrorBody>),
+}
+
+#[OpenApi(tag = "Tag::System")]
+impl SystemApi {
+    /// The process is alive.
+    #[oai(path = "/healthz", method = "get", operation_id = "system_healthz")]
+    async fn healthz(&self) -> Json<Probe> {
+        Json(Probe { status: "ok".into() })
+    }
+
+    /// The database is reachable and migrations are current.
+    #[oai(path = "/readyz", method = "get", operation_id = "system_readyz")]
+    async fn readyz(&self) -> Readiness {
+        match self.state.store.readiness().await {
+            Ok(()) => Readiness::Ready(Json(Probe { status: "ready".into() })),
+            Err(e) => Readiness::NotReady(body("not_ready", e.to_string())),
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! The domain's entry points for what callers ask: each validates, resolves
+//! and submits one operation. The API's handlers call these and nothing else.
+
+use serde_json::json;
+
+use crate::{
+    Result,
+    operation::{NewOperation, NoopParams, OperationKind},
+    store::{Store, Submitted},
+    vm::{PowerParams, VmAction, VmName},
+};
+
+/// Who asked, and under which request.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub requested_by: String,
+    pub request_id: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub max_attempts: i32,
+}
+
+/// A power action on a VM known to the inventory. The VM's host decides the
+/// queue; `host` is needed only when the name exists on several hosts.
+#[tracing::instrument(skip(store, origin))]
+pub async fn vm_power(
+    store: &Store,
+    vm: &VmName,
+    host: Option<&str>,
+    action: VmAction,
+    params: PowerParams,
+    origin: Origin,
+) -> Result<Submitted> {
+    params.validate(action)?;
+    let record = store.vm(vm.as_str(), host).await?;
+    store
+        .submit(NewOperation {
+            kind: OperationKind::for_vm_action(action),
+            host: Some(record.host),
+            vm: Some(record.name),
+            params: serde_json::to_value(&params).unwrap_or_else(|_| json!({})),
+            requested_by: origin.requested_by,
+            request_id: origin.request_id,
+            idempotency_key: origin.idempotency_key,
+            max_attempts: origin.max_attempts,
+        })
+        .await
+}
+
+/// The diagnostic `noop` operation: the same path as every other kind.
+pub async fn noop(store: &Store, params: NoopParams, origin: Origin) -> Result<Submitted> {
+    params.validate()?;
+    store
+        .submit(NewOperation {
+            kind: OperationKind::Noop,
+            host: None,
+            vm: None,
+            params: serde_json::to_value(&params).unwrap_or_else(|_| json!({})),
+            requested_by: origin.requested_by,
+            request_id: origin.request_id,
+            idempotency_key: origin.idempotency_key,
+            max_attempts: origin.max_attempts,
+        })
+        .await
+}

@@ -1,0 +1,21 @@
+//! Hyperfleet's shared library: configuration, validated domain types, the
+//! operation ledger (the [`store::Store`] over SQLite or PostgreSQL) and the
+//! queue contract that the API, the workers and the scheduler agree on.
+//!
+//! It knows nothing of HTTP or libvirt: those live in `hyperfleet-api` and
+//! `hyperfleet-worker`, which both depend on this crate and never on each other.
+
+pub mod backoff;
+pub mod commands;
+pub mod error;
+pub mod ids;
+pub mod operation;
+pub mod queue;
+pub mod settings;
+pub mod store;
+pub mod time;
+pub mod vm;
+
+pub use error::{Error, Result};
+pub use ids::OperationId;
+pub use time::Timestamp;

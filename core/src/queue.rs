@@ -1,0 +1,83 @@
+//! The queue contract. apalis is the *transport* that wakes a worker; the
+//! ledger is the truth. A job carries only an operation id ([`Wake`]); the
+//! worker reads the operation and decides. Duplicate or stale wakes are
+//! harmless, and a missing one is repaired by the reaper.
+//!
+//! Queue names are explicit (never a Rust type name): one queue per host for
+//! work bound to a hypervisor, one shared queue for host-less work.
+
+use std::{
+    pin::Pin,
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
+};
+
+use futures::{
+    Stream,
+    channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded},
+};
+use serde::{Deserialize, Serialize};
+
+use crate::OperationId;
+
+/// The apalis job payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wake {
+    pub operation_id: OperationId,
+}
+
+pub const SHARED_QUEUE: &str = "hyperfleet.shared";
+
+pub fn host_queue(host: &str) -> String {
+    format!("hyperfleet.host.{host}")
+}
+
+pub fn queue_for(host: Option<&str>) -> String {
+    host.map_or_else(|| SHARED_QUEUE.to_owned(), host_queue)
+}
+
+/// In-process wake-ups: a worker in the same process as the submitter is
+/// told at commit time instead of waiting for its next poll.
+#[derive(Debug, Default)]
+pub struct Wakes {
+    subscribers: Mutex<Vec<UnboundedSender<()>>>,
+}
+
+impl Wakes {
+    pub fn subscribe(&self) -> WakeListener {
+        let (tx, rx) = unbounded();
+        self.lock().push(tx);
+        WakeListener { rx: Arc::new(Mutex::new(rx)) }
+    }
+
+    pub fn notify(&self) {
+        self.lock().retain(|tx| tx.unbounded_send(()).is_ok());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<UnboundedSender<()>>> {
+        self.subscribers.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A stream that yields whenever work was committed in this process.
+#[derive(Debug, Clone)]
+pub struct WakeListener {
+    rx: Arc<Mutex<UnboundedReceiver<()>>>,
+}
+
+impl Stream for WakeListener {
+    type Item = ();
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<()>> {
+        let mut rx = self.rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Coalesce a burst of wake-ups into one poll of the queue.
+        let mut woke = false;
+        loop {
+            match Pin::new(&mut *rx).poll_next(cx) {
+                Poll::Ready(Some(())) => woke = true,
+                Poll::Ready(None) => return if woke { Poll::Ready(Some(())) } else { Poll::Ready(None) },
+                Poll::Pending => return if woke { Poll::Ready(Some(())) } else { Poll::Pending },
+            }
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! One typed [`Settings`]: a TOML file plus `HYPERFLEET__<SECTION>__<KEY>`
+//! environment overrides. Unknown keys are rejected with their full path, and
+//! secrets (passwords in the database URL) never reach `Debug` or the log.
+
+use std::{
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::backoff::Backoff;
+
+const ENV_PREFIX: &str = "HYPERFLEET__";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config: {0}")]
+    Parse(String),
+    #[error("invalid config: {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Where Hyperfleet keeps its files (the SQLite database by default).
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub database: DatabaseSettings,
+    #[serde(default)]
+    pub api: ApiSettings,
+    #[serde(default)]
+    pub worker: WorkerSettings,
+    #[serde(default)]
+    pub retry: RetrySettings,
+    #[serde(default)]
+    pub log: LogSettings,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://PATH` or `postgres://…`; default `sqlite://<data_dir>/hyperfleet.db`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Largest accepted request body, in bytes.
+    #[serde(default = "default_body_limit")]
+    pub body_limit_bytes: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// This worker's host name in the fleet; default: the machine's hostname.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default = "default_libvirt_uri")]
+    pub libvirt_uri: String,
+    /// Operations one worker runs at once (different VMs; one VM runs one at a time).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// A running operation whose lease is not renewed for this long is abandoned.
+    #[serde(default = "default_lease_s")]
+    pub lease_s: u64,
+    /// How often the inventory is refreshed from libvirt besides after each operation.
+    #[serde(default = "default_inventory_interval_s")]
+    pub inventory_interval_s: u64,
+    /// On SIGTERM, how long running operations may take to finish before they are handed back.
+    #[serde(default = "default_shutdown_grace_s")]
+    pub shutdown_grace_s: u64,
+    /// How often idle workers look for work that no notification announced
+    /// (SQLite written by another process; delayed retries).
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySettings {
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    #[serde(default, flatten)]
+    pub backoff: Backoff,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    #[serde(default = "default_log_format")]
+    pub format: String,
+    /// A `tracing` filter, e.g. `info,hyperfleet_worker=debug`.
+    #[serde(default = "default_log_filter")]
+    pub filter: String,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./hyperfleet-data")
+}
+fn default_max_connections() -> u32 {
+    16
+}
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_body_limit() -> usize {
+    64 * 1024
+}
+fn default_libvirt_uri() -> String {
+    "qemu:///system".into()
+}
+fn default_concurrency() -> usize {
+    16
+}
+fn default_lease_s() -> u64 {
+    30
+}
+fn default_inventory_interval_s() -> u64 {
+    30
+}
+fn default_shutdown_grace_s() -> u64 {
+    30
+}
+fn default_poll_interval_ms() -> u64 {
+    1_000
+}
+fn default_max_attempts() -> u32 {
+    5
+}
+fn default_log_format() -> String {
+    "text".into()
+}
+fn default_log_filter() -> String {
+    "info".into()
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self { url: None, max_connections: default_max_connections() }
+    }
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self { listen: default_listen(), body_limit_bytes: default_body_limit() }
+    }
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            host: None,
+            libvirt_uri: default_libvirt_uri(),
+            concurrency: default_concurrency(),
+            lease_s: default_lease_s(),
+            inventory_interval_s: default_inventory_interval_s(),
+            shutdown_grace_s: default_shutdown_grace_s(),
+            poll_interval_ms: default_poll_interval_ms(),
+        }
+    }
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        Self { max_attempts: default_max_attempts(), backoff: Backoff::default() }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self { format: default_log_format(), filter: default_log_filter() }
+    }
+}
+
+impl Settings {
+    /// Reads `path` (if any), applies `HYPERFLEET__…` overrides from `env`,
+    /// rejects unknown keys and checks values.
+    pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let mut root = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+                text.parse::<toml::Table>().map_err(|e| ConfigError::Parse(format!("{}: {e}", path.display())))?
+            }
+            None => toml::Table::new(),
+        };
+        for (name, raw) in env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
+            let keys: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+            if keys.iter().any(String::is_empty) {
+                return Err(ConfigError::Parse(format!("environment variable {name}: empty key segment")));
+            }
+            insert_path(&mut root, &keys, env_value(&raw)).map_err(|m| ConfigError::Parse(format!("{name}: {m}")))?;
+        }
+        let settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(root))
+            .map_err(|e| ConfigError::Parse(format!("{}: {}", e.path(), e.inner())))?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let url = self.database_url();
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ConfigError::Invalid {
+                key: "database.url",
+                message: "must start with sqlite:, postgres:// or postgresql://".into(),
+            });
+        }
+        if let Some(host) = &self.worker.host {
+            crate::vm::VmName::parse(host).map_err(|_| ConfigError::Invalid {
+                key: "worker.host",
+                message: "host names are 1-64 characters of A-Z, a-z, 0-9, '.', '_' or '-'".into(),
+            })?;
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::Invalid { key: "database.max_connections", message: "must be at least 1".into() });
+        }
+        if self.worker.concurrency == 0 {
+            return Err(ConfigError::Invalid { key: "worker.concurrency", message: "must be at least 1".into() });
+        }
+        if self.worker.lease_s < 2 {
+            return Err(ConfigError::Invalid { key: "worker.lease_s", message: "must be at least 2".into() });
+        }
+        if self.retry.max_attempts == 0 {
+            return Err(ConfigError::Invalid { key: "retry.max_attempts", message: "must be at least 1".into() });
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(ConfigError::Invalid { key: "log.format", message: "must be `text` or `json`".into() });
+        }
+        Ok(())
+    }
+
+    /// The effective database URL (with the secret in it; never log this).
+    pub fn database_url(&self) -> String {
+        self.database
+            .url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("hyperfleet.db").display()))
+    }
+
+    /// This worker's host name: configured, else the machine's hostname.
+    pub fn worker_host(&self) -> String {
+        self.worker.host.clone().unwrap_or_else(machine_hostname)
+    }
+
+    /// The effective configuration as TOML, with secrets redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        shown.database.url = Some(redact_url(&self.database_url()));
+        shown.worker.host = Some(self.worker_host());
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render settings: {e}"))
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("data_dir", &self.data_dir)
+            .field("database", &self.database)
+            .field("api", &self.api)
+            .field("worker", &self.worker)
+            .field("retry", &self.retry)
+            .field("log", &self.log)
+            .finish()
+    }
+}
+
+impl fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`; also hides `password=` query values.
+pub fn redact_url(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let auth_start = scheme_end + 3;
+        let authority_end = out[auth_start..].find('/').map_or(out.len(), |i| auth_start + i);
+        if let Some(at) = out[auth_start..authority_end].rfind('@')
+            && let Some(colon) = out[auth_start..auth_start + at].find(':')
+        {
+            out.replace_range(auth_start + colon + 1..auth_start + at, "***");
+        }
+    }
+    if let Some(q) = out.find('?') {
+        let (base, query) = out.split_at(q + 1);
+        let redacted: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out = format!("{base}{}", redacted.join("&"));
+    }
+    out
+}
+
+fn machine_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| crate::vm::VmName::parse(h).is_ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Environment values are typed the way TOML would read them (`8080`, `true`),
+/// falling back to a plain string (`test:///default`).
+fn env_value(raw: &str) -> toml::Value {
+    format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .filter(|v| !matches!(v, toml::Value::Table(_)))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+}
+
+fn insert_path(table: &mut toml::Table, keys: &[String], value: toml::Value) -> Result<(), String> {
+    let (last, parents) = keys.split_last().ok_or("no key")?;
+    let mut current = table;
+    for key in parents {
+        let entry = current.entry(key.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry.as_table_mut().ok_or_else(|| format!("`{key}` is not a section"))?;
+    }
+    // A string-typed key given a number-looking value (`worker.host = 01`) keeps it as text.
+    let value = match (current.get(last), value) {
+        (Some(toml::Value::String(_)), v) if !v.is_str() => toml::Value::String(v.to_string()),
+        (_, v) => v,
+    };
+    current.insert(last.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let s = Settings::load(None, env(&[])).unwrap();
+        assert_eq!(s.api.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.database_url(), "sqlite://./hyperfleet-data/hyperfleet.db");
+        assert_eq!(s.worker.libvirt_uri, "qemu:///system");
+    }
+
+    #[test]
+    fn env_overrides_and_types() {
+        let s = Settings::load(
+            None,
+            env(&[
+                ("HYPERFLEET__WORKER__LIBVIRT_URI", "test:///default"),
+                ("HYPERFLEET__API__LISTEN", "127.0.0.1:0"),
+                ("HYPERFLEET__WORKER__LEASE_S", "5"),
+                ("HYPERFLEET__DATA_DIR", "/var/lib/hf"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.worker.libvirt_uri, "test:///default");
+        assert_eq!(s.worker.lease_s, 5);
+        assert_eq!(s.database_url(), "sqlite:///var/lib/hf/hyperfleet.db");
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Settings::load(None, env(&[("HYPERFLEET__API__LISTN", "x")])).unwrap_err().to_string();
+        assert!(err.contains("api") && err.contains("listn"), "{err}");
+        let err = Settings::load(None, env(&[("HYPERFLEET__NOPE", "1")])).unwrap_err().to_string();
+        assert!(err.contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let s = Settings::load(None, env(&[("HYPERFLEET__DATABASE__URL", "postgres://u:hunter2@db/hf?password=x")]))
+            .unwrap();
+        let shown = format!("{s:?} {}", s.to_redacted_toml());
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("postgres://u:***@db/hf?password=***"), "{shown}");
+    }
+
+    #[test]
+    fn example_configs_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Settings::load(Some(&path), env(&[])).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                seen += 1;
+            }
+        }
+        assert!(seen > 0, "no example config in {}", dir.display());
+    }
+}

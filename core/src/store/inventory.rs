@@ -1,0 +1,175 @@
+//! Hosts (worker registrations with heartbeats) and the VM inventory. Workers
+//! write them; the API only reads them and never calls libvirt itself.
+
+use serde::Serialize;
+use sqlx::AssertSqlSafe;
+
+use super::{Store, with_db};
+use crate::{Error, Result, Timestamp};
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct HostRecord {
+    pub name: String,
+    pub libvirt_uri: String,
+    pub worker_id: String,
+    pub version: String,
+    pub started_at: Timestamp,
+    pub last_heartbeat: Timestamp,
+}
+
+/// One domain as its host's worker last saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct VmRecord {
+    pub host: String,
+    pub name: String,
+    pub uuid: String,
+    /// `running`, `blocked`, `paused`, `shutdown`, `shutoff`, `crashed`, `pmsuspended`, `nostate`.
+    pub state: String,
+    /// libvirt's reason for the state, e.g. `booted`, `user`, `destroyed`.
+    pub state_reason: String,
+    pub vcpus: i32,
+    pub memory_kib: i64,
+    pub autostart: bool,
+    pub persistent: bool,
+    pub updated_at: Timestamp,
+}
+
+const VM_COLUMNS: &str = "host, name, uuid, state, state_reason, vcpus, memory_kib, autostart, persistent, updated_at";
+
+impl Store {
+    /// Registers (or re-registers) a worker for `host` and records a heartbeat.
+    pub async fn register_host(&self, host: &str, libvirt_uri: &str, worker_id: &str, version: &str) -> Result<()> {
+        let now = Timestamp::now();
+        with_db!(self, |pool, Db| {
+            sqlx::query::<Db>(
+                "INSERT INTO hosts (name, libvirt_uri, worker_id, version, started_at, last_heartbeat) \
+                 VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (name) DO UPDATE SET libvirt_uri = excluded.libvirt_uri, \
+                 worker_id = excluded.worker_id, version = excluded.version, started_at = excluded.started_at, \
+                 last_heartbeat = excluded.last_heartbeat",
+            )
+            .bind(host)
+            .bind(libvirt_uri)
+            .bind(worker_id)
+            .bind(version)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    pub async fn heartbeat(&self, host: &str, worker_id: &str) -> Result<()> {
+        with_db!(self, |pool, Db| {
+            sqlx::query::<Db>("UPDATE hosts SET last_heartbeat = $3 WHERE name = $1 AND worker_id = $2")
+                .bind(host)
+                .bind(worker_id)
+                .bind(Timestamp::now())
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    pub async fn hosts(&self) -> Result<Vec<HostRecord>> {
+        Ok(with_db!(self, |pool, Db| {
+            sqlx::query_as::<Db, HostRecord>(
+                "SELECT name, libvirt_uri, worker_id, version, started_at, last_heartbeat FROM hosts ORDER BY name",
+            )
+            .fetch_all(pool)
+            .await
+        })?)
+    }
+
+    /// Replaces `host`'s whole inventory with what libvirt reported.
+    pub async fn replace_inventory(&self, host: &str, vms: &[VmRecord]) -> Result<()> {
+        with_db!(self, |pool, Db| {
+            let mut tx = pool.begin().await?;
+            sqlx::query::<Db>("DELETE FROM vms WHERE host = $1").bind(host).execute(&mut *tx).await?;
+            for vm in vms {
+                upsert_vm::<Db>(&mut tx, vm).await?;
+            }
+            tx.commit().await
+        })?;
+        Ok(())
+    }
+
+    /// Updates one VM's row (after an operation on it), or removes it when gone.
+    pub async fn refresh_vm(&self, host: &str, name: &str, vm: Option<&VmRecord>) -> Result<()> {
+        with_db!(self, |pool, Db| {
+            let mut tx = pool.begin().await?;
+            match vm {
+                Some(vm) => upsert_vm::<Db>(&mut tx, vm).await?,
+                None => {
+                    sqlx::query::<Db>("DELETE FROM vms WHERE host = $1 AND name = $2")
+                        .bind(host)
+                        .bind(name)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await
+        })?;
+        Ok(())
+    }
+
+    pub async fn vms(&self) -> Result<Vec<VmRecord>> {
+        let sql = format!("SELECT {VM_COLUMNS} FROM vms ORDER BY name, host");
+        Ok(with_db!(self, |pool, Db| sqlx::query_as::<Db, VmRecord>(AssertSqlSafe(sql.as_str()))
+            .fetch_all(pool)
+            .await)?)
+    }
+
+    /// The VM called `name`; `host` is needed only when the name exists on several hosts.
+    pub async fn vm(&self, name: &str, host: Option<&str>) -> Result<VmRecord> {
+        let sql = format!("SELECT {VM_COLUMNS} FROM vms WHERE name = $1 AND ($2 IS NULL OR host = $2) ORDER BY host");
+        let mut found: Vec<VmRecord> = with_db!(self, |pool, Db| {
+            sqlx::query_as::<Db, VmRecord>(AssertSqlSafe(sql.as_str())).bind(name).bind(host).fetch_all(pool).await
+        })?;
+        match found.len() {
+            0 => Err(Error::not_found("vm_not_found", format!("VM `{name}`"))),
+            1 => Ok(found.remove(0)),
+            _ => Err(Error::conflict(
+                "ambiguous_vm",
+                format!(
+                    "VM `{name}` exists on several hosts ({}); say which with `?host=`",
+                    found.iter().map(|v| v.host.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            )),
+        }
+    }
+}
+
+async fn upsert_vm<Db>(tx: &mut sqlx::Transaction<'_, Db>, vm: &VmRecord) -> Result<(), sqlx::Error>
+where
+    Db: sqlx::Database,
+    for<'c> &'c mut Db::Connection: sqlx::Executor<'c, Database = Db>,
+    for<'q> Db::Arguments: sqlx::IntoArguments<Db>,
+    for<'q> String: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+    for<'q> i32: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+    for<'q> i64: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+    for<'q> bool: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+    for<'q> Timestamp: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+{
+    sqlx::query::<Db>(
+        "INSERT INTO vms (host, name, uuid, state, state_reason, vcpus, memory_kib, autostart, persistent, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (host, name) DO UPDATE SET uuid = excluded.uuid, \
+         state = excluded.state, state_reason = excluded.state_reason, vcpus = excluded.vcpus, \
+         memory_kib = excluded.memory_kib, autostart = excluded.autostart, persistent = excluded.persistent, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(vm.host.clone())
+    .bind(vm.name.clone())
+    .bind(vm.uuid.clone())
+    .bind(vm.state.clone())
+    .bind(vm.state_reason.clone())
+    .bind(vm.vcpus)
+    .bind(vm.memory_kib)
+    .bind(vm.autostart)
+    .bind(vm.persistent)
+    .bind(vm.updated_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

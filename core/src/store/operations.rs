@@ -1,0 +1,295 @@
+//! Submitting and reading operations: what the API calls.
+
+use sqlx::AssertSqlSafe;
+use sqlx::types::Json;
+
+use super::{
+    Store,
+    ledger::PushWake,
+    rows::{ATTEMPT_COLUMNS, AttemptRow, OPERATION_COLUMNS, OperationRow},
+    with_db,
+};
+use crate::{
+    Error, OperationId, Result, Timestamp,
+    operation::{Attempt, NewOperation, Operation, OperationKind, OperationStatus},
+    queue::queue_for,
+};
+
+/// The answer to a submit: the operation, and whether it was created now or
+/// replayed from an earlier request with the same idempotency key.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    pub operation: Operation,
+    pub replayed: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct OperationFilter {
+    pub status: Option<OperationStatus>,
+    pub kind: Option<OperationKind>,
+    pub host: Option<String>,
+    pub vm: Option<String>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    /// Return operations older than this one (the previous page's last id).
+    pub cursor: Option<OperationId>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct OperationPage {
+    pub items: Vec<Operation>,
+    pub next_cursor: Option<OperationId>,
+}
+
+enum Param {
+    Text(String),
+    Time(Timestamp),
+    Id(OperationId),
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+impl Store {
+    /// Records the operation and enqueues its first job in one transaction.
+    #[tracing::instrument(skip(self, new), fields(kind = new.kind.as_str(), vm = ?new.vm))]
+    pub async fn submit(&self, new: NewOperation) -> Result<Submitted> {
+        self.submit_linked(new, None).await
+    }
+
+    pub(crate) async fn submit_linked(&self, new: NewOperation, retry_of: Option<OperationId>) -> Result<Submitted> {
+        let hash = new.request_hash();
+        if let Some(existing) = self.replay(&new, &hash).await? {
+            return Ok(existing);
+        }
+        match self.insert_operation(&new, &hash, retry_of).await {
+            Ok(operation) => {
+                self.wakes.notify();
+                Ok(Submitted { operation, replayed: false })
+            }
+            // A concurrent request with the same key won the race: answer as a replay.
+            Err(InsertError::Sql(e)) if is_unique_violation(&e) && new.idempotency_key.is_some() => {
+                self.replay(&new, &hash).await?.ok_or_else(|| Error::internal(e))
+            }
+            Err(InsertError::Sql(e)) => Err(e.into()),
+            Err(InsertError::Other(e)) => Err(e),
+        }
+    }
+
+    async fn replay(&self, new: &NewOperation, hash: &str) -> Result<Option<Submitted>> {
+        let Some(key) = &new.idempotency_key else { return Ok(None) };
+        let sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE idempotency_key = $1");
+        let row: Option<OperationRow> = with_db!(self, |pool, Db| {
+            sqlx::query_as::<Db, OperationRow>(AssertSqlSafe(sql.as_str())).bind(key).fetch_optional(pool).await
+        })?;
+        match row {
+            None => Ok(None),
+            Some(row) if row.request_hash == hash => Ok(Some(Submitted { operation: row.into(), replayed: true })),
+            Some(row) => Err(Error::conflict(
+                "idempotency_conflict",
+                format!("Idempotency-Key `{key}` was already used for a different request (operation {})", row.id),
+            )),
+        }
+    }
+
+    async fn insert_operation(
+        &self,
+        new: &NewOperation,
+        hash: &str,
+        retry_of: Option<OperationId>,
+    ) -> Result<Operation, InsertError> {
+        let id = OperationId::new();
+        let now = Timestamp::now();
+        let queue = queue_for(new.host.as_deref());
+        let sql = format!(
+            "INSERT INTO operations (id, kind, host, vm, params, status, queue, requested_by, request_id, \
+             idempotency_key, request_hash, attempt_count, max_attempts, next_attempt_at, cancel_requested, \
+             retry_of, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, 0, $11, $12, FALSE, $13, $12, $12) \
+             RETURNING {OPERATION_COLUMNS}"
+        );
+        let row: OperationRow = with_db!(self, |pool, Db| {
+            let mut tx = pool.begin().await?;
+            let row = sqlx::query_as::<Db, OperationRow>(AssertSqlSafe(sql.as_str()))
+                .bind(id)
+                .bind(new.kind.as_str())
+                .bind(&new.host)
+                .bind(&new.vm)
+                .bind(Json(&new.params))
+                .bind(&queue)
+                .bind(&new.requested_by)
+                .bind(&new.request_id)
+                .bind(&new.idempotency_key)
+                .bind(hash)
+                .bind(new.max_attempts)
+                .bind(now)
+                .bind(retry_of)
+                .fetch_one(&mut *tx)
+                .await?;
+            (&mut *tx).push_wake(&queue, id, None).await.map_err(InsertError::Other)?;
+            tx.commit().await?;
+            row
+        });
+        Ok(row.into())
+    }
+
+    pub async fn operation(&self, id: OperationId) -> Result<Operation> {
+        let sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE id = $1");
+        let row: Option<OperationRow> =
+            with_db!(self, |pool, Db| sqlx::query_as::<Db, OperationRow>(AssertSqlSafe(sql.as_str()))
+                .bind(id)
+                .fetch_optional(pool)
+                .await)?;
+        row.map(Into::into).ok_or_else(|| Error::not_found("operation_not_found", format!("operation {id}")))
+    }
+
+    pub async fn attempts(&self, id: OperationId) -> Result<Vec<Attempt>> {
+        let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM operation_attempts WHERE operation_id = $1 ORDER BY attempt");
+        let rows: Vec<AttemptRow> =
+            with_db!(self, |pool, Db| sqlx::query_as::<Db, AttemptRow>(AssertSqlSafe(sql.as_str()))
+                .bind(id)
+                .fetch_all(pool)
+                .await)?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Newest first, keyset-paginated on the time-ordered id.
+    pub async fn list_operations(&self, filter: &OperationFilter) -> Result<OperationPage> {
+        let mut clauses = Vec::new();
+        let mut params = Vec::new();
+        let mut push = |clause: &str, p: Param| {
+            params.push(p);
+            clauses.push(clause.replace('?', &format!("${}", params.len())));
+        };
+        if let Some(s) = filter.status {
+            push("status = ?", Param::Text(s.as_str().into()));
+        }
+        if let Some(k) = filter.kind {
+            push("kind = ?", Param::Text(k.as_str().into()));
+        }
+        if let Some(h) = &filter.host {
+            push("host = ?", Param::Text(h.clone()));
+        }
+        if let Some(v) = &filter.vm {
+            push("vm = ?", Param::Text(v.clone()));
+        }
+        if let Some(t) = filter.since {
+            push("created_at >= ?", Param::Time(t));
+        }
+        if let Some(t) = filter.until {
+            push("created_at < ?", Param::Time(t));
+        }
+        if let Some(c) = filter.cursor {
+            push("id < ?", Param::Id(c));
+        }
+        let where_sql = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
+        let limit = filter.limit.clamp(1, 500);
+        let sql =
+            format!("SELECT {OPERATION_COLUMNS} FROM operations {where_sql} ORDER BY id DESC LIMIT {}", limit + 1);
+        let mut rows: Vec<OperationRow> = with_db!(self, |pool, Db| {
+            let mut q = sqlx::query_as::<Db, OperationRow>(AssertSqlSafe(sql.as_str()));
+            for p in params {
+                q = match p {
+                    Param::Text(t) => q.bind(t),
+                    Param::Time(t) => q.bind(t),
+                    Param::Id(i) => q.bind(i),
+                };
+            }
+            q.fetch_all(pool).await
+        })?;
+        let next_cursor = if rows.len() > limit as usize {
+            rows.truncate(limit as usize);
+            rows.last().map(|r| r.id)
+        } else {
+            None
+        };
+        Ok(OperationPage { items: rows.into_iter().map(Into::into).collect(), next_cursor })
+    }
+
+    /// Queued or retrying → cancelled now; running → cancel requested, honoured
+    /// by the worker at its next safe point.
+    #[tracing::instrument(skip(self))]
+    pub async fn cancel(&self, id: OperationId) -> Result<Operation> {
+        let now = Timestamp::now();
+        let cancelled = with_db!(self, |pool, Db| {
+            let mut tx = pool.begin().await?;
+            let row: Option<(Option<String>, Option<String>)> = sqlx::query_as::<Db, (Option<String>, Option<String>)>(
+                "UPDATE operations SET status = 'cancelled', finished_at = $2, updated_at = $2, \
+                 error_code = 'cancelled', last_error = 'cancelled before it ran to completion', next_attempt_at = NULL \
+                 WHERE id = $1 AND status IN ('queued', 'retrying') RETURNING host, vm",
+            )
+            .bind(id)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((Some(host), Some(vm))) = &row {
+                (&mut *tx).wake_next_on_vm(host, vm).await?;
+            }
+            tx.commit().await?;
+            Ok::<_, Error>(row.is_some())
+        })?;
+        if cancelled {
+            self.wakes.notify();
+        } else {
+            with_db!(self, |pool, Db| {
+                sqlx::query::<Db>(
+                    "UPDATE operations SET cancel_requested = TRUE, updated_at = $2 WHERE id = $1 AND status = 'running'",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+            })?;
+        }
+        let op = self.operation(id).await?;
+        if op.status().is_terminal() && !cancelled && op.status() != OperationStatus::Cancelled {
+            return Err(Error::conflict(
+                "operation_finished",
+                format!("operation {id} already finished as {}", op.status),
+            ));
+        }
+        Ok(op)
+    }
+
+    /// A failed or cancelled operation is retried as a new operation linked to it.
+    #[tracing::instrument(skip(self))]
+    pub async fn retry(&self, id: OperationId, requested_by: &str, request_id: Option<String>) -> Result<Operation> {
+        let old = self.operation(id).await?;
+        if !matches!(old.status(), OperationStatus::Failed | OperationStatus::Cancelled) {
+            return Err(Error::conflict(
+                "operation_not_retryable",
+                format!("operation {id} is {}; only failed or cancelled operations can be retried", old.status),
+            ));
+        }
+        let new = NewOperation {
+            kind: old.kind()?,
+            host: old.host.clone(),
+            vm: old.vm.clone(),
+            params: old.params.clone(),
+            requested_by: requested_by.to_owned(),
+            request_id,
+            idempotency_key: None,
+            max_attempts: old.max_attempts,
+        };
+        Ok(self.submit_linked(new, Some(id)).await?.operation)
+    }
+
+    /// Parameters are stored as given; convenience for job bodies.
+    pub fn params_of<T: serde::de::DeserializeOwned>(op: &Operation) -> Result<T> {
+        serde_json::from_value(op.params.clone()).map_err(|e| Error::invalid("invalid_parameters", e))
+    }
+}
+
+enum InsertError {
+    Sql(sqlx::Error),
+    Other(Error),
+}
+
+impl From<sqlx::Error> for InsertError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Sql(e)
+    }
+}

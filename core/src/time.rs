@@ -1,0 +1,110 @@
+//! [`Timestamp`]: UTC instants stored as `timestamptz` on PostgreSQL and as
+//! fixed-width RFC 3339 text (microseconds, `Z`) on SQLite, so that text order
+//! is time order and the same SQL compares them on both backends.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::{Decode, Encode, Postgres, Sqlite, Type};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(pub DateTime<Utc>);
+
+impl Timestamp {
+    pub fn now() -> Self {
+        // Microsecond precision on both backends: PostgreSQL keeps no more.
+        let now = Utc::now();
+        let micros = now.timestamp_micros();
+        Self(DateTime::from_timestamp_micros(micros).unwrap_or(now))
+    }
+
+    pub fn plus(self, d: std::time::Duration) -> Self {
+        Self(self.0 + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX))
+    }
+
+    pub fn minus(self, d: std::time::Duration) -> Self {
+        Self(self.0 - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::zero()))
+    }
+
+    /// Milliseconds from `earlier` to `self` (negative when `self` is earlier).
+    pub fn millis_since(self, earlier: Timestamp) -> f64 {
+        (self.0 - earlier.0).num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0
+    }
+
+    fn to_sqlite_text(self) -> String {
+        self.0.to_rfc3339_opts(SecondsFormat::Micros, true)
+    }
+}
+
+impl From<DateTime<Utc>> for Timestamp {
+    fn from(value: DateTime<Utc>) -> Self {
+        Self(value)
+    }
+}
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_sqlite_text())
+    }
+}
+
+impl Type<Sqlite> for Timestamp {
+    fn type_info() -> <Sqlite as sqlx::Database>::TypeInfo {
+        <String as Type<Sqlite>>::type_info()
+    }
+    fn compatible(ty: &<Sqlite as sqlx::Database>::TypeInfo) -> bool {
+        <String as Type<Sqlite>>::compatible(ty)
+    }
+}
+
+impl<'q> Encode<'q, Sqlite> for Timestamp {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <Sqlite as sqlx::Database>::ArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <String as Encode<'q, Sqlite>>::encode(self.to_sqlite_text(), buf)
+    }
+}
+
+impl<'r> Decode<'r, Sqlite> for Timestamp {
+    fn decode(value: <Sqlite as sqlx::Database>::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        let text = <&str as Decode<'r, Sqlite>>::decode(value)?;
+        Ok(Self(DateTime::parse_from_rfc3339(text)?.with_timezone(&Utc)))
+    }
+}
+
+impl Type<Postgres> for Timestamp {
+    fn type_info() -> <Postgres as sqlx::Database>::TypeInfo {
+        <DateTime<Utc> as Type<Postgres>>::type_info()
+    }
+}
+
+impl<'q> Encode<'q, Postgres> for Timestamp {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <Postgres as sqlx::Database>::ArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <DateTime<Utc> as Encode<'q, Postgres>>::encode_by_ref(&self.0, buf)
+    }
+}
+
+impl<'r> Decode<'r, Postgres> for Timestamp {
+    fn decode(value: <Postgres as sqlx::Database>::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        Ok(Self(<DateTime<Utc> as Decode<'r, Postgres>>::decode(value)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_text_sorts_like_time() {
+        let a = Timestamp::now();
+        let b = a.plus(std::time::Duration::from_micros(1));
+        let c = a.plus(std::time::Duration::from_secs(1));
+        assert!(a.to_sqlite_text() < b.to_sqlite_text());
+        assert!(b.to_sqlite_text() < c.to_sqlite_text());
+        assert_eq!(a.to_sqlite_text().len(), c.to_sqlite_text().len());
+    }
+}

@@ -1,0 +1,104 @@
+//! Wiring of Hyperfleet's processes. The crates do the work; this ties them
+//! to one configuration, one database and one shutdown signal.
+
+pub mod bench;
+
+use std::{net::SocketAddr, time::Duration};
+
+use anyhow::Context;
+use hyperfleet_api::AppState;
+use hyperfleet_core::{settings::Settings, store::Store};
+use hyperfleet_worker::WorkerConfig;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Which components a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Components {
+    pub api: bool,
+    pub worker: bool,
+    pub scheduler: bool,
+}
+
+impl Components {
+    pub const ALL: Self = Self { api: true, worker: true, scheduler: true };
+}
+
+/// A started Hyperfleet: where its API listens, and how to stop it.
+#[derive(Debug)]
+pub struct Running {
+    pub api_addr: Option<SocketAddr>,
+    pub store: Store,
+    shutdown: CancellationToken,
+    tasks: JoinSet<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Asks every component to stop (as SIGTERM does) and waits for them.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.wait().await
+    }
+
+    /// Waits until every component has stopped; the first error wins.
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        let mut first_err = None;
+        while let Some(joined) = self.tasks.join_next().await {
+            match joined {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    self.shutdown.cancel();
+                    first_err.get_or_insert(e);
+                }
+                Err(e) => {
+                    self.shutdown.cancel();
+                    first_err.get_or_insert(e.into());
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+/// Connects, migrates when asked, and starts `components`.
+pub async fn start(settings: &Settings, components: Components, migrate: bool) -> anyhow::Result<Running> {
+    let store = Store::connect(&settings.database_url(), settings.database.max_connections)
+        .await
+        .context("connecting to the database")?;
+    if migrate {
+        store.migrate().await.context("migrating the database")?;
+    }
+    let shutdown = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    let mut api_addr = None;
+    if components.api {
+        let listener = tokio::net::TcpListener::bind(settings.api.listen)
+            .await
+            .with_context(|| format!("binding {}", settings.api.listen))?;
+        let addr = listener.local_addr()?;
+        api_addr = Some(addr);
+        let state = AppState { store: store.clone(), max_attempts: settings.retry.max_attempts as i32 };
+        let app = hyperfleet_api::app(state, settings.api.body_limit_bytes);
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            let std_listener = listener.into_std()?;
+            let acceptor = poem::listener::TcpAcceptor::from_std(std_listener)?;
+            poem::Server::new_with_acceptor(acceptor)
+                .run_with_graceful_shutdown(app, stop.cancelled_owned(), Some(Duration::from_secs(10)))
+                .await?;
+            Ok(())
+        });
+    }
+    if components.worker {
+        let cfg = WorkerConfig::from_settings(settings);
+        tasks.spawn(hyperfleet_worker::run(store.clone(), cfg, shutdown.clone()));
+    }
+    if components.scheduler {
+        tasks.spawn(hyperfleet_scheduler::run(store.clone(), shutdown.clone()));
+    }
+    Ok(Running { api_addr, store, shutdown, tasks })
+}

@@ -1,0 +1,42 @@
+//! One job per file, named for its action. A job body gets the claimed
+//! operation and a [`JobContext`], does one attempt, and reports how it ended;
+//! the runner records it and the ledger decides about retries.
+
+mod noop;
+mod vm_power;
+
+use hyperfleet_core::{
+    operation::{ErrorClass, JobFailure, Operation, OperationKind},
+    store::{Finish, Store},
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::libvirt::Hypervisor;
+
+/// What a job body may use.
+#[derive(Debug, Clone)]
+pub struct JobContext {
+    pub store: Store,
+    pub hypervisor: std::sync::Arc<Hypervisor>,
+    pub host: String,
+    /// Cancelled when a user asked to cancel this operation; jobs check it at safe points.
+    pub cancel: CancellationToken,
+}
+
+/// Runs one attempt of `op`.
+pub async fn run(ctx: &JobContext, op: &Operation) -> Finish {
+    let kind = match op.kind() {
+        Ok(kind) => kind,
+        Err(e) => return Finish::Failed(JobFailure::new(ErrorClass::Permanent, "unknown_kind", e.to_string())),
+    };
+    if ctx.cancel.is_cancelled() {
+        return Finish::Cancelled("cancel requested before the attempt started".into());
+    }
+    match kind {
+        OperationKind::Noop => noop::run(ctx, op).await,
+        other => match other.vm_action() {
+            Some(action) => vm_power::run(ctx, op, action).await,
+            None => Finish::Failed(JobFailure::new(ErrorClass::Permanent, "not_implemented", other.as_str())),
+        },
+    }
+}

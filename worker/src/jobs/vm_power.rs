@@ -1,0 +1,113 @@
+//! `vm.start|shutdown|reboot|destroy|suspend|resume` through libvirt.
+//!
+//! Shutdown is a request the guest may ignore: it waits up to `timeout_s` for
+//! SHUTOFF and then either fails with class `timeout` (the VM keeps running)
+//! or, with `force`, destroys it and says so in the result.
+
+use std::time::{Duration, Instant};
+
+use hyperfleet_core::{
+    operation::{ErrorClass, JobFailure, Operation},
+    store::{Finish, Store},
+    vm::{PowerParams, VmAction},
+};
+use serde_json::json;
+
+use super::JobContext;
+
+const SHUTDOWN_POLL: Duration = Duration::from_millis(250);
+
+pub async fn run(ctx: &JobContext, op: &Operation, action: VmAction) -> Finish {
+    let Some(vm) = op.vm.clone() else {
+        return Finish::Failed(JobFailure::new(
+            ErrorClass::Permanent,
+            "invalid_parameters",
+            "VM operation without a VM",
+        ));
+    };
+    let params: PowerParams = match Store::params_of(op) {
+        Ok(p) => p,
+        Err(e) => return Finish::Failed(JobFailure::new(ErrorClass::Permanent, "invalid_parameters", e.to_string())),
+    };
+    let outcome = match action {
+        VmAction::Shutdown => shutdown(ctx, &vm, &params).await,
+        simple => ctx.hypervisor.with_domain(&vm, move |d| act(d, simple)).await.map(|()| Done::plain(simple)),
+    };
+    refresh_inventory(ctx, &vm).await;
+    match outcome {
+        Ok(Done::Ok { result }) => Finish::Succeeded(result),
+        Ok(Done::Cancelled(why)) => Finish::Cancelled(why),
+        Err(failure) => Finish::Failed(failure),
+    }
+}
+
+enum Done {
+    Ok { result: serde_json::Value },
+    Cancelled(String),
+}
+
+impl Done {
+    fn plain(action: VmAction) -> Self {
+        Done::Ok { result: json!({ "action": action.as_str() }) }
+    }
+}
+
+fn act(d: &virt::domain::Domain, action: VmAction) -> Result<(), virt::error::Error> {
+    match action {
+        VmAction::Start => d.create(),
+        VmAction::Reboot => d.reboot(0),
+        VmAction::Destroy => d.destroy(),
+        VmAction::Suspend => d.suspend(),
+        VmAction::Resume => d.resume(),
+        VmAction::Shutdown => d.shutdown(),
+    }
+}
+
+async fn shutdown(ctx: &JobContext, vm: &str, params: &PowerParams) -> Result<Done, JobFailure> {
+    let timeout = Duration::from_secs(params.timeout_s.unwrap_or(PowerParams::DEFAULT_SHUTDOWN_TIMEOUT_S).into());
+    ctx.hypervisor.with_domain(vm, |d| d.shutdown()).await?;
+    let started = Instant::now();
+    loop {
+        if ctx.hypervisor.state(vm).await? == "shutoff" {
+            let waited = started.elapsed().as_secs_f64();
+            return Ok(Done::Ok { result: json!({ "action": "shutdown", "forced": false, "waited_s": waited }) });
+        }
+        if started.elapsed() >= timeout {
+            break;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(SHUTDOWN_POLL) => {}
+            () = ctx.cancel.cancelled() => {
+                return Ok(Done::Cancelled("cancel requested while waiting for the guest to shut down; it may still do so".into()));
+            }
+        }
+    }
+    let waited = timeout.as_secs();
+    if !params.force {
+        return Err(JobFailure::new(
+            ErrorClass::Timeout,
+            "shutdown_timeout",
+            format!("the guest did not shut down within {waited} s and is still running (use force to destroy it)"),
+        ));
+    }
+    ctx.hypervisor.with_domain(vm, |d| d.destroy()).await?;
+    tracing::warn!(vm, waited, "guest ignored shutdown; destroyed it (force)");
+    Ok(Done::Ok {
+        result: json!({
+            "action": "shutdown",
+            "forced": true,
+            "waited_s": waited,
+            "note": format!("the guest did not shut down within {waited} s; destroyed it because force was set"),
+        }),
+    })
+}
+
+async fn refresh_inventory(ctx: &JobContext, vm: &str) {
+    let refreshed = match ctx.hypervisor.describe(vm).await {
+        Ok(record) => ctx.store.refresh_vm(&ctx.host, vm, record.as_ref()).await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = refreshed {
+        tracing::warn!(vm, error = %e, "could not refresh the inventory after the operation");
+    }
+}

@@ -1,0 +1,133 @@
+//! Hyperfleet's worker: bound to one hypervisor host (its libvirt URI), it
+//! takes operations from its host's queue and the shared queue, runs each as a
+//! job (`jobs/`), and records every attempt in the ledger. Alongside, it keeps
+//! its host registration and heartbeat, refreshes the VM inventory, and reaps
+//! operations whose worker died (an expired lease).
+
+pub mod jobs;
+pub mod libvirt;
+pub mod runner;
+mod transport;
+
+use std::{sync::Arc, time::Duration};
+
+use hyperfleet_core::{backoff::Backoff, queue, settings::Settings, store::Store};
+use tokio_util::sync::CancellationToken;
+
+pub use runner::Runner;
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub host: String,
+    pub libvirt_uri: String,
+    pub concurrency: usize,
+    pub lease: Duration,
+    pub inventory_interval: Duration,
+    pub shutdown_grace: Duration,
+    pub poll_interval: Duration,
+    pub backoff: Backoff,
+}
+
+impl WorkerConfig {
+    pub fn from_settings(s: &Settings) -> Self {
+        Self {
+            host: s.worker_host(),
+            libvirt_uri: s.worker.libvirt_uri.clone(),
+            concurrency: s.worker.concurrency,
+            lease: Duration::from_secs(s.worker.lease_s),
+            inventory_interval: Duration::from_secs(s.worker.inventory_interval_s.max(1)),
+            shutdown_grace: Duration::from_secs(s.worker.shutdown_grace_s),
+            poll_interval: Duration::from_millis(s.worker.poll_interval_ms.max(5)),
+            backoff: s.retry.backoff,
+        }
+    }
+}
+
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+const REAP_EVERY: Duration = Duration::from_secs(2);
+const PRUNE_TRANSPORT_AFTER: Duration = Duration::from_secs(3600);
+
+/// Runs a worker until `shutdown` is cancelled, then drains it.
+pub async fn run(store: Store, cfg: WorkerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let worker_id = format!("{}-{}-{}", cfg.host, std::process::id(), ulid::Ulid::new());
+    let hypervisor = Arc::new(libvirt::Hypervisor::new(&cfg.libvirt_uri, &cfg.host));
+    let version = match hypervisor.versions().await {
+        Ok((lib, hyp)) => format!("hyperfleet {} libvirt {} hypervisor {}", env!("CARGO_PKG_VERSION"), lib, hyp),
+        Err(e) => {
+            tracing::warn!(uri = cfg.libvirt_uri, error = %e, "libvirt is not reachable yet");
+            format!("hyperfleet {}", env!("CARGO_PKG_VERSION"))
+        }
+    };
+    store.register_host(&cfg.host, &cfg.libvirt_uri, &worker_id, &version).await?;
+    refresh_inventory(&store, &hypervisor, &cfg.host).await;
+    tracing::info!(host = cfg.host, worker = worker_id, uri = cfg.libvirt_uri, "worker started");
+
+    let runner = Runner::new(
+        store.clone(),
+        hypervisor.clone(),
+        cfg.host.clone(),
+        worker_id.clone(),
+        cfg.lease,
+        cfg.backoff,
+        cfg.concurrency,
+    );
+    let transport_stop = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for q in [queue::host_queue(&cfg.host), queue::SHARED_QUEUE.to_owned()] {
+        tasks.spawn(transport::serve(store.clone(), q, runner.clone(), cfg.poll_interval, transport_stop.clone()));
+    }
+    let background = CancellationToken::new();
+    tokio::spawn(housekeeping(store.clone(), hypervisor, cfg.clone(), worker_id, background.clone()));
+
+    shutdown.cancelled().await;
+    tracing::info!("worker stopping: no new work; waiting for running operations");
+    transport_stop.cancel();
+    while tasks.join_next().await.is_some() {}
+    runner.shutdown(cfg.shutdown_grace).await;
+    background.cancel();
+    Ok(())
+}
+
+async fn housekeeping(
+    store: Store,
+    hypervisor: Arc<libvirt::Hypervisor>,
+    cfg: WorkerConfig,
+    worker_id: String,
+    stop: CancellationToken,
+) {
+    let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
+    let mut inventory = tokio::time::interval(cfg.inventory_interval);
+    let mut reap = tokio::time::interval(REAP_EVERY);
+    let mut prune = tokio::time::interval(PRUNE_TRANSPORT_AFTER / 4);
+    let stale_after = cfg.lease.max(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = heartbeat.tick() => {
+                if let Err(e) = store.heartbeat(&cfg.host, &worker_id).await {
+                    tracing::warn!(error = %e, "heartbeat failed");
+                }
+            }
+            _ = inventory.tick() => refresh_inventory(&store, &hypervisor, &cfg.host).await,
+            _ = reap.tick() => match store.reap(&cfg.backoff, stale_after).await {
+                Ok(r) if r.abandoned + r.rewoken > 0 => tracing::info!(abandoned = r.abandoned, rewoken = r.rewoken, "reaped"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "reaper failed"),
+            },
+            _ = prune.tick() => if let Err(e) = store.prune_transport(PRUNE_TRANSPORT_AFTER).await {
+                tracing::warn!(error = %e, "pruning finished transport jobs failed");
+            },
+        }
+    }
+}
+
+async fn refresh_inventory(store: &Store, hypervisor: &libvirt::Hypervisor, host: &str) {
+    match hypervisor.list().await {
+        Ok(vms) => {
+            if let Err(e) = store.replace_inventory(host, &vms).await {
+                tracing::warn!(error = %e, "could not store the inventory");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not list domains"),
+    }
+}

@@ -1,0 +1,201 @@
+//! The runner turns a wake-up into at most one attempt: claim the operation in
+//! the ledger, run its job under a renewed lease, record how it ended. It
+//! tracks what runs so that shutdown can wait for it or hand it back.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use hyperfleet_core::{
+    OperationId, Timestamp,
+    backoff::Backoff,
+    store::{Claim, Finish, Store},
+};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{jobs, libvirt::Hypervisor};
+
+/// A wake-up this early is slept on instead of re-armed (apalis keeps whole seconds).
+const SHORT_WAIT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone)]
+pub struct Runner {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    hypervisor: Arc<Hypervisor>,
+    host: String,
+    worker_id: String,
+    lease: Duration,
+    backoff: Backoff,
+    tracker: TaskTracker,
+    running: Mutex<HashMap<OperationId, CancellationToken>>,
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl Runner {
+    pub fn new(
+        store: Store,
+        hypervisor: Arc<Hypervisor>,
+        host: String,
+        worker_id: String,
+        lease: Duration,
+        backoff: Backoff,
+        concurrency: usize,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                hypervisor,
+                host,
+                worker_id,
+                lease,
+                backoff,
+                tracker: TaskTracker::new(),
+                running: Mutex::default(),
+                slots: Arc::new(tokio::sync::Semaphore::new(concurrency)),
+            }),
+        }
+    }
+
+    pub fn worker_id(&self) -> &str {
+        &self.inner.worker_id
+    }
+
+    /// Handles one wake-up: claims and starts the operation, or leaves it to
+    /// whoever will wake it next. Returns once the attempt has started.
+    #[tracing::instrument(skip(self), fields(worker = %self.inner.worker_id))]
+    pub async fn dispatch(&self, id: OperationId) -> hyperfleet_core::Result<()> {
+        let inner = &self.inner;
+        if inner.tracker.is_closed() {
+            return Ok(()); // shutting down: the reaper or the next worker picks it up
+        }
+        // Backpressure: wait for a free slot before claiming, so a claimed
+        // operation always starts at once.
+        let Ok(permit) = inner.slots.clone().acquire_owned().await else { return Ok(()) };
+        let mut claim = inner.store.claim(id, &inner.worker_id, &inner.host, inner.lease).await?;
+        if let Claim::NotDue(due) = claim {
+            let wait = Duration::from_micros(
+                due.0.signed_duration_since(Timestamp::now().0).num_microseconds().unwrap_or(0).max(0) as u64,
+            );
+            if wait > SHORT_WAIT {
+                let op = inner.store.operation(id).await?;
+                return inner.store.rearm(id, &op.queue, due).await;
+            }
+            tokio::time::sleep(wait).await;
+            claim = inner.store.claim(id, &inner.worker_id, &inner.host, inner.lease).await?;
+        }
+        let Claim::Claimed(op) = claim else { return Ok(()) };
+        let cancel = CancellationToken::new();
+        self.lock().insert(id, cancel.clone());
+        let this = self.clone();
+        inner.tracker.spawn(async move {
+            this.execute(op, cancel).await;
+            this.lock().remove(&id);
+            drop(permit);
+        });
+        Ok(())
+    }
+
+    async fn execute(&self, op: hyperfleet_core::operation::Operation, cancel: CancellationToken) {
+        let inner = &self.inner;
+        let span = tracing::info_span!("operation", id = %op.id, kind = %op.kind, vm = ?op.vm, attempt = op.attempt_count, request_id = ?op.request_id);
+        let ctx = jobs::JobContext {
+            store: inner.store.clone(),
+            hypervisor: inner.hypervisor.clone(),
+            host: inner.host.clone(),
+            cancel: cancel.clone(),
+        };
+        let lease_lost = CancellationToken::new();
+        let keeper = tokio::spawn(keep_lease(
+            inner.store.clone(),
+            op.id,
+            inner.worker_id.clone(),
+            inner.lease,
+            cancel.clone(),
+            lease_lost.clone(),
+        ));
+        let finish = tokio::select! {
+            finish = jobs::run(&ctx, &op) => finish,
+            () = lease_lost.cancelled() => {
+                tracing::warn!(parent: &span, "lease lost while running; the reaper has taken the operation back");
+                keeper.abort();
+                return;
+            }
+        };
+        keeper.abort();
+        match &finish {
+            Finish::Failed(f) => {
+                tracing::warn!(parent: &span, code = %f.code, class = f.class.as_str(), "attempt failed: {}", f.message)
+            }
+            Finish::Succeeded(_) => tracing::info!(parent: &span, "attempt succeeded"),
+            Finish::Cancelled(why) => tracing::info!(parent: &span, "cancelled: {why}"),
+        }
+        // Recording the outcome must not be lost to a database blip: retry a few times.
+        for delay_ms in [0u64, 200, 1_000, 5_000] {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            match inner.store.finish(&op, &inner.worker_id, finish.clone(), &inner.backoff).await {
+                Ok(status) => {
+                    tracing::info!(parent: &span, status = status.as_str(), "recorded");
+                    return;
+                }
+                Err(hyperfleet_core::Error::Conflict { .. }) => {
+                    tracing::warn!(parent: &span, "lease lost before the outcome was recorded");
+                    return;
+                }
+                Err(e) => tracing::error!(parent: &span, error = %e, "could not record the outcome; retrying"),
+            }
+        }
+    }
+
+    /// Stops taking work, waits up to `grace` for running operations, then hands the rest back.
+    pub async fn shutdown(&self, grace: Duration) {
+        let inner = &self.inner;
+        inner.tracker.close();
+        if tokio::time::timeout(grace, inner.tracker.wait()).await.is_ok() {
+            return;
+        }
+        let left: Vec<OperationId> = self.lock().keys().copied().collect();
+        for id in left {
+            let why = "the worker shut down before the operation finished; handed back";
+            match inner.store.abandon(id, Some(&inner.worker_id), why, &inner.backoff).await {
+                Ok(_) => tracing::warn!(operation = %id, "handed back on shutdown"),
+                Err(e) => tracing::error!(operation = %id, error = %e, "could not hand back; its lease will expire"),
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<OperationId, CancellationToken>> {
+        self.inner.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Renews the lease while the job runs, relays cancel requests, and signals
+/// `lost` if another party took the operation back.
+async fn keep_lease(
+    store: Store,
+    id: OperationId,
+    worker: String,
+    lease: Duration,
+    cancel: CancellationToken,
+    lost: CancellationToken,
+) {
+    let every = (lease / 3).min(Duration::from_secs(1));
+    loop {
+        tokio::time::sleep(every).await;
+        match store.renew_lease(id, &worker, lease).await {
+            Ok(Some(true)) => cancel.cancel(),
+            Ok(Some(false)) => {}
+            Ok(None) => {
+                lost.cancel();
+                return;
+            }
+            Err(e) => tracing::warn!(operation = %id, error = %e, "lease renewal failed"),
+        }
+    }
+}
