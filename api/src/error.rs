@@ -66,6 +66,9 @@ pub type ApiResult<T> = Result<T, ApiError>;
 /// routes) into the same error body instead of plain text.
 pub async fn render_poem_error(err: poem::Error) -> poem::Response {
     use poem::http::StatusCode;
+    if err.is_from_response() {
+        return err.into_response(); // our own ApiError, already in shape
+    }
     let status = err.status();
     let (code, message) = if err.is::<poem_openapi::error::ParseParamError>() {
         ("invalid_parameter", err.to_string())

@@ -18,7 +18,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{jobs, libvirt::Hypervisor};
 
 /// A wake-up this early is slept on instead of re-armed (apalis keeps whole seconds).
-const SHORT_WAIT: Duration = Duration::from_secs(2);
+const SHORT_WAIT: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone)]
 pub struct Runner {

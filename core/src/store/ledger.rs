@@ -113,15 +113,27 @@ const APALIS_MAX_ATTEMPTS: i64 = 3;
 const NEXT_ON_VM: &str = "SELECT id, queue FROM operations WHERE host = $1 AND vm = $2 \
     AND (status = 'queued' OR (status = 'retrying' AND next_attempt_at <= $3)) ORDER BY id LIMIT 1";
 
+/// Wake-ups are armed up to [`WAKE_EARLY`] before the operation is due: apalis
+/// keeps whole seconds on SQLite and PostgreSQL NOTIFYs only jobs already due,
+/// so an early wake-up lets the runner wait out the rest precisely instead of
+/// being a second or a poll interval late.
+pub const WAKE_EARLY: Duration = Duration::from_secs(1);
+
+fn early(run_at: Option<Timestamp>) -> Timestamp {
+    let now = Timestamp::now();
+    match run_at {
+        Some(t) if t.minus(WAKE_EARLY) > now => t.minus(WAKE_EARLY),
+        _ => now.minus(WAKE_EARLY),
+    }
+}
+
 fn wake_bytes(id: OperationId) -> Result<Vec<u8>> {
     serde_json::to_vec(&Wake { operation_id: id }).map_err(Error::internal)
 }
 
 impl PushWake for SqliteConnection {
     async fn push_wake(&mut self, queue: &str, id: OperationId, run_at: Option<Timestamp>) -> Result<()> {
-        // apalis-sqlite keeps whole seconds; round up so a job never runs before its time.
-        let secs =
-            run_at.map_or_else(|| Timestamp::now().0.timestamp(), |t| (t.0.timestamp_micros() + 999_999) / 1_000_000);
+        let secs = early(run_at).0.timestamp();
         let task = apalis_core::task::builder::TaskBuilder::new(wake_bytes(id)?)
             .max_attempts(APALIS_MAX_ATTEMPTS as usize)
             .run_at_timestamp(secs.max(0) as u64)
@@ -137,7 +149,7 @@ impl PushWake for PgConnection {
     async fn push_wake(&mut self, queue: &str, id: OperationId, run_at: Option<Timestamp>) -> Result<()> {
         // apalis-postgres exposes no push for a caller's transaction; this is its
         // insert, column for column (its trigger NOTIFYs listening workers).
-        let at = run_at.unwrap_or_else(Timestamp::now);
+        let at = early(run_at);
         sqlx::query::<sqlx::Postgres>(
             "INSERT INTO apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, priority) \
              VALUES ($1, $2, $3, 'Pending', 0, $4, $5, 0)",

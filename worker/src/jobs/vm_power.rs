@@ -29,9 +29,10 @@ pub async fn run(ctx: &JobContext, op: &Operation, action: VmAction) -> Finish {
         Ok(p) => p,
         Err(e) => return Finish::Failed(JobFailure::new(ErrorClass::Permanent, "invalid_parameters", e.to_string())),
     };
-    let outcome = match action {
-        VmAction::Shutdown => shutdown(ctx, &vm, &params).await,
-        simple => ctx.hypervisor.with_domain(&vm, move |d| act(d, simple)).await.map(|()| Done::plain(simple)),
+    let outcome = match precondition(ctx, &vm, action).await {
+        Err(failure) => Err(failure),
+        Ok(()) if action == VmAction::Shutdown => shutdown(ctx, &vm, &params).await,
+        Ok(()) => ctx.hypervisor.with_domain(&vm, move |d| act(d, action)).await.map(|()| Done::plain(action)),
     };
     refresh_inventory(ctx, &vm).await;
     match outcome {
@@ -49,6 +50,31 @@ enum Done {
 impl Done {
     fn plain(action: VmAction) -> Self {
         Done::Ok { result: json!({ "action": action.as_str() }) }
+    }
+}
+
+/// Checks the VM's state before acting, so a wrong state is the same permanent
+/// `invalid_vm_state` on every driver (libvirt's test driver reports some as
+/// internal errors, QEMU as invalid operations).
+async fn precondition(ctx: &JobContext, vm: &str, action: VmAction) -> Result<(), JobFailure> {
+    let state = ctx.hypervisor.state(vm).await?;
+    let ok = match action {
+        VmAction::Start => matches!(state.as_str(), "shutoff" | "crashed"),
+        VmAction::Shutdown | VmAction::Reboot => {
+            matches!(state.as_str(), "running" | "blocked" | "paused" | "shutdown")
+        }
+        VmAction::Destroy => state != "shutoff",
+        VmAction::Suspend => matches!(state.as_str(), "running" | "blocked"),
+        VmAction::Resume => state == "paused",
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(JobFailure::new(
+            ErrorClass::Permanent,
+            "invalid_vm_state",
+            format!("cannot {} VM `{vm}`: it is {state}", action.as_str()),
+        ))
     }
 }
 

@@ -1,0 +1,310 @@
+//! The one end-to-end harness: `TestApp::spawn` starts the real application
+//! (the binary's own `start`) on port 0 against a fresh database — a SQLite
+//! temp file or a new PostgreSQL database — with libvirt's test driver, and
+//! returns typed request helpers. Worker processes of the real binary can be
+//! started and killed against the same database.
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use hyperfleet::{Components, Running};
+use hyperfleet_core::settings::Settings;
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server tests create their databases on.
+fn pg_admin_url() -> String {
+    std::env::var("HYPERFLEET_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A fresh, empty database URL for one test.
+pub async fn fresh_database(backend: Backend, dir: &std::path::Path) -> String {
+    match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.join("hyperfleet.db").display()),
+        Backend::Postgres => {
+            let name = format!("hf_test_{}", ulid::Ulid::new().to_string().to_lowercase());
+            let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", pg_admin_url()))
+                .await
+                .expect("PostgreSQL must run for the tests (the README's test command starts it)");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
+            format!("{}/{name}", pg_admin_url())
+        }
+    }
+}
+
+/// A libvirt test-driver URI with a private state: one domain per name given,
+/// all running. (`test:///default` is shared by the whole process.)
+pub fn private_libvirt(dir: &std::path::Path, domains: &[&str]) -> String {
+    let mut xml = String::from("<node>\n");
+    for (i, name) in domains.iter().enumerate() {
+        xml.push_str(&format!(
+            "<domain type='test'><name>{name}</name><uuid>6695eb01-f6a4-8304-79aa-97f2502e{i:04x}</uuid>\
+             <memory>65536</memory><vcpu>1</vcpu><os><type>hvm</type></os></domain>\n"
+        ));
+    }
+    xml.push_str("</node>\n");
+    let path = dir.join("libvirt-test.xml");
+    std::fs::write(&path, xml).unwrap();
+    format!("test://{}", path.display())
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub worker: bool,
+    pub libvirt_uri: Option<String>,
+    pub host: String,
+    pub lease_s: u64,
+    pub backoff_base_ms: u64,
+    pub max_attempts: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { worker: true, libvirt_uri: None, host: "hv1".into(), lease_s: 10, backoff_base_ms: 200, max_attempts: 5 }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub database_url: String,
+    pub options: Options,
+    pub dir: tempfile::TempDir,
+    pub client: reqwest::Client,
+    running: Option<Running>,
+    children: Vec<Child>,
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, Options::default()).await
+    }
+
+    pub async fn spawn_with(backend: Backend, options: Options) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = fresh_database(backend, dir.path()).await;
+        let libvirt_uri = options.libvirt_uri.clone().unwrap_or_else(|| private_libvirt(dir.path(), &["test", "web"]));
+        let options = Options { libvirt_uri: Some(libvirt_uri), ..options };
+        let settings = settings_for(&database_url, &options, dir.path());
+        let components = Components { api: true, worker: options.worker, scheduler: false };
+        let running = hyperfleet::start(&settings, components, true).await.expect("starting the app");
+        let address = format!("http://{}", running.api_addr.unwrap());
+        let app = Self {
+            address,
+            database_url,
+
+            options,
+            dir,
+            client: reqwest::Client::new(),
+            running: Some(running),
+            children: Vec::new(),
+        };
+        if app.options.worker {
+            app.wait_for(|| async {
+                app.get("/api/v1/vms").await.body["items"].as_array().is_some_and(|v| !v.is_empty())
+            })
+            .await;
+        }
+        app
+    }
+
+    pub async fn request(&self, method: &str, path: &str, body: Option<&str>, headers: &[(&str, &str)]) -> Response {
+        let mut req = self.client.request(method.parse().unwrap(), format!("{}{path}", self.address));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(body) = body {
+            req = req.header("content-type", "application/json").body(body.to_owned());
+        }
+        let resp = req.send().await.expect("request failed");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Response { status, headers, body }
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.request("GET", path, None, &[]).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Response {
+        self.request("POST", path, Some(&body.to_string()), &[]).await
+    }
+
+    /// Enqueues a `noop` and returns its id.
+    pub async fn noop(&self, sleep_ms: u64, fail_times: u32) -> String {
+        let r = self.post("/api/v1/diagnostics/noop", json!({"sleep_ms": sleep_ms, "fail_times": fail_times})).await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        r.body["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn operation(&self, id: &str) -> Value {
+        let r = self.get(&format!("/api/v1/operations/{id}")).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body
+    }
+
+    /// Waits (with a deadline, no fixed sleeps) until the operation's status is one of `statuses`.
+    pub async fn wait_status(&self, id: &str, statuses: &[&str]) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let op = self.operation(id).await;
+            if statuses.contains(&op["status"].as_str().unwrap()) {
+                return op;
+            }
+            assert!(Instant::now() < deadline, "operation never reached {statuses:?}: {op:#}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn wait_for<F, Fut>(&self, mut cond: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !cond().await {
+            assert!(Instant::now() < deadline, "condition not met within 60 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Every operation in the ledger (all pages).
+    pub async fn all_operations(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("/api/v1/operations?limit=500&cursor={c}"),
+                None => "/api/v1/operations?limit=500".into(),
+            };
+            let r = self.get(&path).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            out.extend(r.body["items"].as_array().unwrap().iter().cloned());
+            match r.body["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return out,
+            }
+        }
+    }
+
+    /// The state of `vm` in the inventory.
+    pub async fn vm_state(&self, vm: &str) -> String {
+        let r = self.get(&format!("/api/v1/vms/{vm}")).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body["state"].as_str().unwrap().to_owned()
+    }
+
+    /// Starts a worker process of the real binary against this app's database.
+    pub fn spawn_worker_process(&mut self) -> u32 {
+        let settings_env = env_for(&self.database_url, &self.options, self.dir.path());
+        let log = std::fs::File::create(self.dir.path().join(format!("worker-{}.log", self.children.len()))).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_hyperfleet"))
+            .arg("worker")
+            .envs(settings_env)
+            .env("HYPERFLEET_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawning a worker process");
+        let pid = child.id();
+        self.children.push(child);
+        pid
+    }
+
+    /// SIGKILLs the worker process `pid`.
+    pub fn kill_worker(&mut self, pid: u32) {
+        if let Some(child) = self.children.iter_mut().find(|c| c.id() == pid) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// SIGTERMs the worker process `pid` and waits for it to exit.
+    pub fn terminate_worker(&mut self, pid: u32) -> std::process::ExitStatus {
+        Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+        let child = self.children.iter_mut().find(|c| c.id() == pid).unwrap();
+        child.wait().unwrap()
+    }
+
+    pub fn worker_log(&self, n: usize) -> PathBuf {
+        self.dir.path().join(format!("worker-{n}.log"))
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await.unwrap();
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn env_for(database_url: &str, o: &Options, dir: &std::path::Path) -> Vec<(String, String)> {
+    [
+        ("HYPERFLEET__DATA_DIR", dir.display().to_string()),
+        ("HYPERFLEET__DATABASE__URL", database_url.to_owned()),
+        ("HYPERFLEET__DATABASE__MAX_CONNECTIONS", "8".into()),
+        ("HYPERFLEET__API__LISTEN", "127.0.0.1:0".into()),
+        ("HYPERFLEET__WORKER__HOST", o.host.clone()),
+        ("HYPERFLEET__WORKER__LIBVIRT_URI", o.libvirt_uri.clone().unwrap_or_default()),
+        ("HYPERFLEET__WORKER__LEASE_S", o.lease_s.to_string()),
+        ("HYPERFLEET__WORKER__POLL_INTERVAL_MS", "100".into()),
+        ("HYPERFLEET__WORKER__SHUTDOWN_GRACE_S", "10".into()),
+        ("HYPERFLEET__RETRY__MAX_ATTEMPTS", o.max_attempts.to_string()),
+        ("HYPERFLEET__RETRY__BASE_MS", o.backoff_base_ms.to_string()),
+        ("HYPERFLEET__RETRY__MAX_MS", (o.backoff_base_ms * 16).to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+fn settings_for(database_url: &str, o: &Options, dir: &std::path::Path) -> Settings {
+    Settings::load(None, env_for(database_url, o, dir)).expect("test settings")
+}
+
+/// Generates one test per backend from `async fn $name(backend: Backend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}

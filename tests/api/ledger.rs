@@ -1,0 +1,188 @@
+//! Submit, idempotency, cancel and retry links.
+
+use serde_json::json;
+
+use crate::helpers::{Backend, Options, TestApp};
+
+async fn submit_runs_and_records_its_attempt(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let r = app.post("/api/v1/diagnostics/noop", json!({"sleep_ms": 10})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap();
+    assert_eq!(r.headers["location"], format!("/api/v1/operations/{id}").as_str());
+    assert_eq!(r.body["status"], "queued");
+    assert_eq!(r.body["requested_by"], "anonymous");
+    assert_eq!(r.body["request_id"], r.headers["x-request-id"].to_str().unwrap());
+
+    let op = app.wait_status(id, &["succeeded", "failed"]).await;
+    assert_eq!(op["status"], "succeeded", "{op:#}");
+    assert_eq!(op["attempt_count"], 1);
+    assert_eq!(op["result"]["slept_ms"], 10);
+    let attempts = op["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0]["outcome"], "succeeded");
+    assert_eq!(attempts[0]["host"], "hv1");
+    assert!(attempts[0]["worker"].as_str().unwrap().starts_with("hv1-"));
+    assert!(attempts[0]["finished_at"].is_string());
+    assert!(op.get("last_error").is_none(), "absent optional fields are left out: {op:#}");
+    app.stop().await;
+}
+
+async fn idempotency_key_replays_or_conflicts(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let body = r#"{"sleep_ms": 5}"#;
+    let key = [("Idempotency-Key", "abc-123")];
+    let first = app.request("POST", "/api/v1/diagnostics/noop", Some(body), &key).await;
+    assert_eq!(first.status, 202, "{}", first.body);
+    let again = app.request("POST", "/api/v1/diagnostics/noop", Some(body), &key).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.body["id"], first.body["id"]);
+    assert_eq!(again.headers["location"], first.headers["location"]);
+
+    let other = app.request("POST", "/api/v1/diagnostics/noop", Some(r#"{"sleep_ms": 6}"#), &key).await;
+    assert_eq!(other.status, 409, "{}", other.body);
+    assert_eq!(other.body["code"], "idempotency_conflict");
+    assert!(other.body["request_id"].is_string());
+    assert_eq!(app.all_operations().await.len(), 1, "a conflicting request writes nothing");
+    app.stop().await;
+}
+
+async fn cancel_queued_operation(backend: Backend) {
+    // No worker: the operation stays queued.
+    let app = TestApp::spawn_with(backend, Options { worker: false, ..Options::default() }).await;
+    let id = app.noop(0, 0).await;
+    let r = app.post(&format!("/api/v1/operations/{id}/cancel"), json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["status"], "cancelled");
+    let op = app.operation(&id).await;
+    assert_eq!(op["attempts"].as_array().unwrap().len(), 0);
+    assert!(op["finished_at"].is_string());
+
+    let again = app.post(&format!("/api/v1/operations/{id}/cancel"), json!({})).await;
+    assert_eq!(again.status, 200, "cancelling a cancelled operation is a no-op: {}", again.body);
+    app.stop().await;
+}
+
+async fn cancel_operation_waiting_to_retry(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Options { backoff_base_ms: 20_000, ..Options::default() }).await;
+    let id = app.noop(0, 5).await;
+    let op = app.wait_status(&id, &["retrying"]).await;
+    assert_eq!(op["attempt_count"], 1);
+    assert!(op["next_attempt_at"].is_string());
+    let r = app.post(&format!("/api/v1/operations/{id}/cancel"), json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["status"], "cancelled");
+    let op = app.operation(&id).await;
+    assert_eq!(op["attempts"].as_array().unwrap().len(), 1, "no attempt after the cancel: {op:#}");
+    assert!(op.get("next_attempt_at").is_none());
+    app.stop().await;
+}
+
+async fn cancel_running_operation_at_a_safe_point(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let id = app.noop(30_000, 0).await;
+    app.wait_status(&id, &["running"]).await;
+    let r = app.post(&format!("/api/v1/operations/{id}/cancel"), json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["cancel_requested"], true);
+    let op = app.wait_status(&id, &["cancelled", "succeeded", "failed"]).await;
+    assert_eq!(op["status"], "cancelled", "{op:#}");
+    assert_eq!(op["attempts"][0]["outcome"], "cancelled");
+    app.stop().await;
+}
+
+async fn retry_creates_a_linked_operation(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    // Resuming a running VM is an invalid state: a permanent failure.
+    let r = app.post("/api/v1/vms/test/resume", json!({})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let failed = r.body["id"].as_str().unwrap().to_owned();
+    app.wait_status(&failed, &["failed"]).await;
+
+    let r = app.post(&format!("/api/v1/operations/{failed}/retry"), json!({})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.body["retry_of"], failed.as_str());
+    assert_eq!(r.body["kind"], "vm.resume");
+    assert_ne!(r.body["id"], failed.as_str());
+
+    let running = app.noop(5_000, 0).await;
+    let r = app.post(&format!("/api/v1/operations/{running}/retry"), json!({})).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(r.body["code"], "operation_not_retryable");
+    app.stop().await;
+}
+
+async fn operations_on_one_vm_never_overlap(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    // Alternating suspend/resume only all succeed if they run one at a time, in order.
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        let action = if i % 2 == 0 { "suspend" } else { "resume" };
+        let r = app.post(&format!("/api/v1/vms/test/{action}"), json!({})).await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        ids.push(r.body["id"].as_str().unwrap().to_owned());
+    }
+    let mut intervals = Vec::new();
+    for id in &ids {
+        let op = app.wait_status(id, &["succeeded", "failed"]).await;
+        assert_eq!(op["status"], "succeeded", "{op:#}");
+        for a in op["attempts"].as_array().unwrap() {
+            let start = a["started_at"].as_str().unwrap().to_owned();
+            let end = a["finished_at"].as_str().unwrap().to_owned();
+            intervals.push((parse(&start), parse(&end)));
+        }
+    }
+    intervals.sort();
+    for pair in intervals.windows(2) {
+        assert!(pair[0].1 <= pair[1].0, "attempts overlap: {pair:?}");
+    }
+    assert_eq!(app.vm_state("test").await, "running");
+    app.stop().await;
+}
+
+async fn list_filters_and_paginates(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Options { worker: false, ..Options::default() }).await;
+    let mut ids = Vec::new();
+    for _ in 0..7 {
+        ids.push(app.noop(0, 0).await);
+    }
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/operations?kind=noop&limit=3".to_owned();
+    loop {
+        let r = app.get(&path).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let items = r.body["items"].as_array().unwrap();
+        assert!(items.len() <= 3);
+        seen.extend(items.iter().map(|o| o["id"].as_str().unwrap().to_owned()));
+        match r.body["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/v1/operations?kind=noop&limit=3&cursor={c}"),
+            None => break,
+        }
+    }
+    ids.reverse();
+    assert_eq!(seen, ids, "newest first, every noop exactly once");
+    let r = app.get("/api/v1/operations?kind=noop&status=queued&limit=500").await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 7);
+    let r = app.get("/api/v1/operations?kind=vm.start").await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 0);
+    let r = app.get("/api/v1/operations?status=succeeded").await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 0);
+    let r = app.get("/api/v1/operations?since=2999-01-01T00:00:00Z").await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 0);
+    app.stop().await;
+}
+
+fn parse(t: &str) -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::DateTime::parse_from_rfc3339(t).unwrap()
+}
+
+crate::on_both_backends!(
+    submit_runs_and_records_its_attempt,
+    idempotency_key_replays_or_conflicts,
+    cancel_queued_operation,
+    cancel_operation_waiting_to_retry,
+    cancel_running_operation_at_a_safe_point,
+    retry_creates_a_linked_operation,
+    operations_on_one_vm_never_overlap,
+    list_filters_and_paginates,
+);

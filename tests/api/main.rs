@@ -1,0 +1,10 @@
+//! End-to-end tests of Hyperfleet: the real app, real databases (SQLite and
+//! PostgreSQL), libvirt's test driver, and real worker processes.
+
+mod bad_input;
+mod crash;
+mod helpers;
+mod ledger;
+mod openapi;
+mod retries;
+mod vm_power;
