@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // a panic is how a test fails
 //! End-to-end tests of Hyperfleet: the real app, real databases (SQLite and
 //! PostgreSQL), libvirt's test driver, and real worker processes.
 

@@ -95,7 +95,7 @@ impl Runner {
         self.lock().insert(id, cancel.clone());
         let this = self.clone();
         inner.tracker.spawn(async move {
-            this.execute(op, cancel).await;
+            this.execute(*op, cancel).await;
             this.lock().remove(&id);
             drop(permit);
         });

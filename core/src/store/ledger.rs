@@ -24,7 +24,7 @@ use crate::{
 #[derive(Debug)]
 pub enum Claim {
     /// Now running under this worker's lease, as attempt `operation.attempt_count`.
-    Claimed(Operation),
+    Claimed(Box<Operation>),
     /// Waiting for a retry; not before this time.
     NotDue(Timestamp),
     /// Another operation on the same VM runs or comes first; it wakes this one when done.
@@ -40,6 +40,9 @@ pub enum Finish {
     Cancelled(String),
     Failed(JobFailure),
 }
+
+/// attempt_count, max_attempts, queue, host, vm, lease_owner
+type LeaseRow = (i32, i32, String, Option<String>, Option<String>, Option<String>);
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ReapReport {
@@ -227,7 +230,7 @@ impl Store {
             row
         });
         Ok(match claimed {
-            Some(row) => Claim::Claimed(row.into()),
+            Some(row) => Claim::Claimed(Box::new(row.into())),
             None if op.vm.is_some() => Claim::Busy,
             None => Claim::Nothing,
         })
@@ -379,8 +382,8 @@ impl Store {
         let now = Timestamp::now();
         let done = with_db!(self, |pool, Db| {
             let mut tx = pool.begin().await?;
-            let row: Option<(i32, i32, String, Option<String>, Option<String>, Option<String>)> =
-                sqlx::query_as::<Db, (i32, i32, String, Option<String>, Option<String>, Option<String>)>(
+            let row: Option<LeaseRow> =
+                sqlx::query_as::<Db, LeaseRow>(
                     "SELECT attempt_count, max_attempts, queue, host, vm, lease_owner FROM operations \
                      WHERE id = $1 AND status = 'running' AND (lease_owner = $2 OR ($2 IS NULL AND lease_expires_at < $3))",
                 )

@@ -128,7 +128,7 @@ impl Store {
                 .bind(retry_of)
                 .fetch_one(&mut *tx)
                 .await?;
-            (&mut *tx).push_wake(&queue, id, None).await.map_err(InsertError::Other)?;
+            tx.push_wake(&queue, id, None).await.map_err(InsertError::Other)?;
             tx.commit().await?;
             row
         });
@@ -225,7 +225,7 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
             if let Some((Some(host), Some(vm))) = &row {
-                (&mut *tx).wake_next_on_vm(host, vm).await?;
+                tx.wake_next_on_vm(host, vm).await?;
             }
             tx.commit().await?;
             Ok::<_, Error>(row.is_some())
