@@ -3,9 +3,11 @@
 //! PostgreSQL), libvirt's test driver, and real worker processes.
 
 mod bad_input;
+mod cli;
 mod crash;
 mod helpers;
 mod ledger;
 mod openapi;
 mod retries;
+mod schema;
 mod vm_power;

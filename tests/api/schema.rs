@@ -1,0 +1,63 @@
+//! Both backends migrate to the same logical schema: the same tables with the
+//! same columns, and apalis's tables beside them.
+
+use std::collections::BTreeSet;
+
+use sqlx::{Connection, Row};
+
+use crate::helpers::{Backend, fresh_database};
+
+const OURS: [&str; 4] = ["operations", "operation_attempts", "hosts", "vms"];
+
+#[tokio::test]
+async fn sqlite_and_postgres_schemas_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut columns = Vec::new();
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let url = fresh_database(backend, dir.path()).await;
+        let store = hyperfleet_core::store::Store::connect(&url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        store.migrate().await.expect("migrating twice is a no-op");
+        store.readiness().await.expect("ready after migrating");
+        let mut set = BTreeSet::new();
+        match backend {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                for table in OURS {
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA table_info({table})")))
+                        .fetch_all(&mut conn)
+                        .await
+                        .unwrap();
+                    for r in rows {
+                        set.insert((table.to_owned(), r.get::<String, _>("name")));
+                    }
+                }
+                let jobs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM Jobs").fetch_one(&mut conn).await.unwrap();
+                assert_eq!(jobs, 0, "apalis's table lives in the same database");
+                let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut conn).await.unwrap();
+                assert_eq!(mode, "wal");
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+                let rows = sqlx::query(
+                    "SELECT table_name::text AS t, column_name::text AS c FROM information_schema.columns \
+                     WHERE table_schema = 'public' AND table_name = ANY($1)",
+                )
+                .bind(OURS.map(str::to_owned).to_vec())
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+                for r in rows {
+                    set.insert((r.get::<String, _>("t"), r.get::<String, _>("c")));
+                }
+                let jobs: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM apalis.jobs").fetch_one(&mut conn).await.unwrap();
+                assert_eq!(jobs, 0, "apalis's table lives in the same database");
+            }
+        }
+        assert!(set.len() > 40, "{backend:?}: {set:?}");
+        columns.push(set);
+        store.close().await;
+    }
+    assert_eq!(columns[0], columns[1], "SQLite and PostgreSQL schemas differ");
+}
