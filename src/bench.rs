@@ -111,7 +111,7 @@ async fn wait_for(store: &Store, tag: &str, n: usize, limit: Duration) -> anyhow
     let deadline = Instant::now() + limit;
     while (store.finished_count(tag).await? as usize) < n {
         anyhow::ensure!(Instant::now() < deadline, "operations did not finish within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        tokio::time::sleep(Duration::from_millis(if n == 1 { 1 } else { 25 })).await;
     }
     Ok(())
 }

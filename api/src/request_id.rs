@@ -11,6 +11,9 @@ tokio::task_local! {
 
 pub const HEADER: &str = "x-request-id";
 
+/// Oversized bodies up to this size are read and discarded before the 413.
+const DRAIN_LIMIT: usize = 1 << 20;
+
 /// The id of the request being served (empty outside a request).
 pub fn current_request_id() -> String {
     REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
@@ -35,7 +38,15 @@ pub async fn with_request_id<E: Endpoint>(next: E, mut req: Request, body_limit:
         req.headers_mut().insert(poem::http::header::CONTENT_TYPE, "application/json".parse().expect("static header"));
     }
     let too_large = match req.header("content-length").and_then(|v| v.parse::<usize>().ok()) {
-        Some(len) => len > body_limit,
+        Some(len) if len > body_limit => {
+            // Read (and drop) a moderately oversized body so the client sees the
+            // 413 instead of a reset connection; a huge one is cut off.
+            if len <= DRAIN_LIMIT {
+                let _ = req.take_body().into_bytes_limit(DRAIN_LIMIT).await;
+            }
+            true
+        }
+        Some(_) => false,
         None => match req.take_body().into_bytes_limit(body_limit).await {
             Ok(bytes) => {
                 req.set_body(bytes);

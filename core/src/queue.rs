@@ -38,23 +38,31 @@ pub fn queue_for(host: Option<&str>) -> String {
 
 /// In-process wake-ups: a worker in the same process as the submitter is
 /// told at commit time instead of waiting for its next poll.
+/// Subscribers listen per queue, so a commit wakes only the workers of the
+/// queue it pushed to (every wake costs the woken worker a fetch query).
 #[derive(Debug, Default)]
 pub struct Wakes {
-    subscribers: Mutex<Vec<UnboundedSender<()>>>,
+    subscribers: Mutex<Vec<(String, UnboundedSender<()>)>>,
 }
 
 impl Wakes {
-    pub fn subscribe(&self) -> WakeListener {
+    pub fn subscribe(&self, queue: &str) -> WakeListener {
         let (tx, rx) = unbounded();
-        self.lock().push(tx);
+        self.lock().push((queue.to_owned(), tx));
         WakeListener { rx: Arc::new(Mutex::new(rx)) }
     }
 
-    pub fn notify(&self) {
-        self.lock().retain(|tx| tx.unbounded_send(()).is_ok());
+    /// Wakes the listeners of `queue`.
+    pub fn notify(&self, queue: &str) {
+        self.lock().retain(|(q, tx)| q != queue || tx.unbounded_send(()).is_ok());
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<UnboundedSender<()>>> {
+    /// Wakes every listener (after work whose queues are not tracked, e.g. the reaper's).
+    pub fn notify_all(&self) {
+        self.lock().retain(|(_, tx)| tx.unbounded_send(()).is_ok());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(String, UnboundedSender<()>)>> {
         self.subscribers.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

@@ -24,14 +24,14 @@ async fn stopped(token: CancellationToken) -> Result<(), WorkerError> {
 pub async fn serve(store: Store, queue: String, runner: Runner, poll: Duration, shutdown: CancellationToken) {
     // Unique per process: apalis refuses a worker name still within its heartbeat.
     let name = format!("{}:{queue}", runner.worker_id());
-    let wakes = store.wakes.subscribe();
+    let wakes = store.wakes.subscribe(&queue);
     let result = if let Some(pool) = store.sqlite_pool() {
-        let config = apalis_sqlite::Config::default().queue(&queue).batch_size(32);
+        let config = apalis_sqlite::Config::default().queue(&queue).batch_size(32).persist_results(false);
         let strategy = Strategy::new().stream(wakes).interval(poll);
         let backend = apalis_sqlite::SqliteStorage::<Wake>::new(pool).with_config(config).poll_with_strategy(strategy);
         WorkerBuilder::new(name).backend(backend).data(runner).build(handle).run_until(stopped(shutdown.clone())).await
     } else if let Some(pool) = store.postgres_pool() {
-        let config = apalis_postgres::Config::default().queue(&queue).batch_size(32);
+        let config = apalis_postgres::Config::default().queue(&queue).batch_size(32).persist_results(false);
         let notify = apalis_postgres::Pubsub::new(pool.clone(), queue.clone());
         let strategy = Strategy::new().stream(wakes).stream(notify).interval(poll);
         let backend =

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use sqlx::AssertSqlSafe;
 
-use super::{Store, with_db};
+use super::{Store, read_db, with_db};
 use crate::{Error, Result, Timestamp};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -73,7 +73,7 @@ impl Store {
     }
 
     pub async fn hosts(&self) -> Result<Vec<HostRecord>> {
-        Ok(with_db!(self, |pool, Db| {
+        Ok(read_db!(self, |pool, Db| {
             sqlx::query_as::<Db, HostRecord>(
                 "SELECT name, libvirt_uri, worker_id, version, started_at, last_heartbeat FROM hosts ORDER BY name",
             )
@@ -116,7 +116,7 @@ impl Store {
 
     pub async fn vms(&self) -> Result<Vec<VmRecord>> {
         let sql = format!("SELECT {VM_COLUMNS} FROM vms ORDER BY name, host");
-        Ok(with_db!(self, |pool, Db| sqlx::query_as::<Db, VmRecord>(AssertSqlSafe(sql.as_str()))
+        Ok(read_db!(self, |pool, Db| sqlx::query_as::<Db, VmRecord>(AssertSqlSafe(sql.as_str()))
             .fetch_all(pool)
             .await)?)
     }
@@ -124,7 +124,7 @@ impl Store {
     /// The VM called `name`; `host` is needed only when the name exists on several hosts.
     pub async fn vm(&self, name: &str, host: Option<&str>) -> Result<VmRecord> {
         let sql = format!("SELECT {VM_COLUMNS} FROM vms WHERE name = $1 AND ($2 IS NULL OR host = $2) ORDER BY host");
-        let mut found: Vec<VmRecord> = with_db!(self, |pool, Db| {
+        let mut found: Vec<VmRecord> = read_db!(self, |pool, Db| {
             sqlx::query_as::<Db, VmRecord>(AssertSqlSafe(sql.as_str())).bind(name).bind(host).fetch_all(pool).await
         })?;
         match found.len() {

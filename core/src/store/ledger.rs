@@ -326,7 +326,12 @@ impl Store {
             }
             tx.commit().await?;
         });
-        self.wakes.notify();
+        if next_at.is_some() {
+            self.wakes.notify(&queue);
+        }
+        if op.vm.is_some() {
+            self.wakes.notify(&queue); // the next operation on this VM is on the same host queue
+        }
         Ok(status)
     }
 
@@ -371,7 +376,7 @@ impl Store {
         }
         report.rewoken = stale.len();
         if report.abandoned + report.rewoken > 0 {
-            self.wakes.notify();
+            self.wakes.notify_all();
         }
         Ok(report)
     }
@@ -446,7 +451,7 @@ impl Store {
     pub async fn prune_transport(&self, age: Duration) -> Result<u64> {
         let before = Timestamp::now().minus(age);
         let deleted = match &self.backend {
-            super::Backend::Sqlite(pool) => {
+            super::Backend::Sqlite(super::SqlitePools { write: pool, .. }) => {
                 sqlx::query("DELETE FROM Jobs WHERE status IN ('Done', 'Killed') AND done_at < $1")
                     .bind(before.0.timestamp())
                     .execute(pool)

@@ -26,13 +26,15 @@ pub use operations::{OperationFilter, OperationPage, Submitted};
 
 use crate::{Error, Result, queue::Wakes};
 
-/// Runs `$body` with `$pool` bound to the backend's pool and `$db` to its sqlx database type.
+/// Runs `$body` with `$pool` bound to the backend's pool for writing and `$db`
+/// to its sqlx database type.
 macro_rules! with_db {
     ($store:expr, |$pool:ident, $db:ident| $body:expr) => {
         match &$store.backend {
-            $crate::store::Backend::Sqlite($pool) => {
+            $crate::store::Backend::Sqlite(pools) => {
                 #[allow(dead_code)]
                 type $db = sqlx::Sqlite;
+                let $pool = &pools.write;
                 $body
             }
             $crate::store::Backend::Postgres($pool) => {
@@ -45,10 +47,41 @@ macro_rules! with_db {
 }
 pub(crate) use with_db;
 
+/// [`with_db!`] for read-only work: SQLite readers run beside the writer (WAL).
+macro_rules! read_db {
+    ($store:expr, |$pool:ident, $db:ident| $body:expr) => {
+        match &$store.backend {
+            $crate::store::Backend::Sqlite(pools) => {
+                #[allow(dead_code)]
+                type $db = sqlx::Sqlite;
+                let $pool = &pools.read;
+                $body
+            }
+            $crate::store::Backend::Postgres($pool) => {
+                #[allow(dead_code)]
+                type $db = sqlx::Postgres;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use read_db;
+
 #[derive(Debug, Clone)]
 pub(crate) enum Backend {
-    Sqlite(SqlitePool),
+    Sqlite(SqlitePools),
     Postgres(PgPool),
+}
+
+/// SQLite allows one writer at a time. Writers in this process queue for the
+/// one write connection (a fair async queue) instead of spinning in SQLite's
+/// busy handler, whose sleeps grow to 100 ms under contention; readers use
+/// their own connections beside it (WAL). Other processes sharing the file
+/// still meet the busy timeout.
+#[derive(Debug, Clone)]
+pub(crate) struct SqlitePools {
+    pub write: SqlitePool,
+    pub read: SqlitePool,
 }
 
 /// The handle every component shares. Cheap to clone.
@@ -108,12 +141,18 @@ impl Store {
             {
                 std::fs::create_dir_all(parent).map_err(Error::internal)?;
             }
-            let pool = SqlitePoolOptions::new()
+            let options = sqlite_options(url)?;
+            let write = SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(options.clone())
+                .await?;
+            let read = SqlitePoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(30))
-                .connect_with(sqlite_options(url)?)
+                .connect_with(options.read_only(true))
                 .await?;
-            Backend::Sqlite(pool)
+            Backend::Sqlite(SqlitePools { write, read })
         } else {
             let options = PgConnectOptions::from_str(url).map_err(|e| Error::invalid("invalid_database_url", e))?;
             let pool = PgPoolOptions::new()
@@ -130,7 +169,7 @@ impl Store {
     /// database (rendering the OpenAPI document).
     pub fn detached() -> Result<Self> {
         let pool = SqlitePoolOptions::new().connect_lazy_with(sqlite_options("sqlite::memory:")?);
-        Ok(Self { backend: Backend::Sqlite(pool), wakes: Arc::default() })
+        Ok(Self { backend: Backend::Sqlite(SqlitePools { write: pool.clone(), read: pool }), wakes: Arc::default() })
     }
 
     pub fn kind(&self) -> BackendKind {
@@ -142,7 +181,7 @@ impl Store {
 
     pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
         match &self.backend {
-            Backend::Sqlite(p) => Some(p),
+            Backend::Sqlite(p) => Some(&p.write),
             Backend::Postgres(_) => None,
         }
     }
@@ -159,7 +198,7 @@ impl Store {
     #[tracing::instrument(skip(self))]
     pub async fn migrate(&self) -> Result<()> {
         match &self.backend {
-            Backend::Sqlite(pool) => {
+            Backend::Sqlite(SqlitePools { write: pool, .. }) => {
                 let mut apalis = apalis_sqlite::SqliteStorage::<()>::migrations();
                 apalis.set_ignore_missing(true);
                 apalis.run(pool).await.map_err(Error::internal)?;
@@ -186,7 +225,7 @@ impl Store {
             BackendKind::Postgres => POSTGRES_MIGRATIONS.iter().count(),
         } as i64;
         let sql = "SELECT COUNT(*) FROM hyperfleet_migrations WHERE success";
-        let applied: i64 = with_db!(self, |pool, Db| sqlx::query_scalar::<Db, i64>(sql).fetch_one(pool).await)
+        let applied: i64 = read_db!(self, |pool, Db| sqlx::query_scalar::<Db, i64>(sql).fetch_one(pool).await)
             .map_err(|e| Error::Unavailable(format!("migrations not applied: {e}")))?;
         if applied < expected {
             return Err(Error::Unavailable(format!("{applied} of {expected} migrations applied")));
@@ -195,7 +234,13 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        with_db!(self, |pool, Db| pool.close().await)
+        match &self.backend {
+            Backend::Sqlite(p) => {
+                p.read.close().await;
+                p.write.close().await;
+            }
+            Backend::Postgres(p) => p.close().await,
+        }
     }
 }
 

@@ -6,6 +6,7 @@ use sqlx::types::Json;
 use super::{
     Store,
     ledger::PushWake,
+    read_db,
     rows::{ATTEMPT_COLUMNS, AttemptRow, OPERATION_COLUMNS, OperationRow},
     with_db,
 };
@@ -66,7 +67,7 @@ impl Store {
         }
         match self.insert_operation(&new, &hash, retry_of).await {
             Ok(operation) => {
-                self.wakes.notify();
+                self.wakes.notify(&operation.queue);
                 Ok(Submitted { operation, replayed: false })
             }
             // A concurrent request with the same key won the race: answer as a replay.
@@ -81,7 +82,7 @@ impl Store {
     async fn replay(&self, new: &NewOperation, hash: &str) -> Result<Option<Submitted>> {
         let Some(key) = &new.idempotency_key else { return Ok(None) };
         let sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE idempotency_key = $1");
-        let row: Option<OperationRow> = with_db!(self, |pool, Db| {
+        let row: Option<OperationRow> = read_db!(self, |pool, Db| {
             sqlx::query_as::<Db, OperationRow>(AssertSqlSafe(sql.as_str())).bind(key).fetch_optional(pool).await
         })?;
         match row {
@@ -138,7 +139,7 @@ impl Store {
     pub async fn operation(&self, id: OperationId) -> Result<Operation> {
         let sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE id = $1");
         let row: Option<OperationRow> =
-            with_db!(self, |pool, Db| sqlx::query_as::<Db, OperationRow>(AssertSqlSafe(sql.as_str()))
+            read_db!(self, |pool, Db| sqlx::query_as::<Db, OperationRow>(AssertSqlSafe(sql.as_str()))
                 .bind(id)
                 .fetch_optional(pool)
                 .await)?;
@@ -148,7 +149,7 @@ impl Store {
     pub async fn attempts(&self, id: OperationId) -> Result<Vec<Attempt>> {
         let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM operation_attempts WHERE operation_id = $1 ORDER BY attempt");
         let rows: Vec<AttemptRow> =
-            with_db!(self, |pool, Db| sqlx::query_as::<Db, AttemptRow>(AssertSqlSafe(sql.as_str()))
+            read_db!(self, |pool, Db| sqlx::query_as::<Db, AttemptRow>(AssertSqlSafe(sql.as_str()))
                 .bind(id)
                 .fetch_all(pool)
                 .await)?;
@@ -188,7 +189,7 @@ impl Store {
         let limit = filter.limit.clamp(1, 500);
         let sql =
             format!("SELECT {OPERATION_COLUMNS} FROM operations {where_sql} ORDER BY id DESC LIMIT {}", limit + 1);
-        let mut rows: Vec<OperationRow> = with_db!(self, |pool, Db| {
+        let mut rows: Vec<OperationRow> = read_db!(self, |pool, Db| {
             let mut q = sqlx::query_as::<Db, OperationRow>(AssertSqlSafe(sql.as_str()));
             for p in params {
                 q = match p {
@@ -231,7 +232,7 @@ impl Store {
             Ok::<_, Error>(row.is_some())
         })?;
         if cancelled {
-            self.wakes.notify();
+            self.wakes.notify_all();
         } else {
             with_db!(self, |pool, Db| {
                 sqlx::query::<Db>(

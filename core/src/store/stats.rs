@@ -1,13 +1,13 @@
 //! Read-only figures over the ledger, for the benchmark harness and tests.
 
-use super::{Store, with_db};
+use super::{Store, read_db};
 use crate::{Result, Timestamp};
 
 impl Store {
     /// Milliseconds from submit to the start of the first attempt, for every
     /// operation `requested_by` asked for that has started.
     pub async fn pickup_latencies_ms(&self, requested_by: &str) -> Result<Vec<f64>> {
-        let rows: Vec<(Timestamp, Timestamp)> = with_db!(self, |pool, Db| {
+        let rows: Vec<(Timestamp, Timestamp)> = read_db!(self, |pool, Db| {
             sqlx::query_as::<Db, (Timestamp, Timestamp)>(
                 "SELECT o.created_at, a.started_at FROM operations o JOIN operation_attempts a \
                  ON a.operation_id = o.id AND a.attempt = 1 WHERE o.requested_by = $1",
@@ -21,7 +21,7 @@ impl Store {
 
     /// How many operations `requested_by` asked for are in a terminal state.
     pub async fn finished_count(&self, requested_by: &str) -> Result<i64> {
-        Ok(with_db!(self, |pool, Db| {
+        Ok(read_db!(self, |pool, Db| {
             sqlx::query_scalar::<Db, i64>(
                 "SELECT COUNT(*) FROM operations WHERE requested_by = $1 AND status IN ('succeeded', 'failed', 'cancelled')",
             )
