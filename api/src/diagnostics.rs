@@ -32,6 +32,7 @@ impl DiagnosticsApi {
             fail_times: b.fail_times.unwrap_or(0),
         });
         let origin = self.state.origin(key.0)?;
-        Ok(commands::noop(&self.state.store, params, origin).await?.into())
+        let submitted = commands::noop(&self.state.store, params, origin).await?;
+        Ok(Enqueued::answer(&self.state.store, submitted).await?)
     }
 }

@@ -4,8 +4,10 @@
 
 mod diagnostics;
 pub mod error;
+mod hosts;
 mod operations;
 pub mod request_id;
+mod seed;
 mod submit;
 mod system;
 pub mod views;
@@ -38,22 +40,35 @@ impl AppState {
 enum Tag {
     /// The VM inventory and power actions.
     Vms,
+    /// Hypervisor hosts, their workers and system facts.
+    Hosts,
     /// The operation ledger: every request, attempt and outcome.
     Operations,
     /// Exercise the queue without a hypervisor.
     Diagnostics,
     /// Liveness and readiness.
     System,
+    /// The seed system's API, kept for its dashboard and scripts (deprecated: use /api/v1).
+    Seed,
 }
 
-type Apis = (vms::VmsApi, operations::OperationsApi, diagnostics::DiagnosticsApi, system::SystemApi);
+type Apis = (
+    vms::VmsApi,
+    hosts::HostsApi,
+    operations::OperationsApi,
+    diagnostics::DiagnosticsApi,
+    system::SystemApi,
+    seed::SeedApi,
+);
 
 fn service(state: AppState) -> OpenApiService<Apis, ()> {
     let apis = (
         vms::VmsApi { state: state.clone() },
+        hosts::HostsApi { state: state.clone() },
         operations::OperationsApi { state: state.clone() },
         diagnostics::DiagnosticsApi { state: state.clone() },
-        system::SystemApi { state },
+        system::SystemApi { state: state.clone() },
+        seed::SeedApi { state },
     );
     OpenApiService::new(apis, "Hyperfleet", env!("CARGO_PKG_VERSION")).description(
         "Management plane for libvirt/KVM hypervisor fleets. Every action is an operation in a durable ledger.",

@@ -91,6 +91,7 @@ impl OperationsApi {
         let attempts = self.state.store.attempts(id).await?;
         let mut view = OperationView::from(op);
         view.attempts = Some(attempts.into_iter().map(AttemptView::from).collect());
+        view.warnings = crate::submit::warnings(&self.state.store, &view).await?;
         Ok(Json(view))
     }
 
@@ -107,6 +108,7 @@ impl OperationsApi {
         let id = OperationId::parse(&id)?;
         let origin = self.state.origin(None)?;
         let op = self.state.store.retry(id, &origin.requested_by, Some(current_request_id())).await?;
-        Ok(hyperfleet_core::store::Submitted { operation: op, replayed: false }.into())
+        let submitted = hyperfleet_core::store::Submitted { operation: op, replayed: false };
+        Ok(crate::submit::Enqueued::answer(&self.state.store, submitted).await?)
     }
 }

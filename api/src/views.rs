@@ -53,6 +53,9 @@ pub struct OperationView {
     /// Every attempt, oldest first (on `operation_get` only).
     #[oai(skip_serializing_if_is_none)]
     pub attempts: Option<Vec<AttemptView>>,
+    /// Why a waiting operation may not move, e.g. its host is offline.
+    #[oai(skip_serializing_if_is_none)]
+    pub warnings: Option<Vec<String>>,
 }
 
 impl From<Operation> for OperationView {
@@ -81,6 +84,7 @@ impl From<Operation> for OperationView {
             finished_at: o.finished_at.map(|t| t.0),
             updated_at: o.updated_at.0,
             attempts: None,
+            warnings: None,
         }
     }
 }

@@ -47,7 +47,8 @@ impl VmsApi {
     ) -> ApiResult<Enqueued> {
         let vm = VmName::parse(name)?;
         let origin = self.state.origin(key)?;
-        Ok(commands::vm_power(&self.state.store, &vm, host.as_deref(), action, params, origin).await?.into())
+        let submitted = commands::vm_power(&self.state.store, &vm, host.as_deref(), action, params, origin).await?;
+        Ok(Enqueued::answer(&self.state.store, submitted).await?)
     }
 }
 
@@ -62,7 +63,12 @@ impl VmsApi {
 
     /// Get one VM from the inventory.
     #[oai(path = "/vms/:name", method = "get", operation_id = "vm_get")]
-    async fn get(&self, name: Path<String>, host: Query<Option<String>>) -> ApiResult<Json<VmView>> {
+    async fn get(
+        &self,
+        name: Path<String>,
+        /// The VM's host; needed only when the name exists on several hosts.
+        host: Query<Option<String>>,
+    ) -> ApiResult<Json<VmView>> {
         let vm = VmName::parse(&name)?;
         Ok(Json(self.state.store.vm(vm.as_str(), host.0.as_deref()).await?.into()))
     }

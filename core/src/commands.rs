@@ -62,3 +62,36 @@ pub async fn noop(store: &Store, params: NoopParams, origin: Origin) -> Result<S
         })
         .await
 }
+
+/// A warning for work bound to `host` when its worker is offline: the
+/// operation is kept and waits, but the caller should know why it does not move.
+pub async fn host_warning(store: &Store, host: &str) -> Result<Option<String>> {
+    let now = crate::Timestamp::now();
+    Ok(match store.host(host).await {
+        Ok(h) if h.online(now) => None,
+        Ok(h) => Some(format!(
+            "host `{host}` is offline (last heartbeat {}); the operation waits for its worker",
+            h.last_heartbeat
+        )),
+        Err(crate::Error::NotFound { .. }) => {
+            Some(format!("host `{host}` has no registered worker; the operation waits for one"))
+        }
+        Err(e) => return Err(e),
+    })
+}
+
+/// Waits until operation `id` has finished, or `limit` has passed; returns it as it then is.
+pub async fn wait_finished(
+    store: &Store,
+    id: crate::OperationId,
+    limit: std::time::Duration,
+) -> Result<crate::operation::Operation> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let op = store.operation(id).await?;
+        if op.status().is_terminal() || tokio::time::Instant::now() >= deadline {
+            return Ok(op);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -86,6 +86,15 @@ pub struct WorkerSettings {
     /// (SQLite written by another process; delayed retries).
     #[serde(default = "default_poll_interval_ms")]
     pub poll_interval_ms: u64,
+    /// Heartbeat period; a host counts as offline after three missed beats.
+    #[serde(default = "default_heartbeat_s")]
+    pub heartbeat_s: u64,
+    /// Directories holding VM images, reported with their disk usage.
+    #[serde(default)]
+    pub image_dirs: Vec<PathBuf>,
+    /// Directory of installation ISOs, catalogued with their `.sha256` sidecars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iso_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -138,6 +147,9 @@ fn default_shutdown_grace_s() -> u64 {
 fn default_poll_interval_ms() -> u64 {
     1_000
 }
+fn default_heartbeat_s() -> u64 {
+    5
+}
 fn default_max_attempts() -> u32 {
     5
 }
@@ -170,6 +182,9 @@ impl Default for WorkerSettings {
             inventory_interval_s: default_inventory_interval_s(),
             shutdown_grace_s: default_shutdown_grace_s(),
             poll_interval_ms: default_poll_interval_ms(),
+            heartbeat_s: default_heartbeat_s(),
+            image_dirs: Vec::new(),
+            iso_dir: None,
         }
     }
 }
@@ -231,6 +246,9 @@ impl Settings {
         }
         if self.worker.concurrency == 0 {
             return Err(ConfigError::Invalid { key: "worker.concurrency", message: "must be at least 1".into() });
+        }
+        if !(1..=3600).contains(&self.worker.heartbeat_s) {
+            return Err(ConfigError::Invalid { key: "worker.heartbeat_s", message: "must be 1-3600".into() });
         }
         if self.worker.lease_s < 2 {
             return Err(ConfigError::Invalid { key: "worker.lease_s", message: "must be at least 2".into() });

@@ -65,11 +65,21 @@ pub struct Options {
     pub lease_s: u64,
     pub backoff_base_ms: u64,
     pub max_attempts: u32,
+    /// More `HYPERFLEET__…` settings, for the in-process app and worker processes.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { worker: true, libvirt_uri: None, host: "hv1".into(), lease_s: 10, backoff_base_ms: 200, max_attempts: 5 }
+        Self {
+            worker: true,
+            libvirt_uri: None,
+            host: "hv1".into(),
+            lease_s: 10,
+            backoff_base_ms: 200,
+            max_attempts: 5,
+            env: Vec::new(),
+        }
     }
 }
 
@@ -212,7 +222,13 @@ impl TestApp {
 
     /// Starts a worker process of the real binary against this app's database.
     pub fn spawn_worker_process(&mut self) -> u32 {
-        let settings_env = env_for(&self.database_url, &self.options, self.dir.path());
+        let options = self.options.clone();
+        self.spawn_worker_process_with(&options)
+    }
+
+    /// Starts a worker process with its own options (host, libvirt URI, …).
+    pub fn spawn_worker_process_with(&mut self, options: &Options) -> u32 {
+        let settings_env = env_for(&self.database_url, options, self.dir.path());
         let log = std::fs::File::create(self.dir.path().join(format!("worker-{}.log", self.children.len()))).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_hyperfleet"))
             .arg("worker")
@@ -276,9 +292,12 @@ fn env_for(database_url: &str, o: &Options, dir: &std::path::Path) -> Vec<(Strin
         ("HYPERFLEET__RETRY__MAX_ATTEMPTS", o.max_attempts.to_string()),
         ("HYPERFLEET__RETRY__BASE_MS", o.backoff_base_ms.to_string()),
         ("HYPERFLEET__RETRY__MAX_MS", (o.backoff_base_ms * 16).to_string()),
+        ("HYPERFLEET__WORKER__HEARTBEAT_S", "1".into()),
+        ("HYPERFLEET__WORKER__INVENTORY_INTERVAL_S", "1".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
+    .chain(o.env.iter().cloned())
     .collect()
 }
 

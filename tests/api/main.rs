@@ -6,6 +6,7 @@ mod bad_input;
 mod cli;
 mod crash;
 mod helpers;
+mod hosts;
 mod ledger;
 mod openapi;
 mod retries;

@@ -7,7 +7,7 @@ use sqlx::{Connection, Row};
 
 use crate::helpers::{Backend, fresh_database};
 
-const OURS: [&str; 4] = ["operations", "operation_attempts", "hosts", "vms"];
+const OURS: [&str; 5] = ["operations", "operation_attempts", "hosts", "vms", "isos"];
 
 #[tokio::test]
 async fn sqlite_and_postgres_schemas_match() {

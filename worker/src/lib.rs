@@ -4,9 +4,11 @@
 //! its host registration and heartbeat, refreshes the VM inventory, and reaps
 //! operations whose worker died (an expired lease).
 
+mod isos;
 pub mod jobs;
 pub mod libvirt;
 pub mod runner;
+pub mod system;
 mod transport;
 
 use std::{sync::Arc, time::Duration};
@@ -25,6 +27,8 @@ pub struct WorkerConfig {
     pub inventory_interval: Duration,
     pub shutdown_grace: Duration,
     pub poll_interval: Duration,
+    pub heartbeat: Duration,
+    pub dirs: system::WatchedDirs,
     pub backoff: Backoff,
 }
 
@@ -38,12 +42,17 @@ impl WorkerConfig {
             inventory_interval: Duration::from_secs(s.worker.inventory_interval_s.max(1)),
             shutdown_grace: Duration::from_secs(s.worker.shutdown_grace_s),
             poll_interval: Duration::from_millis(s.worker.poll_interval_ms.max(5)),
+            heartbeat: Duration::from_secs(s.worker.heartbeat_s),
+            dirs: system::WatchedDirs {
+                data_dir: Some(s.data_dir.clone()),
+                image_dirs: s.worker.image_dirs.clone(),
+                iso_dir: s.worker.iso_dir.clone(),
+            },
             backoff: s.retry.backoff,
         }
     }
 }
 
-const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 const REAP_EVERY: Duration = Duration::from_secs(2);
 const PRUNE_TRANSPORT_AFTER: Duration = Duration::from_secs(3600);
 
@@ -51,14 +60,9 @@ const PRUNE_TRANSPORT_AFTER: Duration = Duration::from_secs(3600);
 pub async fn run(store: Store, cfg: WorkerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let worker_id = format!("{}-{}-{}", cfg.host, std::process::id(), ulid::Ulid::new());
     let hypervisor = Arc::new(libvirt::Hypervisor::new(&cfg.libvirt_uri, &cfg.host));
-    let version = match hypervisor.versions().await {
-        Ok((lib, hyp)) => format!("hyperfleet {} libvirt {} hypervisor {}", env!("CARGO_PKG_VERSION"), lib, hyp),
-        Err(e) => {
-            tracing::warn!(uri = cfg.libvirt_uri, error = %e, "libvirt is not reachable yet");
-            format!("hyperfleet {}", env!("CARGO_PKG_VERSION"))
-        }
-    };
-    store.register_host(&cfg.host, &cfg.libvirt_uri, &worker_id, &version).await?;
+    let version = format!("hyperfleet {}", env!("CARGO_PKG_VERSION"));
+    let heartbeat_s = cfg.heartbeat.as_secs().max(1) as i32;
+    store.register_host(&cfg.host, &cfg.libvirt_uri, &worker_id, &version, heartbeat_s).await?;
     refresh_inventory(&store, &hypervisor, &cfg.host).await;
     tracing::info!(host = cfg.host, worker = worker_id, uri = cfg.libvirt_uri, "worker started");
 
@@ -77,7 +81,7 @@ pub async fn run(store: Store, cfg: WorkerConfig, shutdown: CancellationToken) -
         tasks.spawn(transport::serve(store.clone(), q, runner.clone(), cfg.poll_interval, transport_stop.clone()));
     }
     let background = CancellationToken::new();
-    tokio::spawn(housekeeping(store.clone(), hypervisor, cfg.clone(), worker_id, background.clone()));
+    tokio::spawn(housekeeping(store.clone(), hypervisor, cfg.clone(), worker_id.clone(), background.clone()));
 
     shutdown.cancelled().await;
     tracing::info!("worker stopping: no new work; waiting for running operations");
@@ -85,6 +89,7 @@ pub async fn run(store: Store, cfg: WorkerConfig, shutdown: CancellationToken) -
     while tasks.join_next().await.is_some() {}
     runner.shutdown(cfg.shutdown_grace).await;
     background.cancel();
+    store.host_stopped(&cfg.host, &worker_id).await?;
     Ok(())
 }
 
@@ -95,20 +100,31 @@ async fn housekeeping(
     worker_id: String,
     stop: CancellationToken,
 ) {
-    let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
+    let mut heartbeat = tokio::time::interval(cfg.heartbeat);
     let mut inventory = tokio::time::interval(cfg.inventory_interval);
     let mut reap = tokio::time::interval(REAP_EVERY);
     let mut prune = tokio::time::interval(PRUNE_TRANSPORT_AFTER / 4);
     let stale_after = cfg.lease.max(Duration::from_secs(5));
+    let scanner = std::sync::Arc::new(isos::IsoScanner::default());
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = heartbeat.tick() => {
-                if let Err(e) = store.heartbeat(&cfg.host, &worker_id).await {
+                let (lib, hyp) = hypervisor.versions().await.unwrap_or((0, 0));
+                let dirs = cfg.dirs.clone();
+                let info = tokio::task::spawn_blocking(move || {
+                    system::collect(&dirs, &system::version_text(lib), &system::version_text(hyp))
+                })
+                .await
+                .ok();
+                if let Err(e) = store.heartbeat(&cfg.host, &worker_id, info.as_ref()).await {
                     tracing::warn!(error = %e, "heartbeat failed");
                 }
             }
-            _ = inventory.tick() => refresh_inventory(&store, &hypervisor, &cfg.host).await,
+            _ = inventory.tick() => {
+                refresh_inventory(&store, &hypervisor, &cfg.host).await;
+                refresh_isos(&store, &scanner, &cfg).await;
+            }
             _ = reap.tick() => match store.reap(&cfg.backoff, stale_after).await {
                 Ok(r) if r.abandoned + r.rewoken > 0 => tracing::info!(abandoned = r.abandoned, rewoken = r.rewoken, "reaped"),
                 Ok(_) => {}
@@ -118,6 +134,20 @@ async fn housekeeping(
                 tracing::warn!(error = %e, "pruning finished transport jobs failed");
             },
         }
+    }
+}
+
+async fn refresh_isos(store: &Store, scanner: &Arc<isos::IsoScanner>, cfg: &WorkerConfig) {
+    let Some(dir) = cfg.dirs.iso_dir.clone() else { return };
+    let (scanner, host) = (scanner.clone(), cfg.host.clone());
+    match tokio::task::spawn_blocking(move || scanner.scan(&host, &dir)).await {
+        Ok(Ok(isos)) => {
+            if let Err(e) = store.replace_isos(&cfg.host, &isos).await {
+                tracing::warn!(error = %e, "could not store the ISO catalogue");
+            }
+        }
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not scan the ISO directory"),
+        Err(e) => tracing::warn!(error = %e, "ISO scan panicked"),
     }
 }
 

@@ -1,8 +1,8 @@
 //! Hosts (worker registrations with heartbeats) and the VM inventory. Workers
 //! write them; the API only reads them and never calls libvirt itself.
 
-use serde::Serialize;
-use sqlx::AssertSqlSafe;
+use serde::{Deserialize, Serialize};
+use sqlx::{AssertSqlSafe, types::Json};
 
 use super::{Store, read_db, with_db};
 use crate::{Error, Result, Timestamp};
@@ -15,7 +15,65 @@ pub struct HostRecord {
     pub version: String,
     pub started_at: Timestamp,
     pub last_heartbeat: Timestamp,
+    /// The worker's heartbeat period; it counts as offline after three missed beats.
+    pub heartbeat_s: i32,
+    /// Set when the worker stopped cleanly.
+    pub stopped_at: Option<Timestamp>,
+    pub system: Option<Json<SystemInfo>>,
 }
+
+impl HostRecord {
+    /// Missed heartbeats after which a host counts as offline.
+    pub const MISSED_BEATS: i64 = 3;
+
+    pub fn online(&self, now: Timestamp) -> bool {
+        let window = i64::from(self.heartbeat_s.max(1)) * Self::MISSED_BEATS * 1000;
+        self.stopped_at.is_none() && (now.0 - self.last_heartbeat.0).num_milliseconds() < window
+    }
+}
+
+/// What a worker reports about its machine with its heartbeats.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SystemInfo {
+    pub hostname: String,
+    pub uptime_s: u64,
+    pub cpus: u32,
+    pub load_avg_1m: f64,
+    pub memory_total_bytes: u64,
+    pub memory_used_bytes: u64,
+    pub disks: Vec<DiskUsage>,
+    /// e.g. `10.0.0`.
+    pub libvirt_version: String,
+    /// The hypervisor's version as libvirt reports it (QEMU's for `qemu://`).
+    pub hypervisor_version: String,
+    pub reported_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiskUsage {
+    /// `data_dir`, `image_dir` or `iso_dir`.
+    pub role: String,
+    pub path: String,
+    pub total_bytes: u64,
+    pub used_bytes: u64,
+}
+
+/// An ISO image in a host's `worker.iso_dir`.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct IsoRecord {
+    pub host: String,
+    pub name: String,
+    pub path: String,
+    pub size_bytes: i64,
+    pub modified_at: Timestamp,
+    /// `verified` (matches its `.sha256` sidecar), `mismatch`, or `unverified` (no sidecar).
+    pub checksum_status: String,
+    pub sha256: Option<String>,
+    pub updated_at: Timestamp,
+}
+
+const HOST_COLUMNS: &str =
+    "name, libvirt_uri, worker_id, version, started_at, last_heartbeat, heartbeat_s, stopped_at, system";
 
 /// One domain as its host's worker last saw it.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
@@ -38,20 +96,28 @@ const VM_COLUMNS: &str = "host, name, uuid, state, state_reason, vcpus, memory_k
 
 impl Store {
     /// Registers (or re-registers) a worker for `host` and records a heartbeat.
-    pub async fn register_host(&self, host: &str, libvirt_uri: &str, worker_id: &str, version: &str) -> Result<()> {
+    pub async fn register_host(
+        &self,
+        host: &str,
+        libvirt_uri: &str,
+        worker_id: &str,
+        version: &str,
+        heartbeat_s: i32,
+    ) -> Result<()> {
         let now = Timestamp::now();
         with_db!(self, |pool, Db| {
             sqlx::query::<Db>(
-                "INSERT INTO hosts (name, libvirt_uri, worker_id, version, started_at, last_heartbeat) \
-                 VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (name) DO UPDATE SET libvirt_uri = excluded.libvirt_uri, \
+                "INSERT INTO hosts (name, libvirt_uri, worker_id, version, started_at, last_heartbeat, heartbeat_s) \
+                 VALUES ($1, $2, $3, $4, $5, $5, $6) ON CONFLICT (name) DO UPDATE SET libvirt_uri = excluded.libvirt_uri, \
                  worker_id = excluded.worker_id, version = excluded.version, started_at = excluded.started_at, \
-                 last_heartbeat = excluded.last_heartbeat",
+                 last_heartbeat = excluded.last_heartbeat, heartbeat_s = excluded.heartbeat_s, stopped_at = NULL",
             )
             .bind(host)
             .bind(libvirt_uri)
             .bind(worker_id)
             .bind(version)
             .bind(now)
+            .bind(heartbeat_s)
             .execute(pool)
             .await
             .map(|r| r.rows_affected())
@@ -59,9 +125,27 @@ impl Store {
         Ok(())
     }
 
-    pub async fn heartbeat(&self, host: &str, worker_id: &str) -> Result<()> {
+    /// Records a heartbeat, with fresh system facts when given.
+    pub async fn heartbeat(&self, host: &str, worker_id: &str, system: Option<&SystemInfo>) -> Result<()> {
         with_db!(self, |pool, Db| {
-            sqlx::query::<Db>("UPDATE hosts SET last_heartbeat = $3 WHERE name = $1 AND worker_id = $2")
+            sqlx::query::<Db>(
+                "UPDATE hosts SET last_heartbeat = $3, system = COALESCE($4, system) WHERE name = $1 AND worker_id = $2",
+            )
+            .bind(host)
+            .bind(worker_id)
+            .bind(Timestamp::now())
+            .bind(system.map(Json))
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// A worker that stops cleanly says so: its host is offline at once.
+    pub async fn host_stopped(&self, host: &str, worker_id: &str) -> Result<()> {
+        with_db!(self, |pool, Db| {
+            sqlx::query::<Db>("UPDATE hosts SET stopped_at = $3 WHERE name = $1 AND worker_id = $2")
                 .bind(host)
                 .bind(worker_id)
                 .bind(Timestamp::now())
@@ -73,9 +157,51 @@ impl Store {
     }
 
     pub async fn hosts(&self) -> Result<Vec<HostRecord>> {
+        let sql = format!("SELECT {HOST_COLUMNS} FROM hosts ORDER BY name");
         Ok(read_db!(self, |pool, Db| {
-            sqlx::query_as::<Db, HostRecord>(
-                "SELECT name, libvirt_uri, worker_id, version, started_at, last_heartbeat FROM hosts ORDER BY name",
+            sqlx::query_as::<Db, HostRecord>(AssertSqlSafe(sql.as_str())).fetch_all(pool).await
+        })?)
+    }
+
+    pub async fn host(&self, name: &str) -> Result<HostRecord> {
+        let sql = format!("SELECT {HOST_COLUMNS} FROM hosts WHERE name = $1");
+        let found: Option<HostRecord> = read_db!(self, |pool, Db| {
+            sqlx::query_as::<Db, HostRecord>(AssertSqlSafe(sql.as_str())).bind(name).fetch_optional(pool).await
+        })?;
+        found.ok_or_else(|| Error::not_found("host_not_found", format!("host `{name}`")))
+    }
+
+    /// Replaces `host`'s ISO catalogue.
+    pub async fn replace_isos(&self, host: &str, isos: &[IsoRecord]) -> Result<()> {
+        with_db!(self, |pool, Db| {
+            let mut tx = pool.begin().await?;
+            sqlx::query::<Db>("DELETE FROM isos WHERE host = $1").bind(host).execute(&mut *tx).await?;
+            for iso in isos {
+                sqlx::query::<Db>(
+                    "INSERT INTO isos (host, name, path, size_bytes, modified_at, checksum_status, sha256, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&iso.host)
+                .bind(&iso.name)
+                .bind(&iso.path)
+                .bind(iso.size_bytes)
+                .bind(iso.modified_at)
+                .bind(&iso.checksum_status)
+                .bind(&iso.sha256)
+                .bind(iso.updated_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await
+        })?;
+        Ok(())
+    }
+
+    pub async fn isos(&self) -> Result<Vec<IsoRecord>> {
+        Ok(read_db!(self, |pool, Db| {
+            sqlx::query_as::<Db, IsoRecord>(
+                "SELECT host, name, path, size_bytes, modified_at, checksum_status, sha256, updated_at \
+                 FROM isos ORDER BY host, name",
             )
             .fetch_all(pool)
             .await

@@ -108,7 +108,7 @@ impl Store {
             "INSERT INTO operations (id, kind, host, vm, params, status, queue, requested_by, request_id, \
              idempotency_key, request_hash, attempt_count, max_attempts, next_attempt_at, cancel_requested, \
              retry_of, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, 0, $11, $12, FALSE, $13, $12, $12) \
+             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, 0, $11, NULL, FALSE, $13, $12, $12) \
              RETURNING {OPERATION_COLUMNS}"
         );
         let row: OperationRow = with_db!(self, |pool, Db| {

@@ -1,0 +1,198 @@
+//! `/api/v1/hosts` and `/api/v1/isos`: what the workers report about their hosts.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use hyperfleet_core::{
+    Timestamp,
+    store::{HostRecord, IsoRecord, SystemInfo, VmRecord},
+    vm::VmName,
+};
+use poem_openapi::{Object, OpenApi, param::Path, payload::Json};
+
+use crate::{AppState, Tag, error::ApiResult};
+
+pub struct HostsApi {
+    pub state: AppState,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct HostView {
+    pub name: String,
+    pub libvirt_uri: String,
+    /// `online`, `offline` (heartbeats missed) or `stopped` (its worker shut down cleanly).
+    pub status: String,
+    pub online: bool,
+    pub version: String,
+    pub worker_id: String,
+    pub started_at: DateTime<Utc>,
+    pub last_heartbeat: DateTime<Utc>,
+    pub heartbeat_s: i32,
+    /// VMs on this host by state (`running`, `shutoff`, …).
+    pub vm_counts: BTreeMap<String, i64>,
+    pub vm_total: i64,
+}
+
+impl HostView {
+    fn new(h: HostRecord, vms: &[VmRecord], now: Timestamp) -> Self {
+        let mut vm_counts = BTreeMap::new();
+        for vm in vms.iter().filter(|v| v.host == h.name) {
+            *vm_counts.entry(vm.state.clone()).or_insert(0) += 1;
+        }
+        let online = h.online(now);
+        let status = if online {
+            "online"
+        } else if h.stopped_at.is_some() {
+            "stopped"
+        } else {
+            "offline"
+        };
+        Self {
+            vm_total: vm_counts.values().sum(),
+            vm_counts,
+            status: status.into(),
+            online,
+            name: h.name,
+            libvirt_uri: h.libvirt_uri,
+            version: h.version,
+            worker_id: h.worker_id,
+            started_at: h.started_at.0,
+            last_heartbeat: h.last_heartbeat.0,
+            heartbeat_s: h.heartbeat_s,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct HostListView {
+    pub items: Vec<HostView>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct DiskView {
+    /// `data_dir`, `image_dir` or `iso_dir`.
+    pub role: String,
+    pub path: String,
+    pub total_bytes: u64,
+    pub used_bytes: u64,
+}
+
+/// System facts the host's worker reported with its last heartbeat.
+#[derive(Debug, Clone, Object)]
+pub struct SystemView {
+    pub host: String,
+    pub hostname: String,
+    pub uptime_s: u64,
+    pub cpus: u32,
+    pub load_avg_1m: f64,
+    pub memory_total_bytes: u64,
+    pub memory_used_bytes: u64,
+    pub disks: Vec<DiskView>,
+    pub libvirt_version: String,
+    pub hypervisor_version: String,
+    pub reported_at: DateTime<Utc>,
+    pub online: bool,
+}
+
+impl SystemView {
+    pub fn new(host: &HostRecord, s: SystemInfo, now: Timestamp) -> Self {
+        Self {
+            host: host.name.clone(),
+            hostname: s.hostname,
+            uptime_s: s.uptime_s,
+            cpus: s.cpus,
+            load_avg_1m: s.load_avg_1m,
+            memory_total_bytes: s.memory_total_bytes,
+            memory_used_bytes: s.memory_used_bytes,
+            disks: s
+                .disks
+                .into_iter()
+                .map(|d| DiskView { role: d.role, path: d.path, total_bytes: d.total_bytes, used_bytes: d.used_bytes })
+                .collect(),
+            libvirt_version: s.libvirt_version,
+            hypervisor_version: s.hypervisor_version,
+            reported_at: s.reported_at.0,
+            online: host.online(now),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct IsoView {
+    pub host: String,
+    pub name: String,
+    pub path: String,
+    pub size_bytes: i64,
+    pub modified_at: DateTime<Utc>,
+    /// `verified` (matches its `.sha256` sidecar), `mismatch` or `unverified` (no sidecar).
+    pub checksum_status: String,
+    #[oai(skip_serializing_if_is_none)]
+    pub sha256: Option<String>,
+}
+
+impl From<IsoRecord> for IsoView {
+    fn from(i: IsoRecord) -> Self {
+        Self {
+            host: i.host,
+            name: i.name,
+            path: i.path,
+            size_bytes: i.size_bytes,
+            modified_at: i.modified_at.0,
+            checksum_status: i.checksum_status,
+            sha256: i.sha256,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct IsoListView {
+    pub items: Vec<IsoView>,
+}
+
+/// Host names follow the VM name rules.
+fn host_name(text: &str) -> hyperfleet_core::Result<String> {
+    VmName::parse(text).map(|n| n.as_str().to_owned()).map_err(|_| {
+        hyperfleet_core::Error::invalid(
+            "invalid_host_name",
+            "host names are 1-64 characters of A-Z, a-z, 0-9, '.', '_' or '-'",
+        )
+    })
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "Tag::Hosts")]
+impl HostsApi {
+    /// List hosts: online or offline from their heartbeats, with VM counts by state.
+    #[oai(path = "/hosts", method = "get", operation_id = "host_list")]
+    async fn list(&self) -> ApiResult<Json<HostListView>> {
+        let (hosts, vms) = (self.state.store.hosts().await?, self.state.store.vms().await?);
+        let now = Timestamp::now();
+        Ok(Json(HostListView { items: hosts.into_iter().map(|h| HostView::new(h, &vms, now)).collect() }))
+    }
+
+    /// Get one host.
+    #[oai(path = "/hosts/:host", method = "get", operation_id = "host_get")]
+    async fn get(&self, host: Path<String>) -> ApiResult<Json<HostView>> {
+        let record = self.state.store.host(&host_name(&host)?).await?;
+        let vms = self.state.store.vms().await?;
+        Ok(Json(HostView::new(record, &vms, Timestamp::now())))
+    }
+
+    /// System facts of one host (CPU, memory, disks, libvirt and QEMU versions).
+    #[oai(path = "/hosts/:host/system", method = "get", operation_id = "host_system")]
+    async fn system(&self, host: Path<String>) -> ApiResult<Json<SystemView>> {
+        let record = self.state.store.host(&host_name(&host)?).await?;
+        let info = record.system.clone().map(|j| j.0).ok_or_else(|| {
+            hyperfleet_core::Error::not_found(
+                "system_info_not_reported",
+                format!("system facts of host `{}`", record.name),
+            )
+        })?;
+        Ok(Json(SystemView::new(&record, info, Timestamp::now())))
+    }
+
+    /// ISO images in every host's `worker.iso_dir`.
+    #[oai(path = "/isos", method = "get", operation_id = "iso_list")]
+    async fn isos(&self) -> ApiResult<Json<IsoListView>> {
+        Ok(Json(IsoListView { items: self.state.store.isos().await?.into_iter().map(IsoView::from).collect() }))
+    }
+}

@@ -1,0 +1,16 @@
+-- Host liveness and system facts reported by each worker; ISO catalogue per host.
+ALTER TABLE hosts ADD COLUMN heartbeat_s INTEGER NOT NULL DEFAULT 5;
+ALTER TABLE hosts ADD COLUMN stopped_at TEXT;
+ALTER TABLE hosts ADD COLUMN system TEXT;
+
+CREATE TABLE isos (
+    host            TEXT NOT NULL,
+    name            TEXT NOT NULL,
+    path            TEXT NOT NULL,
+    size_bytes      INTEGER NOT NULL,
+    modified_at     TEXT NOT NULL,
+    checksum_status TEXT NOT NULL CHECK (checksum_status IN ('verified','mismatch','unverified')),
+    sha256          TEXT,
+    updated_at      TEXT NOT NULL,
+    PRIMARY KEY (host, name)
+);
