@@ -44,6 +44,11 @@ pub async fn fresh_database(backend: Backend, dir: &std::path::Path) -> String {
 /// A libvirt test-driver URI with a private state: one domain per name given,
 /// all running. (`test:///default` is shared by the whole process.)
 pub fn private_libvirt(dir: &std::path::Path, domains: &[&str]) -> String {
+    private_libvirt_named(dir, "libvirt-test.xml", domains)
+}
+
+/// [`private_libvirt`] in a file of its own, for several hosts in one test.
+pub fn private_libvirt_named(dir: &std::path::Path, file: &str, domains: &[&str]) -> String {
     let mut xml = String::from("<node>\n");
     for (i, name) in domains.iter().enumerate() {
         xml.push_str(&format!(
@@ -52,7 +57,7 @@ pub fn private_libvirt(dir: &std::path::Path, domains: &[&str]) -> String {
         ));
     }
     xml.push_str("</node>\n");
-    let path = dir.join("libvirt-test.xml");
+    let path = dir.join(file);
     std::fs::write(&path, xml).unwrap();
     format!("test://{}", path.display())
 }

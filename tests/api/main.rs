@@ -5,6 +5,7 @@
 mod bad_input;
 mod cli;
 mod crash;
+mod fleet;
 mod helpers;
 mod hosts;
 mod ledger;
