@@ -95,9 +95,23 @@ prepare_system() {
   install -d -m 0750 -o "$QEMU_USER" -g "$QEMU_GROUP" /var/cache/libvirt/qemu
 }
 
+# libvirtd double-forks every QEMU, so a guest's process is reparented to the
+# nearest "child subreaper", normally PID 1. Without a real init PID 1 may reap
+# orphans lazily, and libvirt (which polls kill(pid, 0), true for a zombie)
+# then needs ~2 s to destroy a guest. So libvirtd runs under a tiny reaper:
+# a perl-base process that is a subreaper, reaps every exited descendant at
+# once and ends itself when it has no children left (libvirtd and guests gone).
+REAPER='$0 = "hf-reaper";
+  syscall(157, 36, 1, 0, 0, 0) == 0 or warn "prctl(PR_SET_CHILD_SUBREAPER): $!\n";
+  defined(my $pid = fork) or die "fork: $!\n";
+  if ($pid == 0) { exec @ARGV or die "exec $ARGV[0]: $!\n" }
+  while ((my $p = waitpid(-1, 0)) > 0) {
+    warn "$ARGV[-4] -d exited with status $?\n" if $p == $pid && $?;
+  }'
+
 # Starts daemon $1 (virtlogd / libvirtd) unless one runs; records it in $STATE.
 start_daemon() {
-  local name=$1 pidfile=/run/$1.pid pid
+  local name=$1 pidfile=/run/$1.pid pid reaper=
   if [ -n "$(pids_named "$name")" ]; then
     log "$name already running (not started by this script; left alone)"
     return 0
@@ -105,15 +119,28 @@ start_daemon() {
   log "starting $name"
   rm -f "$pidfile"
   # Clean environment: the daemon passes PATH etc. on to every QEMU it runs.
-  env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
-    LIBVIRT_LOG_OUTPUTS="3:file:$LOG_DIR/$name.log" "$name" -d -p "$pidfile" \
-    || die "$name -d failed (see $LOG_DIR/$name.log)"
+  local cmd=(env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8
+    "LIBVIRT_LOG_OUTPUTS=3:file:$LOG_DIR/$name.log" "$name" -d -p "$pidfile")
+  if [ "$name" = libvirtd ] && [ "$(uname -m)" = x86_64 ] && command -v perl >/dev/null; then
+    setsid perl -e "$REAPER" -- "${cmd[@]}" </dev/null >/dev/null 2>>"$LOG_DIR/reaper.log" &
+    reaper=yes
+  else
+    "${cmd[@]}" || die "$name -d failed (see $LOG_DIR/$name.log)"
+  fi
   for _ in $(seq 1 50); do
     pid=$(cat "$pidfile" 2>/dev/null || true)
     [ -n "$pid" ] && alive_as "$pid" "$name" && break
     pid=; sleep 0.1
   done
-  [ -n "$pid" ] || { tail -n 20 "$LOG_DIR/$name.log" >&2 2>/dev/null || true; die "$name did not start"; }
+  if [ -z "$pid" ]; then
+    tail -n 20 "$LOG_DIR/$name.log" "$LOG_DIR/reaper.log" >&2 2>/dev/null || true
+    die "$name did not start"
+  fi
+  if [ -n "$reaper" ]; then  # the daemonized libvirtd was adopted by the reaper
+    reaper=$(awk '/^PPid:/ {print $2}' "/proc/$pid/status")
+    if alive_as "$reaper" hf-reaper; then echo "hf-reaper $reaper" >>"$STATE"
+    else log "warning: libvirtd (pid $pid) is not a child of the reaper"; fi
+  fi
   echo "$name $pid" >>"$STATE"
 }
 
@@ -144,12 +171,19 @@ stop_pid() {
 }
 
 # Stops, in reverse order, what `start` recorded. Guests (qemu processes) are
-# not touched: libvirtd re-attaches to them when it starts again.
+# not touched: libvirtd re-attaches to them when it starts again. The reaper
+# ends by itself once libvirtd and all guests it adopted are gone.
 stop() {
   [ -f "$STATE" ] || { log "nothing started by this script"; return 0; }
   local name pid
   tac "$STATE" | while read -r name pid; do
-    if [ -n "$pid" ]; then stop_pid "$name" "$pid"; fi
+    [ -n "$pid" ] || continue
+    if [ "$name" = hf-reaper ]; then
+      for _ in $(seq 1 20); do alive_as "$pid" "$name" || break; sleep 0.1; done
+      if alive_as "$pid" "$name"; then log "reaper (pid $pid) stays while guests still run"; fi
+    else
+      stop_pid "$name" "$pid"
+    fi
   done
   rm -f "$STATE"
 }

@@ -1,28 +1,49 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian machine (as root): installs what is
-# missing, starts PostgreSQL, checks formatting and lints, and runs every test
-# on SQLite and on PostgreSQL. Exits non-zero when anything fails.
+# missing, starts PostgreSQL and a real libvirtd + QEMU, checks formatting and
+# lints, and runs every test on SQLite and on PostgreSQL. Exits non-zero when
+# anything fails; stops the libvirt daemons it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 . scripts/setup.sh
 scripts/postgres.sh
 
-# Databases left by earlier runs of the suite.
+# Databases and VMs left by earlier runs of the suite.
 psql "postgres://postgres@127.0.0.1:5432/postgres" -Atqc \
   "select 'DROP DATABASE IF EXISTS ' || quote_ident(datname) || ';' from pg_database where datname like 'hf_test_%'" \
   | psql -q "postgres://postgres@127.0.0.1:5432/postgres" >/dev/null
+
+qemu_rc=0
+scripts/libvirtd.sh start || qemu_rc=$?
+if [ "$qemu_rc" -eq 0 ]; then
+  trap 'scripts/libvirtd.sh stop' EXIT
+  export HYPERFLEET_REQUIRE_QEMU=1
+  for vm in $(virsh -c qemu:///system list --all --name | grep -E '^hf[qgc]-' || true); do
+    virsh -c qemu:///system destroy "$vm" >/dev/null 2>&1 || :
+    virsh -c qemu:///system undefine "$vm" >/dev/null
+  done
+elif [ "$qemu_rc" -eq 3 ]; then
+  echo "########################################################################" >&2
+  echo "## REAL-QEMU TESTS SKIPPED: qemu-system-x86_64 / libvirtd unavailable ##" >&2
+  echo "########################################################################" >&2
+else
+  exit "$qemu_rc"
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== cargo test (SQLite and PostgreSQL)"
+
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
 status=0
-cargo test --workspace --locked 2>&1 | tee "$log" || status=$?
+echo "== cargo test (SQLite and PostgreSQL; libvirt test driver and real QEMU)"
+cargo test --workspace --locked -- --skip crash_safety 2>&1 | tee "$log" || status=$?
+echo "== crash safety under fire (real QEMU, 50 SIGKILLs)"
+cargo test --locked --test api crash_safety -- --nocapture 2>&1 | tee -a "$log" || status=$?
 # One closing line over every test binary: `N passed, N failed`.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"
 exit "$status"

@@ -5,11 +5,13 @@
 mod bad_input;
 mod cli;
 mod crash;
+mod crash_safety;
 mod fleet;
 mod helpers;
 mod hosts;
 mod ledger;
 mod openapi;
+mod qemu;
 mod retries;
 mod schema;
 mod vm_power;

@@ -112,7 +112,7 @@ fn record(host: &str, d: &Domain) -> Result<VmRecord, virt::error::Error> {
     let (state, reason) = d.state()?;
     let info = d.info()?;
     let reason = match reason {
-        virt::enumutil::Enum::Known(r) => r.to_string(),
+        virt::enumutil::Enum::Known(r) => virsh_reason(&r.to_string()).to_owned(),
         virt::enumutil::Enum::Unknown(n) => format!("unknown({n})"),
     };
     Ok(VmRecord {
@@ -127,6 +127,22 @@ fn record(host: &str, d: &Domain) -> Result<VmRecord, virt::error::Error> {
         persistent: d.is_persistent().unwrap_or(false),
         updated_at: Timestamp::now(),
     })
+}
+
+/// State reasons as `virsh domstate --reason` prints them (the `virt` crate
+/// runs words together: `fromsnapshot`).
+fn virsh_reason(reason: &str) -> &str {
+    match reason {
+        "fromsnapshot" => "from snapshot",
+        "migrationcanceled" => "migration canceled",
+        "savecanceled" => "save canceled",
+        "postcopy" => "post-copy",
+        "postcopyfailed" => "post-copy failed",
+        "ioerror" => "I/O error",
+        "apierror" => "API error",
+        "startingup" => "starting up",
+        other => other,
+    }
 }
 
 /// libvirt errors → the ledger's classes: a missing domain or a wrong state

@@ -29,10 +29,16 @@ pub async fn run(ctx: &JobContext, op: &Operation, action: VmAction) -> Finish {
         Ok(p) => p,
         Err(e) => return Finish::Failed(JobFailure::new(ErrorClass::Permanent, "invalid_parameters", e.to_string())),
     };
-    let outcome = match precondition(ctx, &vm, action).await {
+    let outcome = match precondition(ctx, &vm, action, op.attempt_count).await {
         Err(failure) => Err(failure),
-        Ok(()) if action == VmAction::Shutdown => shutdown(ctx, &vm, &params).await,
-        Ok(()) => ctx.hypervisor.with_domain(&vm, move |d| act(d, action)).await.map(|()| Done::plain(action)),
+        Ok(Ready::AlreadyDone(state)) => Ok(Done::Ok {
+            result: json!({
+                "action": action.as_str(),
+                "note": format!("VM `{vm}` was already {state}: an earlier attempt got there; nothing done again"),
+            }),
+        }),
+        Ok(Ready::Go) if action == VmAction::Shutdown => shutdown(ctx, &vm, &params).await,
+        Ok(Ready::Go) => ctx.hypervisor.with_domain(&vm, move |d| act(d, action)).await.map(|()| Done::plain(action)),
     };
     refresh_inventory(ctx, &vm).await;
     match outcome {
@@ -53,11 +59,28 @@ impl Done {
     }
 }
 
+enum Ready {
+    Go,
+    /// A retry found the VM already where the action leads.
+    AlreadyDone(String),
+}
+
 /// Checks the VM's state before acting, so a wrong state is the same permanent
 /// `invalid_vm_state` on every driver (libvirt's test driver reports some as
-/// internal errors, QEMU as invalid operations).
-async fn precondition(ctx: &JobContext, vm: &str, action: VmAction) -> Result<(), JobFailure> {
+/// internal errors, QEMU as invalid operations). A retry (attempt > 1) that
+/// finds the VM already in the action's end state succeeds without acting
+/// again: the earlier attempt's worker died after acting but before recording.
+async fn precondition(ctx: &JobContext, vm: &str, action: VmAction, attempt: i32) -> Result<Ready, JobFailure> {
     let state = ctx.hypervisor.state(vm).await?;
+    let goal = match action {
+        VmAction::Start | VmAction::Resume => Some("running"),
+        VmAction::Shutdown | VmAction::Destroy => Some("shutoff"),
+        VmAction::Suspend => Some("paused"),
+        VmAction::Reboot => None,
+    };
+    if attempt > 1 && goal == Some(state.as_str()) {
+        return Ok(Ready::AlreadyDone(state));
+    }
     let ok = match action {
         VmAction::Start => matches!(state.as_str(), "shutoff" | "crashed"),
         VmAction::Shutdown | VmAction::Reboot => {
@@ -68,7 +91,7 @@ async fn precondition(ctx: &JobContext, vm: &str, action: VmAction) -> Result<()
         VmAction::Resume => state == "paused",
     };
     if ok {
-        Ok(())
+        Ok(Ready::Go)
     } else {
         Err(JobFailure::new(
             ErrorClass::Permanent,
