@@ -14,10 +14,13 @@ psql "postgres://postgres@127.0.0.1:5432/postgres" -Atqc \
   "select 'DROP DATABASE IF EXISTS ' || quote_ident(datname) || ';' from pg_database where datname like 'hf_test_%'" \
   | psql -q "postgres://postgres@127.0.0.1:5432/postgres" >/dev/null
 
+# Start libvirtd unless it already runs; stop it at the end only if we started it.
+was_running=0
+scripts/libvirtd.sh status >/dev/null 2>&1 && was_running=1
 qemu_rc=0
 scripts/libvirtd.sh start || qemu_rc=$?
 if [ "$qemu_rc" -eq 0 ]; then
-  trap 'scripts/libvirtd.sh stop' EXIT
+  [ "$was_running" -eq 1 ] || trap 'scripts/libvirtd.sh stop' EXIT
   export HYPERFLEET_REQUIRE_QEMU=1
   for vm in $(virsh -c qemu:///system list --all --name | grep -E '^hf[qgc]-' || true); do
     virsh -c qemu:///system destroy "$vm" >/dev/null 2>&1 || :
