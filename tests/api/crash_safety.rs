@@ -108,11 +108,16 @@ async fn crash_safety_under_fire() {
     };
 
     let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
+    let mut failures: BTreeMap<String, usize> = BTreeMap::new();
     let (mut attempts, mut abandoned, mut open_attempts, mut unexplained) = (0, 0, 0, 0);
     for op in &ops {
         *by_status.entry(op["status"].as_str().unwrap().to_owned()).or_default() += 1;
-        if op["status"] != "succeeded" && op["last_error"].as_str().is_none_or(str::is_empty) {
-            unexplained += 1;
+        if op["status"] != "succeeded" {
+            let why = format!("{} {}", op["kind"].as_str().unwrap_or("?"), op["error_code"].as_str().unwrap_or("?"));
+            *failures.entry(why).or_default() += 1;
+            if op["last_error"].as_str().is_none_or(str::is_empty) {
+                unexplained += 1;
+            }
         }
         let full = app.operation(op["id"].as_str().unwrap()).await;
         for a in full["attempts"].as_array().unwrap() {
@@ -144,7 +149,8 @@ async fn crash_safety_under_fire() {
     eprintln!(
         "crash-safety: {CYCLES} SIGKILLs in {:.1} s; {accepted} operations accepted, {} in the ledger {by_status:?}; \
          {attempts} attempts ({abandoned} abandoned by killed workers); lost 0 = {}; stuck running {}; \
-         open attempts {open_attempts}; failures without a reason {unexplained}; inventory mismatches {}",
+         open attempts {open_attempts}; failures without a reason {unexplained}; inventory mismatches {}; \
+         failures by kind and code {failures:?}",
         fire.as_secs_f64(),
         ops.len(),
         accepted - ops.len(),
