@@ -48,8 +48,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
     settings.worker.concurrency = args.concurrency.max(1);
     settings.worker.poll_interval_ms = 50;
     settings.api.listen = "127.0.0.1:0".parse()?;
+    let components = crate::Components { api: false, worker: true, scheduler: false };
     let running =
-        crate::start(&settings, crate::Components { api: false, worker: true, scheduler: false }, true).await?;
+        crate::start(&settings, components, crate::Bootstrap { migrate: true, first_admin_token: false }).await?;
     let store = running.store.clone();
     tokio::time::sleep(Duration::from_millis(300)).await;
 

@@ -6,8 +6,8 @@ pub mod bench;
 use std::{net::SocketAddr, time::Duration};
 
 use anyhow::Context;
-use hyperfleet_api::AppState;
-use hyperfleet_core::{settings::Settings, store::Store};
+use hyperfleet_api::{AppState, Limits};
+use hyperfleet_core::{auth::Role, commands, settings::Settings, store::Store};
 use hyperfleet_worker::WorkerConfig;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -24,11 +24,21 @@ impl Components {
     pub const ALL: Self = Self { api: true, worker: true, scheduler: true };
 }
 
+/// How a process starts: migrate first, and create the first admin token when
+/// the database has none (what `hyperfleet up` does on its first start).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bootstrap {
+    pub migrate: bool,
+    pub first_admin_token: bool,
+}
+
 /// A started Hyperfleet: where its API listens, and how to stop it.
 #[derive(Debug)]
 pub struct Running {
     pub api_addr: Option<SocketAddr>,
     pub store: Store,
+    /// The admin token created on first start, if this start created one (shown once).
+    pub initial_admin_token: Option<String>,
     shutdown: CancellationToken,
     tasks: JoinSet<anyhow::Result<()>>,
 }
@@ -65,12 +75,17 @@ impl Running {
 }
 
 /// Connects, migrates when asked, and starts `components`.
-pub async fn start(settings: &Settings, components: Components, migrate: bool) -> anyhow::Result<Running> {
+pub async fn start(settings: &Settings, components: Components, boot: Bootstrap) -> anyhow::Result<Running> {
     let store = Store::connect(&settings.database_url(), settings.database.max_connections)
         .await
         .context("connecting to the database")?;
-    if migrate {
+    if boot.migrate {
         store.migrate().await.context("migrating the database")?;
+    }
+    let mut initial_admin_token = None;
+    if boot.first_admin_token && store.token_count().await? == 0 {
+        let (_, secret) = commands::create_token(&store, "hyperfleet up", None, "admin", Role::Admin, None).await?;
+        initial_admin_token = Some(secret);
     }
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
@@ -81,8 +96,17 @@ pub async fn start(settings: &Settings, components: Components, migrate: bool) -
             .with_context(|| format!("binding {}", settings.api.listen))?;
         let addr = listener.local_addr()?;
         api_addr = Some(addr);
-        let state = AppState { store: store.clone(), max_attempts: settings.retry.max_attempts as i32 };
-        let app = hyperfleet_api::app(state, settings.api.body_limit_bytes);
+        let state = AppState::new(
+            store.clone(),
+            settings.retry.max_attempts as i32,
+            settings.api.rate_limit_per_s,
+            settings.api.rate_limit_burst,
+        );
+        let limits = Limits {
+            body_bytes: settings.api.body_limit_bytes,
+            request_timeout: Duration::from_secs(settings.api.request_timeout_s.max(1)),
+        };
+        let app = hyperfleet_api::app(state, limits);
         let stop = shutdown.clone();
         tasks.spawn(async move {
             let std_listener = listener.into_std()?;
@@ -100,5 +124,5 @@ pub async fn start(settings: &Settings, components: Components, migrate: bool) -
     if components.scheduler {
         tasks.spawn(hyperfleet_scheduler::run(store.clone(), shutdown.clone()));
     }
-    Ok(Running { api_addr, store, shutdown, tasks })
+    Ok(Running { api_addr, store, initial_admin_token, shutdown, tasks })
 }

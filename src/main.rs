@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use hyperfleet::{Components, bench};
+use hyperfleet::{Bootstrap, Components, bench};
 use hyperfleet_core::settings::Settings;
 
 #[derive(Debug, Parser)]
@@ -37,6 +37,16 @@ enum Command {
     CheckConfig,
     /// Print the OpenAPI document.
     Openapi,
+    /// Manage API tokens directly in the database (to bootstrap; same config as the server).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// The tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Benchmark the queue with `noop` operations and print figures.
     Bench {
         #[arg(long)]
@@ -51,6 +61,86 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it (alone, on standard output). It is not shown again.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// viewer, operator or admin.
+        #[arg(long)]
+        role: String,
+        /// Lifetime such as 30d, 12h or 90m.
+        #[arg(long)]
+        expires_in: Option<String>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by id or name.
+    Revoke { token: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain and report the first broken link.
+    Verify,
+}
+
+async fn open_store(settings: &Settings) -> anyhow::Result<hyperfleet_core::store::Store> {
+    let store = hyperfleet_core::store::Store::connect(&settings.database_url(), 2).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+async fn token_command(settings: &Settings, command: TokenCommand) -> anyhow::Result<()> {
+    use hyperfleet_core::{auth, commands};
+    let store = open_store(settings).await?;
+    let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "root".into()));
+    match command {
+        TokenCommand::Create { name, role, expires_in } => {
+            let role = auth::Role::parse(&role)?;
+            let expires_in = expires_in.as_deref().map(auth::parse_duration).transpose()?;
+            let (_, secret) = commands::create_token(&store, &actor, None, &name, role, expires_in).await?;
+            println!("{secret}");
+        }
+        TokenCommand::List => {
+            println!("{:<38} {:<20} {:<9} {:<13} {:<28} STATE", "ID", "NAME", "ROLE", "PREFIX", "CREATED");
+            let now = hyperfleet_core::Timestamp::now();
+            for t in store.tokens().await? {
+                let state = match (t.revoked_at, t.expires_at) {
+                    (Some(_), _) => "revoked".to_owned(),
+                    (None, Some(e)) if e <= now => "expired".to_owned(),
+                    (None, Some(e)) => format!("expires {e}"),
+                    (None, None) => "active".to_owned(),
+                };
+                println!(
+                    "{:<38} {:<20} {:<9} {:<13} {:<28} {state}",
+                    t.id,
+                    t.name,
+                    t.role,
+                    t.prefix,
+                    t.created_at.to_string()
+                );
+            }
+        }
+        TokenCommand::Revoke { token } => {
+            let id = match hyperfleet_core::TokenId::parse(&token) {
+                Ok(id) => id,
+                Err(_) => store
+                    .tokens()
+                    .await?
+                    .into_iter()
+                    .find(|t| t.name == token)
+                    .map(|t| t.id)
+                    .with_context(|| format!("no token with id or name `{token}`"))?,
+            };
+            let t = commands::revoke_token(&store, &actor, None, id).await?;
+            println!("revoked {} ({})", t.name, t.id);
+        }
+    }
+    Ok(())
 }
 
 fn init_logging(settings: &Settings) {
@@ -73,13 +163,20 @@ async fn shutdown_signal() {
     }
 }
 
-async fn serve(settings: Settings, components: Components, migrate: bool) -> anyhow::Result<()> {
-    let mut running = hyperfleet::start(&settings, components, migrate).await?;
+async fn serve(settings: Settings, components: Components, boot: Bootstrap) -> anyhow::Result<()> {
+    let mut running = hyperfleet::start(&settings, components, boot).await?;
     if let Some(addr) = running.api_addr {
-        tracing::info!(
-            "Hyperfleet API listening on http://{addr}/ — API docs at http://{addr}/docs, spec at http://{addr}/openapi.json"
-        );
-        println!("Hyperfleet is up: point curl or a browser at http://{addr}/api/v1/vms (docs: http://{addr}/docs)");
+        let scheme = if settings.api.tls.is_some() { "https" } else { "http" };
+        let token = match &running.initial_admin_token {
+            Some(t) => format!("; admin token (shown once, store it now): {t}"),
+            None => "; use a token from `hyperfleet token create`".to_owned(),
+        };
+        tracing::info!("Hyperfleet API listening on {scheme}://{addr}/ (docs: {scheme}://{addr}/docs){token}");
+        println!("Hyperfleet is up: point a browser or curl at {scheme}://{addr}/ (API docs: {scheme}://{addr}/docs)");
+        if let Some(t) = &running.initial_admin_token {
+            println!("Admin token (shown once, store it now): {t}");
+            println!("  curl -H 'Authorization: Bearer {t}' {scheme}://{addr}/api/v1/vms");
+        }
     }
     let token = running.shutdown_token();
     tokio::select! {
@@ -98,22 +195,22 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Up => {
             init_logging(&settings);
-            serve(settings, Components::ALL, true).await
+            serve(settings, Components::ALL, Bootstrap { migrate: true, first_admin_token: true }).await
         }
         Command::Api => {
             init_logging(&settings);
-            serve(settings, Components { api: true, worker: false, scheduler: false }, false).await
+            serve(settings, Components { api: true, worker: false, scheduler: false }, Bootstrap::default()).await
         }
         Command::Worker { host } => {
             if let Some(host) = host {
                 settings.worker.host = Some(host);
             }
             init_logging(&settings);
-            serve(settings, Components { api: false, worker: true, scheduler: false }, false).await
+            serve(settings, Components { api: false, worker: true, scheduler: false }, Bootstrap::default()).await
         }
         Command::Scheduler => {
             init_logging(&settings);
-            serve(settings, Components { api: false, worker: false, scheduler: true }, false).await
+            serve(settings, Components { api: false, worker: false, scheduler: true }, Bootstrap::default()).await
         }
         Command::Migrate => {
             init_logging(&settings);
@@ -125,6 +222,20 @@ async fn main() -> anyhow::Result<()> {
         Command::CheckConfig => {
             print!("{}", settings.to_redacted_toml());
             Ok(())
+        }
+        Command::Token { command } => token_command(&settings, command).await,
+        Command::Audit { command: AuditCommand::Verify } => {
+            let store = open_store(&settings).await?;
+            match store.verify_audit_chain().await? {
+                hyperfleet_core::store::ChainCheck::Intact { events } => {
+                    println!("audit chain intact: {events} events");
+                    Ok(())
+                }
+                hyperfleet_core::store::ChainCheck::Broken { id, reason } => {
+                    println!("audit chain BROKEN at event {id}: {reason}");
+                    std::process::exit(1);
+                }
+            }
         }
         Command::Openapi => {
             println!("{}", hyperfleet_api::spec_json()?);

@@ -3,7 +3,7 @@
 use hyperfleet_core::{commands, operation::NoopParams};
 use poem_openapi::{Object, OpenApi, param::Header, payload::Json};
 
-use crate::{AppState, Tag, error::ApiResult, submit::Enqueued};
+use crate::{AppState, Tag, auth::OperatorAuth, error::ApiResult, submit::Enqueued};
 
 pub struct DiagnosticsApi {
     pub state: AppState,
@@ -24,6 +24,7 @@ impl DiagnosticsApi {
     #[oai(path = "/diagnostics/noop", method = "post", operation_id = "diagnostic_noop")]
     async fn noop(
         &self,
+        auth: OperatorAuth,
         #[oai(name = "Idempotency-Key")] key: Header<Option<String>>,
         body: Json<Option<NoopRequest>>,
     ) -> ApiResult<Enqueued> {
@@ -31,7 +32,7 @@ impl DiagnosticsApi {
             sleep_ms: b.sleep_ms.unwrap_or(0),
             fail_times: b.fail_times.unwrap_or(0),
         });
-        let origin = self.state.origin(key.0)?;
+        let origin = self.state.origin(&auth.0, key.0)?;
         let submitted = commands::noop(&self.state.store, params, origin).await?;
         Ok(Enqueued::answer(&self.state.store, submitted).await?)
     }

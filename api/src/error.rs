@@ -23,12 +23,24 @@ pub enum ApiError {
     /// The request was malformed; nothing was changed.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
+    /// No valid bearer token was sent.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// The token's role does not allow this.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
     /// The resource does not exist.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
     /// The request conflicts with the current state; nothing was changed.
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
+    /// The request body is larger than the server accepts.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// The token is over its rate limit; see `Retry-After`.
+    #[oai(status = 429)]
+    TooManyRequests(Json<ErrorBody>),
     /// Unexpected server error; the request id identifies it in the log.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
@@ -48,6 +60,8 @@ impl From<Error> for ApiError {
             Error::InvalidInput { message, .. } => Self::BadRequest(body(code, message.clone())),
             Error::NotFound { what, .. } => Self::NotFound(body(code, format!("{what} not found"))),
             Error::Conflict { message, .. } => Self::Conflict(body(code, message.clone())),
+            Error::Unauthenticated(message) => Self::Unauthorized(body(code, message.clone())),
+            Error::Forbidden(message) => Self::Forbidden(body(code, message.clone())),
             Error::Unavailable(cause) => {
                 tracing::warn!(request_id = %current_request_id(), %cause, "dependency unavailable");
                 Self::Unavailable(body(code, "a dependency is unavailable; retry later"))
@@ -79,6 +93,8 @@ pub async fn render_poem_error(err: poem::Error) -> poem::Response {
     } else {
         match status {
             StatusCode::NOT_FOUND => ("not_found", "no such route".to_owned()),
+            StatusCode::UNAUTHORIZED => ("unauthorized", "send `Authorization: Bearer <token>`".to_owned()),
+            StatusCode::SERVICE_UNAVAILABLE => ("timeout", "the request took too long".to_owned()),
             StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "method not allowed on this route".to_owned()),
             StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large".to_owned()),
             s if s.is_client_error() => ("bad_request", err.to_string()),

@@ -10,7 +10,7 @@ use hyperfleet_core::{
 };
 use poem_openapi::{Object, OpenApi, param::Path, payload::Json};
 
-use crate::{AppState, Tag, error::ApiResult};
+use crate::{AppState, Tag, auth::ViewerAuth, error::ApiResult};
 
 pub struct HostsApi {
     pub state: AppState,
@@ -163,7 +163,7 @@ fn host_name(text: &str) -> hyperfleet_core::Result<String> {
 impl HostsApi {
     /// List hosts: online or offline from their heartbeats, with VM counts by state.
     #[oai(path = "/hosts", method = "get", operation_id = "host_list")]
-    async fn list(&self) -> ApiResult<Json<HostListView>> {
+    async fn list(&self, _auth: ViewerAuth) -> ApiResult<Json<HostListView>> {
         let (hosts, vms) = (self.state.store.hosts().await?, self.state.store.vms().await?);
         let now = Timestamp::now();
         Ok(Json(HostListView { items: hosts.into_iter().map(|h| HostView::new(h, &vms, now)).collect() }))
@@ -171,7 +171,7 @@ impl HostsApi {
 
     /// Get one host.
     #[oai(path = "/hosts/:host", method = "get", operation_id = "host_get")]
-    async fn get(&self, host: Path<String>) -> ApiResult<Json<HostView>> {
+    async fn get(&self, _auth: ViewerAuth, host: Path<String>) -> ApiResult<Json<HostView>> {
         let record = self.state.store.host(&host_name(&host)?).await?;
         let vms = self.state.store.vms().await?;
         Ok(Json(HostView::new(record, &vms, Timestamp::now())))
@@ -179,7 +179,7 @@ impl HostsApi {
 
     /// System facts of one host (CPU, memory, disks, libvirt and QEMU versions).
     #[oai(path = "/hosts/:host/system", method = "get", operation_id = "host_system")]
-    async fn system(&self, host: Path<String>) -> ApiResult<Json<SystemView>> {
+    async fn system(&self, _auth: ViewerAuth, host: Path<String>) -> ApiResult<Json<SystemView>> {
         let record = self.state.store.host(&host_name(&host)?).await?;
         let info = record.system.clone().map(|j| j.0).ok_or_else(|| {
             hyperfleet_core::Error::not_found(
@@ -192,7 +192,7 @@ impl HostsApi {
 
     /// ISO images in every host's `worker.iso_dir`.
     #[oai(path = "/isos", method = "get", operation_id = "iso_list")]
-    async fn isos(&self) -> ApiResult<Json<IsoListView>> {
+    async fn isos(&self, _auth: ViewerAuth) -> ApiResult<Json<IsoListView>> {
         Ok(Json(IsoListView { items: self.state.store.isos().await?.into_iter().map(IsoView::from).collect() }))
     }
 }

@@ -2,6 +2,7 @@
 //! are thin — parse the input into domain types, call one `core` function,
 //! map the result — and never touch SQL or libvirt.
 
+pub mod auth;
 mod diagnostics;
 pub mod error;
 mod hosts;
@@ -10,6 +11,7 @@ pub mod request_id;
 mod seed;
 mod submit;
 mod system;
+mod tokens;
 pub mod views;
 mod vms;
 
@@ -22,13 +24,24 @@ pub struct AppState {
     pub store: Store,
     /// Attempts an operation gets before it fails for good.
     pub max_attempts: i32,
+    pub limiter: std::sync::Arc<auth::RateLimiter>,
+}
+
+/// HTTP limits from `[api]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub body_bytes: usize,
+    pub request_timeout: std::time::Duration,
 }
 
 impl AppState {
-    fn origin(&self, idempotency_key: Option<String>) -> Result<Origin> {
+    pub fn new(store: Store, max_attempts: i32, rate_per_s: u32, burst: u32) -> Self {
+        Self { store, max_attempts, limiter: std::sync::Arc::new(auth::RateLimiter::new(rate_per_s, burst)) }
+    }
+
+    fn origin(&self, who: &hyperfleet_core::auth::Principal, idempotency_key: Option<String>) -> Result<Origin> {
         Ok(Origin {
-            // Until tokens exist every caller is anonymous; the API binds to loopback by default.
-            requested_by: "anonymous".into(),
+            requested_by: who.name.clone(),
             request_id: Some(request_id::current_request_id()),
             idempotency_key: submit::parse_idempotency_key(idempotency_key)?,
             max_attempts: self.max_attempts,
@@ -48,6 +61,8 @@ enum Tag {
     Diagnostics,
     /// Liveness and readiness.
     System,
+    /// API tokens and the audit log.
+    Admin,
     /// The seed system's API, kept for its dashboard and scripts (deprecated: use /api/v1).
     Seed,
 }
@@ -58,6 +73,7 @@ type Apis = (
     operations::OperationsApi,
     diagnostics::DiagnosticsApi,
     system::SystemApi,
+    tokens::TokensApi,
     seed::SeedApi,
 );
 
@@ -68,6 +84,7 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
         operations::OperationsApi { state: state.clone() },
         diagnostics::DiagnosticsApi { state: state.clone() },
         system::SystemApi { state: state.clone() },
+        tokens::TokensApi { state: state.clone() },
         seed::SeedApi { state },
     );
     OpenApiService::new(apis, "Hyperfleet", env!("CARGO_PKG_VERSION")).description(
@@ -76,19 +93,28 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
 }
 
 /// The whole HTTP application.
-pub fn app(state: AppState, body_limit: usize) -> impl Endpoint {
-    let api = service(state);
+pub fn app(state: AppState, limits: Limits) -> impl Endpoint {
+    let api = service(state.clone());
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     Route::new()
         .nest("/", api)
         .at("/openapi.json", spec)
         .nest("/docs", docs)
-        .around(move |next, req| request_id::with_request_id(next, req, body_limit))
+        .around(move |next, req| {
+            let state = state.clone();
+            async move {
+                match tokio::time::timeout(limits.request_timeout, auth::authenticate(next, req, &state)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(poem::Error::from_status(poem::http::StatusCode::SERVICE_UNAVAILABLE)),
+                }
+            }
+        })
+        .around(move |next, req| request_id::with_request_id(next, req, limits.body_bytes))
 }
 
 /// The OpenAPI document, pretty-printed (what `hyperfleet openapi` prints and
 /// `openapi/hyperfleet.json` holds).
 pub fn spec_json() -> Result<String> {
-    Ok(service(AppState { store: Store::detached()?, max_attempts: 1 }).spec())
+    Ok(service(AppState::new(Store::detached()?, 1, 1, 1)).spec())
 }

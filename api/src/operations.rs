@@ -13,6 +13,7 @@ use poem_openapi::{
 
 use crate::{
     AppState, Tag,
+    auth::{OperatorAuth, ViewerAuth},
     error::ApiResult,
     request_id::current_request_id,
     views::{AttemptView, OperationPageView, OperationView},
@@ -38,6 +39,7 @@ impl OperationsApi {
     #[oai(path = "/operations", method = "get", operation_id = "operation_list")]
     async fn list(
         &self,
+        _auth: ViewerAuth,
         /// Only operations in this status.
         status: Query<Option<String>>,
         /// Only operations of this kind, e.g. `vm.start`.
@@ -85,7 +87,7 @@ impl OperationsApi {
 
     /// Get one operation with all its attempts.
     #[oai(path = "/operations/:id", method = "get", operation_id = "operation_get")]
-    async fn get(&self, id: Path<String>) -> ApiResult<Json<OperationView>> {
+    async fn get(&self, _auth: ViewerAuth, id: Path<String>) -> ApiResult<Json<OperationView>> {
         let id = OperationId::parse(&id)?;
         let op = self.state.store.operation(id).await?;
         let attempts = self.state.store.attempts(id).await?;
@@ -97,16 +99,16 @@ impl OperationsApi {
 
     /// Cancel an operation: at once when queued or waiting to retry; when running, at its next safe point.
     #[oai(path = "/operations/:id/cancel", method = "post", operation_id = "operation_cancel")]
-    async fn cancel(&self, id: Path<String>) -> ApiResult<Json<OperationView>> {
+    async fn cancel(&self, _auth: OperatorAuth, id: Path<String>) -> ApiResult<Json<OperationView>> {
         let id = OperationId::parse(&id)?;
         Ok(Json(self.state.store.cancel(id).await?.into()))
     }
 
     /// Retry a failed or cancelled operation as a new operation linked to it.
     #[oai(path = "/operations/:id/retry", method = "post", operation_id = "operation_retry")]
-    async fn retry(&self, id: Path<String>) -> ApiResult<crate::submit::Enqueued> {
+    async fn retry(&self, auth: OperatorAuth, id: Path<String>) -> ApiResult<crate::submit::Enqueued> {
         let id = OperationId::parse(&id)?;
-        let origin = self.state.origin(None)?;
+        let origin = self.state.origin(&auth.0, None)?;
         let op = self.state.store.retry(id, &origin.requested_by, Some(current_request_id())).await?;
         let submitted = hyperfleet_core::store::Submitted { operation: op, replayed: false };
         Ok(crate::submit::Enqueued::answer(&self.state.store, submitted).await?)

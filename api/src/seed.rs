@@ -13,7 +13,11 @@ use hyperfleet_core::{
 };
 use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, param::Query, payload::Json};
 
-use crate::{AppState, Tag, error::ApiResult};
+use crate::{
+    AppState, Tag,
+    auth::{OperatorAuth, ViewerAuth},
+    error::ApiResult,
+};
 
 pub struct SeedApi {
     pub state: AppState,
@@ -140,7 +144,7 @@ fn percent(used: u64, total: u64) -> u64 {
 impl SeedApi {
     /// System information of a host (the seed's `/api/system/info`).
     #[oai(path = "/system/info", method = "get", operation_id = "seed_system_info", deprecated)]
-    async fn system_info(&self, host: Query<Option<String>>) -> ApiResult<SeedSystemAnswer> {
+    async fn system_info(&self, _auth: ViewerAuth, host: Query<Option<String>>) -> ApiResult<SeedSystemAnswer> {
         let now = Timestamp::now();
         let hosts = self.state.store.hosts().await?;
         let chosen = match &host.0 {
@@ -183,7 +187,7 @@ impl SeedApi {
 
     /// All VMs (the seed's `/api/vms/list`).
     #[oai(path = "/vms/list", method = "get", operation_id = "seed_vm_list", deprecated)]
-    async fn vm_list(&self) -> ApiResult<Json<SeedVmList>> {
+    async fn vm_list(&self, _auth: ViewerAuth) -> ApiResult<Json<SeedVmList>> {
         let data = self
             .state
             .store
@@ -202,7 +206,7 @@ impl SeedApi {
 
     /// ISOs (the seed's `/api/isos/list`).
     #[oai(path = "/isos/list", method = "get", operation_id = "seed_iso_list", deprecated)]
-    async fn iso_list(&self) -> ApiResult<Json<SeedIsoList>> {
+    async fn iso_list(&self, _auth: ViewerAuth) -> ApiResult<Json<SeedIsoList>> {
         let data = self
             .state
             .store
@@ -220,33 +224,38 @@ impl SeedApi {
 
     /// Start a VM and wait for the outcome (the seed's `POST /api/vms/{name}/start`).
     #[oai(path = "/vms/:name/start", method = "post", operation_id = "seed_vm_start", deprecated)]
-    async fn start(&self, name: Path<String>) -> ApiResult<SeedCommand> {
-        self.act(&name, VmAction::Start).await
+    async fn start(&self, auth: OperatorAuth, name: Path<String>) -> ApiResult<SeedCommand> {
+        self.act(&auth.0, &name, VmAction::Start).await
     }
 
     /// Shut a VM down and wait for the outcome (the seed's `POST /api/vms/{name}/shutdown`).
     #[oai(path = "/vms/:name/shutdown", method = "post", operation_id = "seed_vm_shutdown", deprecated)]
-    async fn shutdown(&self, name: Path<String>) -> ApiResult<SeedCommand> {
-        self.act(&name, VmAction::Shutdown).await
+    async fn shutdown(&self, auth: OperatorAuth, name: Path<String>) -> ApiResult<SeedCommand> {
+        self.act(&auth.0, &name, VmAction::Shutdown).await
     }
 
     /// Reboot a VM and wait for the outcome (the seed's `POST /api/vms/{name}/reboot`).
     #[oai(path = "/vms/:name/reboot", method = "post", operation_id = "seed_vm_reboot", deprecated)]
-    async fn reboot(&self, name: Path<String>) -> ApiResult<SeedCommand> {
-        self.act(&name, VmAction::Reboot).await
+    async fn reboot(&self, auth: OperatorAuth, name: Path<String>) -> ApiResult<SeedCommand> {
+        self.act(&auth.0, &name, VmAction::Reboot).await
     }
 
     /// Destroy a VM and wait for the outcome (the seed's `POST /api/vms/{name}/destroy`).
     #[oai(path = "/vms/:name/destroy", method = "post", operation_id = "seed_vm_destroy", deprecated)]
-    async fn destroy(&self, name: Path<String>) -> ApiResult<SeedCommand> {
-        self.act(&name, VmAction::Destroy).await
+    async fn destroy(&self, auth: OperatorAuth, name: Path<String>) -> ApiResult<SeedCommand> {
+        self.act(&auth.0, &name, VmAction::Destroy).await
     }
 }
 
 impl SeedApi {
-    async fn act(&self, name: &str, action: VmAction) -> ApiResult<SeedCommand> {
+    async fn act(
+        &self,
+        who: &hyperfleet_core::auth::Principal,
+        name: &str,
+        action: VmAction,
+    ) -> ApiResult<SeedCommand> {
         let vm = VmName::parse(name)?;
-        let origin = self.state.origin(None)?;
+        let origin = self.state.origin(who, None)?;
         let params = PowerParams::default();
         let wait = match action {
             VmAction::Shutdown => Duration::from_secs(u64::from(PowerParams::DEFAULT_SHUTDOWN_TIMEOUT_S) + 30),

@@ -12,6 +12,7 @@ use poem_openapi::{
 
 use crate::{
     AppState, Tag,
+    auth::{OperatorAuth, ViewerAuth},
     error::ApiResult,
     submit::Enqueued,
     views::{VmListView, VmView},
@@ -39,6 +40,7 @@ pub struct PowerRequest {}
 impl VmsApi {
     async fn act(
         &self,
+        who: &hyperfleet_core::auth::Principal,
         name: &str,
         host: Option<String>,
         action: VmAction,
@@ -46,7 +48,7 @@ impl VmsApi {
         key: Option<String>,
     ) -> ApiResult<Enqueued> {
         let vm = VmName::parse(name)?;
-        let origin = self.state.origin(key)?;
+        let origin = self.state.origin(who, key)?;
         let submitted = commands::vm_power(&self.state.store, &vm, host.as_deref(), action, params, origin).await?;
         Ok(Enqueued::answer(&self.state.store, submitted).await?)
     }
@@ -56,7 +58,7 @@ impl VmsApi {
 impl VmsApi {
     /// List VMs on every host.
     #[oai(path = "/vms", method = "get", operation_id = "vm_list")]
-    async fn list(&self) -> ApiResult<Json<VmListView>> {
+    async fn list(&self, _auth: ViewerAuth) -> ApiResult<Json<VmListView>> {
         let items = self.state.store.vms().await?.into_iter().map(VmView::from).collect();
         Ok(Json(VmListView { items }))
     }
@@ -65,6 +67,7 @@ impl VmsApi {
     #[oai(path = "/vms/:name", method = "get", operation_id = "vm_get")]
     async fn get(
         &self,
+        _auth: ViewerAuth,
         name: Path<String>,
         /// The VM's host; needed only when the name exists on several hosts.
         host: Query<Option<String>>,
@@ -77,18 +80,20 @@ impl VmsApi {
     #[oai(path = "/vms/:name/start", method = "post", operation_id = "vm_start")]
     async fn start(
         &self,
+        auth: OperatorAuth,
         name: Path<String>,
         host: Query<Option<String>>,
         #[oai(name = "Idempotency-Key")] key: Header<Option<String>>,
         _body: Json<Option<PowerRequest>>,
     ) -> ApiResult<Enqueued> {
-        self.act(&name, host.0, VmAction::Start, PowerParams::default(), key.0).await
+        self.act(&auth.0, &name, host.0, VmAction::Start, PowerParams::default(), key.0).await
     }
 
     /// Shut a VM down gracefully (ACPI), waiting up to `timeout_s`; with `force`, destroy it after the timeout.
     #[oai(path = "/vms/:name/shutdown", method = "post", operation_id = "vm_shutdown")]
     async fn shutdown(
         &self,
+        auth: OperatorAuth,
         name: Path<String>,
         host: Query<Option<String>>,
         #[oai(name = "Idempotency-Key")] key: Header<Option<String>>,
@@ -98,54 +103,58 @@ impl VmsApi {
             timeout_s: b.timeout_s,
             force: b.force.unwrap_or(false),
         });
-        self.act(&name, host.0, VmAction::Shutdown, params, key.0).await
+        self.act(&auth.0, &name, host.0, VmAction::Shutdown, params, key.0).await
     }
 
     /// Reboot a VM.
     #[oai(path = "/vms/:name/reboot", method = "post", operation_id = "vm_reboot")]
     async fn reboot(
         &self,
+        auth: OperatorAuth,
         name: Path<String>,
         host: Query<Option<String>>,
         #[oai(name = "Idempotency-Key")] key: Header<Option<String>>,
         _body: Json<Option<PowerRequest>>,
     ) -> ApiResult<Enqueued> {
-        self.act(&name, host.0, VmAction::Reboot, PowerParams::default(), key.0).await
+        self.act(&auth.0, &name, host.0, VmAction::Reboot, PowerParams::default(), key.0).await
     }
 
     /// Destroy (power off) a VM at once.
     #[oai(path = "/vms/:name/destroy", method = "post", operation_id = "vm_destroy")]
     async fn destroy(
         &self,
+        auth: OperatorAuth,
         name: Path<String>,
         host: Query<Option<String>>,
         #[oai(name = "Idempotency-Key")] key: Header<Option<String>>,
         _body: Json<Option<PowerRequest>>,
     ) -> ApiResult<Enqueued> {
-        self.act(&name, host.0, VmAction::Destroy, PowerParams::default(), key.0).await
+        self.act(&auth.0, &name, host.0, VmAction::Destroy, PowerParams::default(), key.0).await
     }
 
     /// Suspend (pause) a running VM.
     #[oai(path = "/vms/:name/suspend", method = "post", operation_id = "vm_suspend")]
     async fn suspend(
         &self,
+        auth: OperatorAuth,
         name: Path<String>,
         host: Query<Option<String>>,
         #[oai(name = "Idempotency-Key")] key: Header<Option<String>>,
         _body: Json<Option<PowerRequest>>,
     ) -> ApiResult<Enqueued> {
-        self.act(&name, host.0, VmAction::Suspend, PowerParams::default(), key.0).await
+        self.act(&auth.0, &name, host.0, VmAction::Suspend, PowerParams::default(), key.0).await
     }
 
     /// Resume a paused VM.
     #[oai(path = "/vms/:name/resume", method = "post", operation_id = "vm_resume")]
     async fn resume(
         &self,
+        auth: OperatorAuth,
         name: Path<String>,
         host: Query<Option<String>>,
         #[oai(name = "Idempotency-Key")] key: Header<Option<String>>,
         _body: Json<Option<PowerRequest>>,
     ) -> ApiResult<Enqueued> {
-        self.act(&name, host.0, VmAction::Resume, PowerParams::default(), key.0).await
+        self.act(&auth.0, &name, host.0, VmAction::Resume, PowerParams::default(), key.0).await
     }
 }

@@ -95,3 +95,48 @@ pub async fn wait_finished(
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Creates an API token and records it in the audit log; returns the secret once.
+pub async fn create_token(
+    store: &Store,
+    actor: &str,
+    request_id: Option<&str>,
+    name: &str,
+    role: crate::auth::Role,
+    expires_in: Option<std::time::Duration>,
+) -> Result<(crate::store::TokenRecord, String)> {
+    let expires_at = expires_in.map(|d| crate::Timestamp::now().plus(d));
+    let (record, secret) = store.create_token(name, role, actor, expires_at).await?;
+    store
+        .audit(crate::store::AuditEntry {
+            actor,
+            action: "token.create",
+            target: &format!("token/{}", record.id),
+            request_id,
+            before: None,
+            after: Some(json!({"name": record.name, "role": record.role, "expires_at": record.expires_at})),
+        })
+        .await?;
+    Ok((record, secret))
+}
+
+/// Revokes an API token and records it in the audit log.
+pub async fn revoke_token(
+    store: &Store,
+    actor: &str,
+    request_id: Option<&str>,
+    id: crate::TokenId,
+) -> Result<crate::store::TokenRecord> {
+    let before = store.revoke_token(id).await?;
+    store
+        .audit(crate::store::AuditEntry {
+            actor,
+            action: "token.revoke",
+            target: &format!("token/{id}"),
+            request_id,
+            before: Some(json!({"name": before.name, "role": before.role, "revoked_at": before.revoked_at})),
+            after: Some(json!({"revoked": true})),
+        })
+        .await?;
+    store.token(id).await
+}

@@ -15,6 +15,12 @@ pub enum Error {
     /// The request conflicts with the current state (idempotency, state machine).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// No valid credentials were presented.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller's role does not allow this.
+    #[error("{0}")]
+    Forbidden(String),
     /// A peer (the database) is unreachable; retrying later may succeed.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -44,6 +50,8 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidInput { code, .. } | Self::NotFound { code, .. } | Self::Conflict { code, .. } => code,
+            Self::Unauthenticated(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }

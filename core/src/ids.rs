@@ -7,72 +7,86 @@ use uuid::Uuid;
 
 use crate::Error;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct OperationId(pub Uuid);
+macro_rules! typed_id {
+    ($(#[$doc:meta])* $name:ident, $invalid:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
 
-impl OperationId {
-    pub fn new() -> Self {
-        Self(Uuid::now_v7())
-    }
+        impl $name {
+            pub fn new() -> Self {
+                Self(Uuid::now_v7())
+            }
 
-    pub fn parse(text: &str) -> Result<Self, Error> {
-        Uuid::parse_str(text)
-            .map(Self)
-            .map_err(|_| Error::invalid("invalid_operation_id", format!("`{text}` is not a UUID")))
-    }
+            pub fn parse(text: &str) -> Result<Self, Error> {
+                Uuid::parse_str(text).map(Self).map_err(|_| Error::invalid($invalid, format!("`{text}` is not a UUID")))
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl Type<Sqlite> for $name {
+            fn type_info() -> <Sqlite as sqlx::Database>::TypeInfo {
+                <String as Type<Sqlite>>::type_info()
+            }
+        }
+
+        impl<'q> Encode<'q, Sqlite> for $name {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <Sqlite as sqlx::Database>::ArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <String as Encode<'q, Sqlite>>::encode(self.0.hyphenated().to_string(), buf)
+            }
+        }
+
+        impl<'r> Decode<'r, Sqlite> for $name {
+            fn decode(value: <Sqlite as sqlx::Database>::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                Ok(Self(Uuid::parse_str(<&str as Decode<'r, Sqlite>>::decode(value)?)?))
+            }
+        }
+
+        impl Type<Postgres> for $name {
+            fn type_info() -> <Postgres as sqlx::Database>::TypeInfo {
+                <Uuid as Type<Postgres>>::type_info()
+            }
+        }
+
+        impl<'q> Encode<'q, Postgres> for $name {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <Postgres as sqlx::Database>::ArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <Uuid as Encode<'q, Postgres>>::encode_by_ref(&self.0, buf)
+            }
+        }
+
+        impl<'r> Decode<'r, Postgres> for $name {
+            fn decode(value: <Postgres as sqlx::Database>::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                Ok(Self(<Uuid as Decode<'r, Postgres>>::decode(value)?))
+            }
+        }
+    };
 }
 
-impl Default for OperationId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl std::fmt::Display for OperationId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl Type<Sqlite> for OperationId {
-    fn type_info() -> <Sqlite as sqlx::Database>::TypeInfo {
-        <String as Type<Sqlite>>::type_info()
-    }
-}
-
-impl<'q> Encode<'q, Sqlite> for OperationId {
-    fn encode_by_ref(
-        &self,
-        buf: &mut <Sqlite as sqlx::Database>::ArgumentBuffer,
-    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-        <String as Encode<'q, Sqlite>>::encode(self.0.hyphenated().to_string(), buf)
-    }
-}
-
-impl<'r> Decode<'r, Sqlite> for OperationId {
-    fn decode(value: <Sqlite as sqlx::Database>::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
-        Ok(Self(Uuid::parse_str(<&str as Decode<'r, Sqlite>>::decode(value)?)?))
-    }
-}
-
-impl Type<Postgres> for OperationId {
-    fn type_info() -> <Postgres as sqlx::Database>::TypeInfo {
-        <Uuid as Type<Postgres>>::type_info()
-    }
-}
-
-impl<'q> Encode<'q, Postgres> for OperationId {
-    fn encode_by_ref(
-        &self,
-        buf: &mut <Postgres as sqlx::Database>::ArgumentBuffer,
-    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-        <Uuid as Encode<'q, Postgres>>::encode_by_ref(&self.0, buf)
-    }
-}
-
-impl<'r> Decode<'r, Postgres> for OperationId {
-    fn decode(value: <Postgres as sqlx::Database>::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
-        Ok(Self(<Uuid as Decode<'r, Postgres>>::decode(value)?))
-    }
-}
+typed_id!(
+    /// An operation in the ledger.
+    OperationId,
+    "invalid_operation_id"
+);
+typed_id!(
+    /// An API token.
+    TokenId,
+    "invalid_token_id"
+);

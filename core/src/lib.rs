@@ -5,6 +5,7 @@
 //! It knows nothing of HTTP or libvirt: those live in `hyperfleet-api` and
 //! `hyperfleet-worker`, which both depend on this crate and never on each other.
 
+pub mod auth;
 pub mod backoff;
 pub mod commands;
 pub mod error;
@@ -17,5 +18,5 @@ pub mod time;
 pub mod vm;
 
 pub use error::{Error, Result};
-pub use ids::OperationId;
+pub use ids::{OperationId, TokenId};
 pub use time::Timestamp;

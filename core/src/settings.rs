@@ -60,6 +60,27 @@ pub struct ApiSettings {
     /// Largest accepted request body, in bytes.
     #[serde(default = "default_body_limit")]
     pub body_limit_bytes: usize,
+    /// Requests taking longer are answered 503 `timeout`.
+    #[serde(default = "default_request_timeout_s")]
+    pub request_timeout_s: u64,
+    /// Sustained requests per second allowed per token (429 beyond, with `Retry-After`).
+    #[serde(default = "default_rate_limit_per_s")]
+    pub rate_limit_per_s: u32,
+    /// Requests a token may send in a burst above the sustained rate.
+    #[serde(default = "default_rate_limit_burst")]
+    pub rate_limit_burst: u32,
+    /// Serve HTTPS (rustls) when both are set; otherwise plain HTTP behind a proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSettings>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -129,6 +150,15 @@ fn default_listen() -> SocketAddr {
 fn default_body_limit() -> usize {
     64 * 1024
 }
+fn default_request_timeout_s() -> u64 {
+    180
+}
+fn default_rate_limit_per_s() -> u32 {
+    50
+}
+fn default_rate_limit_burst() -> u32 {
+    200
+}
 fn default_libvirt_uri() -> String {
     "qemu:///system".into()
 }
@@ -168,7 +198,14 @@ impl Default for DatabaseSettings {
 
 impl Default for ApiSettings {
     fn default() -> Self {
-        Self { listen: default_listen(), body_limit_bytes: default_body_limit() }
+        Self {
+            listen: default_listen(),
+            body_limit_bytes: default_body_limit(),
+            request_timeout_s: default_request_timeout_s(),
+            rate_limit_per_s: default_rate_limit_per_s(),
+            rate_limit_burst: default_rate_limit_burst(),
+            tls: None,
+        }
     }
 }
 

@@ -56,9 +56,9 @@ async fn crash_safety_under_fire() {
     let app = Arc::new(tokio::sync::Mutex::new(app));
     let stop = Arc::new(AtomicBool::new(false));
     let submitter = {
-        let (client, address) = {
+        let (client, address, token) = {
             let a = app.lock().await;
-            (a.client.clone(), a.address.clone())
+            (a.client.clone(), a.address.clone(), a.token.clone())
         };
         let names: Vec<String> = vms.iter().map(|v| v.name.clone()).collect();
         let stop = stop.clone();
@@ -71,6 +71,7 @@ async fn crash_safety_under_fire() {
                     let r = client
                         .post(format!("{address}/api/v1/vms/{name}/{action}"))
                         .header("content-type", "application/json")
+                        .bearer_auth(&token)
                         .body(body)
                         .send()
                         .await

@@ -90,6 +90,8 @@ impl Default for Options {
 
 pub struct TestApp {
     pub address: String,
+    /// The admin token `start` created on first start, sent by default.
+    pub token: String,
     pub database_url: String,
     pub options: Options,
     pub dir: tempfile::TempDir,
@@ -116,10 +118,13 @@ impl TestApp {
         let options = Options { libvirt_uri: Some(libvirt_uri), ..options };
         let settings = settings_for(&database_url, &options, dir.path());
         let components = Components { api: true, worker: options.worker, scheduler: false };
-        let running = hyperfleet::start(&settings, components, true).await.expect("starting the app");
+        let boot = hyperfleet::Bootstrap { migrate: true, first_admin_token: true };
+        let running = hyperfleet::start(&settings, components, boot).await.expect("starting the app");
         let address = format!("http://{}", running.api_addr.unwrap());
+        let token = running.initial_admin_token.clone().expect("first start creates an admin token");
         let app = Self {
             address,
+            token,
             database_url,
 
             options,
@@ -138,7 +143,22 @@ impl TestApp {
     }
 
     pub async fn request(&self, method: &str, path: &str, body: Option<&str>, headers: &[(&str, &str)]) -> Response {
+        self.request_as(Some(&self.token), method, path, body, headers).await
+    }
+
+    /// A request with `token` (or none).
+    pub async fn request_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Response {
         let mut req = self.client.request(method.parse().unwrap(), format!("{}{path}", self.address));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
         for (k, v) in headers {
             req = req.header(*k, *v);
         }

@@ -14,4 +14,5 @@ mod openapi;
 mod qemu;
 mod retries;
 mod schema;
+mod security;
 mod vm_power;

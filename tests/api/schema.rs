@@ -7,7 +7,7 @@ use sqlx::{Connection, Row};
 
 use crate::helpers::{Backend, fresh_database};
 
-const OURS: [&str; 5] = ["operations", "operation_attempts", "hosts", "vms", "isos"];
+const OURS: [&str; 7] = ["operations", "operation_attempts", "hosts", "vms", "isos", "api_tokens", "audit_events"];
 
 #[tokio::test]
 async fn sqlite_and_postgres_schemas_match() {

@@ -5,11 +5,13 @@
 //! Durability is explicit: SQLite runs in WAL mode with `synchronous=FULL`
 //! (see [`sqlite_options`]); PostgreSQL keeps its server defaults.
 
+mod audit;
 mod inventory;
 mod ledger;
 mod operations;
 mod rows;
 mod stats;
+mod tokens;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
 
@@ -20,9 +22,11 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
+pub use audit::{AuditEntry, AuditEvent, ChainCheck};
 pub use inventory::{DiskUsage, HostRecord, IsoRecord, SystemInfo, VmRecord};
 pub use ledger::{Claim, Finish, ReapReport};
 pub use operations::{OperationFilter, OperationPage, Submitted};
+pub use tokens::TokenRecord;
 
 use crate::{Error, Result, queue::Wakes};
 

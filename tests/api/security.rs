@@ -1,0 +1,279 @@
+//! Tokens and roles on every endpoint, the audit chain, and hostile input.
+
+use serde_json::json;
+
+use crate::helpers::{Backend, Options, TestApp};
+
+/// Every endpoint with the role it needs. A test below fails when the spec
+/// has an endpoint this table lacks, so new endpoints must be added here.
+const ENDPOINTS: &[(&str, &str, &str)] = &[
+    ("GET", "/api/v1/vms", "viewer"),
+    ("GET", "/api/v1/vms/test", "viewer"),
+    ("POST", "/api/v1/vms/test/start", "operator"),
+    ("POST", "/api/v1/vms/test/shutdown", "operator"),
+    ("POST", "/api/v1/vms/test/reboot", "operator"),
+    ("POST", "/api/v1/vms/test/destroy", "operator"),
+    ("POST", "/api/v1/vms/test/suspend", "operator"),
+    ("POST", "/api/v1/vms/test/resume", "operator"),
+    ("GET", "/api/v1/hosts", "viewer"),
+    ("GET", "/api/v1/hosts/hv1", "viewer"),
+    ("GET", "/api/v1/hosts/hv1/system", "viewer"),
+    ("GET", "/api/v1/isos", "viewer"),
+    ("GET", "/api/v1/operations", "viewer"),
+    ("GET", "/api/v1/operations/{op}", "viewer"),
+    ("POST", "/api/v1/operations/{op}/cancel", "operator"),
+    ("POST", "/api/v1/operations/{op}/retry", "operator"),
+    ("POST", "/api/v1/diagnostics/noop", "operator"),
+    ("GET", "/api/v1/tokens", "admin"),
+    ("POST", "/api/v1/tokens", "admin"),
+    ("DELETE", "/api/v1/tokens/{token}", "admin"),
+    ("GET", "/api/v1/audit", "admin"),
+    ("GET", "/api/system/info", "viewer"),
+    ("GET", "/api/vms/list", "viewer"),
+    ("GET", "/api/isos/list", "viewer"),
+    ("POST", "/api/vms/test/start", "operator"),
+    ("POST", "/api/vms/test/shutdown", "operator"),
+    ("POST", "/api/vms/test/reboot", "operator"),
+    ("POST", "/api/vms/test/destroy", "operator"),
+];
+
+const PUBLIC: &[&str] = &["/healthz", "/readyz", "/openapi.json", "/docs/"];
+
+fn rank(role: &str) -> u8 {
+    match role {
+        "viewer" => 0,
+        "operator" => 1,
+        _ => 2,
+    }
+}
+
+async fn token(app: &TestApp, name: &str, role: &str) -> String {
+    let r = app.post("/api/v1/tokens", json!({"name": name, "role": role})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.body["secret"].as_str().unwrap().to_owned()
+}
+
+async fn every_endpoint_needs_the_right_role(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Options { worker: false, ..Options::default() }).await;
+    let tokens = [
+        ("viewer", token(&app, "v", "viewer").await),
+        ("operator", token(&app, "o", "operator").await),
+        ("admin", app.token.clone()),
+    ];
+    let op = app.noop(0, 0).await;
+    let spare = app.post("/api/v1/tokens", json!({"name": "spare", "role": "viewer"})).await.body["token"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let spec = app.get("/openapi.json").await.body;
+    let mut documented = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented += 1;
+            let templ = path.replace("{name}", "test").replace("{host}", "hv1");
+            let known = ENDPOINTS.iter().any(|(m, p, _)| {
+                m.eq_ignore_ascii_case(method)
+                    && (p == &templ
+                        || (p.contains('{') && p.split('/').count() == templ.split('/').count() && {
+                            p.split('/')
+                                .zip(templ.split('/'))
+                                .all(|(a, b)| a == b || (a.starts_with('{') && b.starts_with('{')))
+                        }))
+            });
+            let public = PUBLIC.contains(&path.as_str());
+            assert!(known || public, "{method} {path} is not in the role table of this test");
+            if !public {
+                assert!(item[method]["security"].is_array(), "{method} {path} documents no security requirement");
+                for code in ["400", "401", "403", "413", "429", "500"] {
+                    assert!(item[method]["responses"][code].is_object(), "{method} {path} does not document {code}");
+                }
+            }
+        }
+    }
+    assert!(documented >= ENDPOINTS.len());
+
+    for (method, path, needed) in ENDPOINTS {
+        let path = path.replace("{op}", &op).replace("{token}", &spare);
+        let body = (*method != "GET" && *method != "DELETE").then_some("{}");
+        let r = app.request_as(None, method, &path, body, &[]).await;
+        assert_eq!(r.status, 401, "{method} {path} without a token: {}", r.body);
+        assert_eq!(r.body["code"], "unauthorized");
+        let r = app
+            .request_as(
+                Some("hf_0000000000000000000000000000000000000000000000000000000000000000"),
+                method,
+                &path,
+                body,
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, 401, "{method} {path} with an unknown token");
+        for (role, secret) in &tokens {
+            let r = app.request_as(Some(secret), method, &path, body, &[]).await;
+            if rank(role) < rank(needed) {
+                assert_eq!(r.status, 403, "{method} {path} as {role}: {}", r.body);
+                assert_eq!(r.body["code"], "forbidden");
+            } else {
+                assert!(![401, 403].contains(&r.status), "{method} {path} as {role}: {} {}", r.status, r.body);
+            }
+        }
+    }
+    for path in PUBLIC {
+        let r = app.request_as(None, "GET", path, None, &[]).await;
+        assert_eq!(r.status, 200, "{path} is public");
+    }
+    app.stop().await;
+}
+
+async fn tokens_are_attributed_revocable_expiring_and_audited(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Options { worker: false, ..Options::default() }).await;
+    let r = app.post("/api/v1/tokens", json!({"name": "ci-bot", "role": "operator", "expires_in": "1h"})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let secret = r.body["secret"].as_str().unwrap().to_owned();
+    let id = r.body["token"]["id"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("hf_") && secret.len() == 67);
+    assert!(r.body["token"]["expires_at"].is_string());
+    assert_eq!(r.headers["location"], format!("/api/v1/tokens/{id}").as_str());
+
+    // Operations record the token's name.
+    let r = app.request_as(Some(&secret), "POST", "/api/v1/diagnostics/noop", Some("{}"), &[]).await;
+    assert_eq!(r.status, 202);
+    assert_eq!(r.body["requested_by"], "ci-bot");
+
+    // The secret is never listed; the name is unique.
+    let list = app.get("/api/v1/tokens").await;
+    assert!(!list.body.to_string().contains(&secret));
+    let r = app.post("/api/v1/tokens", json!({"name": "ci-bot", "role": "viewer"})).await;
+    assert_eq!((r.status, r.body["code"].as_str()), (409, Some("token_name_taken")));
+    for bad in [
+        json!({"name": "x", "role": "root"}),
+        json!({"name": "a b", "role": "viewer"}),
+        json!({"name": "x", "role": "viewer", "expires_in": "soon"}),
+    ] {
+        let r = app.post("/api/v1/tokens", bad.clone()).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+    }
+
+    let r = app.request("DELETE", &format!("/api/v1/tokens/{id}"), None, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body["revoked_at"].is_string());
+    let r = app.request_as(Some(&secret), "GET", "/api/v1/vms", None, &[]).await;
+    assert_eq!(r.status, 401, "a revoked token is refused");
+
+    let audit = app.get("/api/v1/audit").await.body;
+    let actions: Vec<&str> = audit["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["token.revoke", "token.create", "token.create"], "{audit:#}");
+    assert_eq!(audit["items"][0]["actor"], "admin");
+    assert!(audit["items"][0]["request_id"].is_string());
+    assert_eq!(audit["items"][0]["prev_hash"], audit["items"][1]["hash"]);
+    app.stop().await;
+}
+
+async fn rate_limit_answers_429_with_retry_after(backend: Backend) {
+    let env = vec![
+        ("HYPERFLEET__API__RATE_LIMIT_PER_S".to_owned(), "1".to_owned()),
+        ("HYPERFLEET__API__RATE_LIMIT_BURST".to_owned(), "5".to_owned()),
+    ];
+    let app = TestApp::spawn_with(backend, Options { worker: false, env, ..Options::default() }).await;
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let r = app.get("/api/v1/operations").await;
+        statuses.push(r.status);
+        if r.status == 429 {
+            assert_eq!(r.body["code"], "rate_limited");
+            assert!(r.headers["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+        }
+    }
+    assert!(statuses[..5].iter().all(|s| *s == 200), "{statuses:?}");
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert_eq!(app.request_as(None, "GET", "/healthz", None, &[]).await.status, 200, "probes are not limited");
+    app.stop().await;
+}
+
+async fn hostile_input_is_rejected_and_writes_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for name in [
+        "test;reboot",
+        "test%20%26%26%20rm%20-rf%20%2F",
+        "..%2F..%2Fetc%2Fpasswd",
+        "%24(id)",
+        "%60id%60",
+        "test%0Aid",
+        "a%7Cb",
+    ] {
+        for action in ["start", "shutdown", "destroy"] {
+            let r = app.request("POST", &format!("/api/v1/vms/{name}/{action}"), None, &[]).await;
+            assert!([400, 404].contains(&r.status), "{name}/{action}: {} {}", r.status, r.body);
+            assert!(r.body["code"].is_string());
+        }
+        let r = app.request("POST", &format!("/api/vms/{name}/destroy"), None, &[]).await;
+        assert!([400, 404].contains(&r.status), "seed {name}: {}", r.status);
+    }
+    let r = app.request("GET", "/api/v1/hosts/..%2F..%2Fetc/system", None, &[]).await;
+    assert!([400, 404].contains(&r.status));
+    let big = format!(r#"{{"timeout_s": 5, "pad": "{}"}}"#, "x".repeat(200_000));
+    let r = app.request("POST", "/api/v1/vms/test/shutdown", Some(&big), &[]).await;
+    assert_eq!(r.status, 413);
+    assert!(app.all_operations().await.is_empty(), "hostile requests wrote operations");
+    assert_eq!(app.vm_state("test").await, "running");
+    app.stop().await;
+}
+
+crate::on_both_backends!(
+    every_endpoint_needs_the_right_role,
+    tokens_are_attributed_revocable_expiring_and_audited,
+    rate_limit_answers_429_with_retry_after,
+    hostile_input_is_rejected_and_writes_nothing,
+    cli_tokens_and_audit_chain_detects_an_edited_row,
+);
+
+fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_hyperfleet"))
+        .args(args)
+        .env("HYPERFLEET__DATABASE__URL", &app.database_url)
+        .output()
+        .unwrap()
+}
+
+async fn cli_tokens_and_audit_chain_detects_an_edited_row(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Options { worker: false, ..Options::default() }).await;
+    let out = cli(&app, &["token", "create", "--name", "from-cli", "--role", "viewer", "--expires-in", "30d"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let secret = stdout.trim();
+    assert_eq!(stdout.lines().count(), 1, "the token alone on standard output: {stdout:?}");
+    let r = app.request_as(Some(secret), "GET", "/api/v1/vms", None, &[]).await;
+    assert_eq!(r.status, 200);
+    let r = app.request_as(Some(secret), "POST", "/api/v1/diagnostics/noop", Some("{}"), &[]).await;
+    assert_eq!(r.status, 403);
+    let list = String::from_utf8(cli(&app, &["token", "list"]).stdout).unwrap();
+    assert!(list.contains("from-cli") && list.contains("admin") && !list.contains(secret), "{list}");
+    let out = cli(&app, &["token", "revoke", "from-cli"]);
+    assert!(out.status.success());
+    assert_eq!(app.request_as(Some(secret), "GET", "/api/v1/vms", None, &[]).await.status, 401);
+
+    let out = cli(&app, &["audit", "verify"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success() && text.contains("intact: 3 events"), "{text}");
+
+    // Edit the second event behind the application's back: verify names it.
+    let edit = "UPDATE audit_events SET actor = 'mallory' WHERE id = 2";
+    match backend {
+        Backend::Sqlite => {
+            use sqlx::Connection;
+            let mut c = sqlx::SqliteConnection::connect(&app.database_url).await.unwrap();
+            sqlx::query(edit).execute(&mut c).await.unwrap();
+        }
+        Backend::Postgres => {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&app.database_url).await.unwrap();
+            sqlx::query(edit).execute(&mut c).await.unwrap();
+        }
+    }
+    let out = cli(&app, &["audit", "verify"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("BROKEN at event 2"), "{text}");
+    app.stop().await;
+}
