@@ -38,6 +38,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo deny (licenses, bans, sources)"
+scripts/tools.sh cargo-deny check licenses bans sources
 
 log=$(mktemp)
 status=0

@@ -108,12 +108,27 @@ pub async fn start(settings: &Settings, components: Components, boot: Bootstrap)
         };
         let app = hyperfleet_api::app(state, limits);
         let stop = shutdown.clone();
+        let tls = match &settings.api.tls {
+            Some(tls) => Some(tls_config(tls)?),
+            None => None,
+        };
         tasks.spawn(async move {
-            let std_listener = listener.into_std()?;
-            let acceptor = poem::listener::TcpAcceptor::from_std(std_listener)?;
-            poem::Server::new_with_acceptor(acceptor)
-                .run_with_graceful_shutdown(app, stop.cancelled_owned(), Some(Duration::from_secs(10)))
-                .await?;
+            use poem::listener::AcceptorExt;
+            let acceptor = poem::listener::TcpAcceptor::from_std(listener.into_std()?)?;
+            let grace = Some(Duration::from_secs(10));
+            match tls {
+                Some(config) => {
+                    let acceptor = acceptor.rustls(futures_util::stream::iter([config]));
+                    poem::Server::new_with_acceptor(acceptor)
+                        .run_with_graceful_shutdown(app, stop.cancelled_owned(), grace)
+                        .await?
+                }
+                None => {
+                    poem::Server::new_with_acceptor(acceptor)
+                        .run_with_graceful_shutdown(app, stop.cancelled_owned(), grace)
+                        .await?
+                }
+            }
             Ok(())
         });
     }
@@ -125,4 +140,11 @@ pub async fn start(settings: &Settings, components: Components, boot: Bootstrap)
         tasks.spawn(hyperfleet_scheduler::run(store.clone(), shutdown.clone()));
     }
     Ok(Running { api_addr, store, initial_admin_token, shutdown, tasks })
+}
+
+/// The rustls configuration for `[api.tls]`, read once at start.
+fn tls_config(tls: &hyperfleet_core::settings::TlsSettings) -> anyhow::Result<poem::listener::RustlsConfig> {
+    let cert = std::fs::read(&tls.cert).with_context(|| format!("reading api.tls.cert {}", tls.cert.display()))?;
+    let key = std::fs::read(&tls.key).with_context(|| format!("reading api.tls.key {}", tls.key.display()))?;
+    Ok(poem::listener::RustlsConfig::new().fallback(poem::listener::RustlsCertificate::new().cert(cert).key(key)))
 }

@@ -23,6 +23,22 @@ fn accept(id: &str) -> bool {
     (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
+/// Headers on every answer. API answers are JSON and never a page, so their
+/// CSP forbids everything; the interactive docs (Swagger UI, inline script)
+/// get a CSP that allows only same-origin resources and that script.
+fn security_headers(path: &str, headers: &mut poem::http::HeaderMap) {
+    use poem::http::HeaderValue;
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    let csp = if path == "/docs" || path.starts_with("/docs/") {
+        "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"
+    } else {
+        "default-src 'none'; frame-ancestors 'none'"
+    };
+    headers.insert("content-security-policy", HeaderValue::from_static(csp));
+}
+
 /// Middleware: assigns the id, runs the request inside a span carrying it,
 /// bounds the body, and sets the response header.
 pub async fn with_request_id<E: Endpoint>(next: E, mut req: Request, body_limit: usize) -> poem::Result<Response> {
@@ -55,6 +71,7 @@ pub async fn with_request_id<E: Endpoint>(next: E, mut req: Request, body_limit:
             Err(_) => true,
         },
     };
+    let path = req.uri().path().to_owned();
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
     let resp = REQUEST_ID
         .scope(id.clone(), async move {
@@ -75,5 +92,6 @@ pub async fn with_request_id<E: Endpoint>(next: E, mut req: Request, body_limit:
     if let Ok(value) = id.parse() {
         resp.headers_mut().insert(HEADER, value);
     }
+    security_headers(&path, resp.headers_mut());
     Ok(resp)
 }

@@ -64,6 +64,10 @@ async fn probes_answer(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let r = app.get("/healthz").await;
     assert_eq!((r.status, r.body["status"].as_str()), (200, Some("ok")));
+    assert_eq!(r.headers["x-content-type-options"], "nosniff");
+    assert_eq!(r.headers["referrer-policy"], "no-referrer");
+    assert_eq!(r.headers["content-security-policy"], "default-src 'none'; frame-ancestors 'none'");
+    assert!(r.headers.get("access-control-allow-origin").is_none(), "no CORS unless configured");
     let r = app.get("/readyz").await;
     assert_eq!((r.status, r.body["status"].as_str()), (200, Some("ready")), "{}", r.body);
     let r = app.get("/openapi.json").await;
