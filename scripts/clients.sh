@@ -170,7 +170,8 @@ for client in python rust typescript; do
   log "$client scenario"
   t0=$SECONDS
   if "run_$client" 2>&1 | sed "s/^/   $client | /"; then
-    results+=("client $client: ok ($((SECONDS - t0)) s)"); passed=$((passed + 1))
+    log "$client scenario passed ($((SECONDS - t0)) s)"
+    results+=("client $client: ok"); passed=$((passed + 1))
   else
     results+=("client $client: FAILED (scenario)"); failed=$((failed + 1)); scenario_failed=1
   fi

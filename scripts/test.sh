@@ -47,12 +47,15 @@ echo "== cargo test (SQLite and PostgreSQL; libvirt test driver and real QEMU)"
 cargo test --workspace --locked -- --skip crash_safety 2>&1 | tee "$log" || status=$?
 echo "== crash safety under fire (real QEMU, 50 SIGKILLs)"
 cargo test --locked --test api crash_safety -- --nocapture 2>&1 | tee -a "$log" || status=$?
+echo "== generated clients (Python, Rust, TypeScript) against a live server"
+HYPERFLEET_BIN=target/debug/hyperfleet scripts/clients.sh 2>&1 | tee -a "$log" || status=$?
 if [ "$qemu_rc" -eq 0 ] && [ "$was_running" -eq 0 ]; then
   trap - EXIT
   scripts/libvirtd.sh stop
 fi
 # One closing line over every test binary: `N passed, N failed`.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     /^(clients|fuzz): [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 rm -f "$log"
 exit "$status"

@@ -24,29 +24,19 @@ use crate::{AppState, error::ApiError};
 // the role is checked as the request is extracted — before its body is parsed:
 // a caller without the role learns nothing from validation errors.
 macro_rules! role_scheme {
-    ($(#[$doc:meta])* $name:ident, $checker:literal) => {
-        $(#[$doc])*
+    ($name:ident, $checker:literal) => {
+        /// `Authorization: Bearer hf_…`: a token from `hyperfleet token create` or
+        /// `POST /api/v1/tokens`. Roles: viewer (read) < operator (VM actions,
+        /// cancel, retry) < admin (tokens, audit log); 403 below the one needed.
         #[derive(SecurityScheme)]
         #[oai(rename = "bearerAuth", ty = "bearer", bearer_format = "hf_<64 hex digits>", checker = $checker)]
         pub struct $name(pub Principal);
     };
 }
 
-role_scheme!(
-    /// A token with role `viewer` or above.
-    ViewerAuth,
-    "viewer_of"
-);
-role_scheme!(
-    /// A token with role `operator` or above.
-    OperatorAuth,
-    "operator_of"
-);
-role_scheme!(
-    /// A token with role `admin`.
-    AdminAuth,
-    "admin_of"
-);
+role_scheme!(ViewerAuth, "viewer_of");
+role_scheme!(OperatorAuth, "operator_of");
+role_scheme!(AdminAuth, "admin_of");
 
 async fn viewer_of(req: &Request, _: Bearer) -> poem::Result<Principal> {
     principal_with(req, Role::Viewer)

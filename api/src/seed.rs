@@ -85,23 +85,20 @@ pub struct SeedCommandResult {
     pub operation_id: String,
 }
 
+/// The seed's clients read `success` (its HTTP status was always 200): it is
+/// now `false` whenever the action failed or has not finished, with `error`
+/// saying why — the seed said `true` for those too.
 #[derive(Debug, ApiResponse)]
 pub enum SeedCommand {
-    /// The action succeeded.
+    /// The outcome; see `success`.
     #[oai(status = 200)]
     Done(Json<SeedCommandResult>),
-    /// The action failed (or did not finish in time); `error` says why.
-    #[oai(status = 500)]
-    Failed(Json<SeedCommandResult>),
 }
 
 #[derive(Debug, ApiResponse)]
 pub enum SeedSystemAnswer {
     #[oai(status = 200)]
     Ok(Json<SeedSystemInfo>),
-    /// No worker has reported system facts yet.
-    #[oai(status = 500)]
-    Unavailable(Json<SeedSystemInfo>),
 }
 
 fn virsh_state(state: &str) -> &str {
@@ -152,11 +149,7 @@ impl SeedApi {
             None => hosts.into_iter().filter(|r| r.system.is_some()).max_by_key(|r| (r.online(now), r.last_heartbeat)),
         };
         let Some(info) = chosen.and_then(|h| h.system).map(|j| j.0) else {
-            return Ok(SeedSystemAnswer::Unavailable(Json(SeedSystemInfo {
-                success: false,
-                data: None,
-                error: Some("no worker has reported system information yet".into()),
-            })));
+            return Err(Error::Unavailable("no worker has reported system information yet".into()).into());
         };
         let mib = |b: u64| b / (1024 * 1024);
         let disk = info.disks.iter().find(|d| d.role == "data_dir").or(info.disks.first());
@@ -277,17 +270,16 @@ impl SeedApi {
                 String::new(),
                 0,
             ))),
-            OperationStatus::Failed | OperationStatus::Cancelled => SeedCommand::Failed(Json(result(
+            OperationStatus::Failed | OperationStatus::Cancelled => SeedCommand::Done(Json(result(
                 false,
                 String::new(),
                 op.last_error.clone().unwrap_or_else(|| format!("operation {}", op.status)),
                 1,
             ))),
-            _ => SeedCommand::Failed(Json(result(
+            _ => SeedCommand::Done(Json(result(
                 false,
                 String::new(),
-                Error::Unavailable(format!("operation {} is still {} after {} s", op.id, op.status, wait.as_secs()))
-                    .to_string(),
+                format!("operation {} is still {} after {} s", op.id, op.status, wait.as_secs()),
                 1,
             ))),
         })
