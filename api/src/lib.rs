@@ -8,6 +8,7 @@ pub mod error;
 mod hosts;
 mod operations;
 pub mod request_id;
+mod schedules;
 mod seed;
 mod submit;
 mod system;
@@ -63,6 +64,8 @@ enum Tag {
     System,
     /// API tokens and the audit log.
     Admin,
+    /// Cron schedules that enqueue operations.
+    Schedules,
     /// The seed system's API, kept for its dashboard and scripts (deprecated: use /api/v1).
     Seed,
 }
@@ -74,6 +77,7 @@ type Apis = (
     diagnostics::DiagnosticsApi,
     system::SystemApi,
     tokens::TokensApi,
+    schedules::SchedulesApi,
     seed::SeedApi,
 );
 
@@ -85,6 +89,7 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
         diagnostics::DiagnosticsApi { state: state.clone() },
         system::SystemApi { state: state.clone() },
         tokens::TokensApi { state: state.clone() },
+        schedules::SchedulesApi { state: state.clone() },
         seed::SeedApi { state },
     );
     OpenApiService::new(apis, "Hyperfleet", env!("CARGO_PKG_VERSION")).description(

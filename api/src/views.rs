@@ -44,6 +44,9 @@ pub struct OperationView {
     /// The operation this one retries.
     #[oai(skip_serializing_if_is_none)]
     pub retry_of: Option<uuid::Uuid>,
+    /// The schedule that fired it.
+    #[oai(skip_serializing_if_is_none)]
+    pub schedule_id: Option<uuid::Uuid>,
     pub created_at: DateTime<Utc>,
     #[oai(skip_serializing_if_is_none)]
     pub started_at: Option<DateTime<Utc>>,
@@ -79,6 +82,7 @@ impl From<Operation> for OperationView {
             error_code: o.error_code,
             last_error: o.last_error,
             retry_of: o.retry_of.map(|i| i.0),
+            schedule_id: o.schedule_id.map(|i| i.0),
             created_at: o.created_at.0,
             started_at: o.started_at.map(|t| t.0),
             finished_at: o.finished_at.map(|t| t.0),

@@ -140,3 +140,16 @@ pub async fn revoke_token(
         .await?;
     store.token(id).await
 }
+
+/// Records an admin change in the audit log.
+pub async fn audit_change(
+    store: &Store,
+    actor: &str,
+    request_id: Option<&str>,
+    action: &str,
+    target: &str,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+) -> Result<()> {
+    store.audit(crate::store::AuditEntry { actor, action, target, request_id, before, after }).await
+}

@@ -90,3 +90,8 @@ typed_id!(
     TokenId,
     "invalid_token_id"
 );
+typed_id!(
+    /// A cron schedule.
+    ScheduleId,
+    "invalid_schedule_id"
+);

@@ -12,11 +12,12 @@ pub mod error;
 pub mod ids;
 pub mod operation;
 pub mod queue;
+pub mod schedule;
 pub mod settings;
 pub mod store;
 pub mod time;
 pub mod vm;
 
 pub use error::{Error, Result};
-pub use ids::{OperationId, TokenId};
+pub use ids::{OperationId, ScheduleId, TokenId};
 pub use time::Timestamp;

@@ -210,6 +210,8 @@ pub struct Operation {
     /// The apalis queue that carries its wake-ups.
     #[serde(skip)]
     pub queue: String,
+    /// The schedule that fired it.
+    pub schedule_id: Option<crate::ScheduleId>,
 }
 
 impl Operation {

@@ -253,10 +253,15 @@ impl TestApp {
 
     /// Starts a worker process with its own options (host, libvirt URI, …).
     pub fn spawn_worker_process_with(&mut self, options: &Options) -> u32 {
+        self.spawn_process(&["worker"], options)
+    }
+
+    /// Starts `hyperfleet <args>` against this app's database.
+    pub fn spawn_process(&mut self, args: &[&str], options: &Options) -> u32 {
         let settings_env = env_for(&self.database_url, options, self.dir.path());
         let log = std::fs::File::create(self.dir.path().join(format!("worker-{}.log", self.children.len()))).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_hyperfleet"))
-            .arg("worker")
+            .args(args)
             .envs(settings_env)
             .env("HYPERFLEET_LOG", "info")
             .stdout(Stdio::null())

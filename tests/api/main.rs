@@ -13,6 +13,7 @@ mod ledger;
 mod openapi;
 mod qemu;
 mod retries;
+mod schedules;
 mod schema;
 mod security;
 mod vm_power;

@@ -7,7 +7,17 @@ use sqlx::{Connection, Row};
 
 use crate::helpers::{Backend, fresh_database};
 
-const OURS: [&str; 7] = ["operations", "operation_attempts", "hosts", "vms", "isos", "api_tokens", "audit_events"];
+const OURS: [&str; 9] = [
+    "operations",
+    "operation_attempts",
+    "hosts",
+    "vms",
+    "isos",
+    "api_tokens",
+    "audit_events",
+    "schedules",
+    "schedule_fires",
+];
 
 #[tokio::test]
 async fn sqlite_and_postgres_schemas_match() {

@@ -28,6 +28,12 @@ const ENDPOINTS: &[(&str, &str, &str)] = &[
     ("POST", "/api/v1/tokens", "admin"),
     ("DELETE", "/api/v1/tokens/{token}", "admin"),
     ("GET", "/api/v1/audit", "admin"),
+    ("GET", "/api/v1/schedules", "viewer"),
+    ("POST", "/api/v1/schedules", "admin"),
+    ("GET", "/api/v1/schedules/{schedule}", "viewer"),
+    ("PATCH", "/api/v1/schedules/{schedule}", "admin"),
+    ("POST", "/api/v1/schedules/{schedule}/trigger", "operator"),
+    ("DELETE", "/api/v1/schedules/{schedule}", "admin"),
     ("GET", "/api/system/info", "viewer"),
     ("GET", "/api/vms/list", "viewer"),
     ("GET", "/api/isos/list", "viewer"),
@@ -66,6 +72,12 @@ async fn every_endpoint_needs_the_right_role(backend: Backend) {
         .unwrap()
         .to_owned();
 
+    let schedule =
+        app.post("/api/v1/schedules", json!({"name": "roles", "cron": "0 0 1 1 *", "kind": "noop"})).await.body["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+
     let spec = app.get("/openapi.json").await.body;
     let mut documented = 0;
     for (path, item) in spec["paths"].as_object().unwrap() {
@@ -94,7 +106,7 @@ async fn every_endpoint_needs_the_right_role(backend: Backend) {
     assert!(documented >= ENDPOINTS.len());
 
     for (method, path, needed) in ENDPOINTS {
-        let path = path.replace("{op}", &op).replace("{token}", &spare);
+        let path = path.replace("{op}", &op).replace("{token}", &spare).replace("{schedule}", &schedule);
         let body = (*method != "GET" && *method != "DELETE").then_some("{}");
         let r = app.request_as(None, method, &path, body, &[]).await;
         assert_eq!(r.status, 401, "{method} {path} without a token: {}", r.body);

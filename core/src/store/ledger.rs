@@ -60,6 +60,21 @@ pub(crate) trait PushWake {
     /// Closes the open row of `attempt` with its outcome.
     async fn close_attempt(&mut self, id: OperationId, attempt: i32, now: Timestamp, end: AttemptEnd<'_>)
     -> Result<()>;
+
+    /// Inserts a queued operation row (the caller pushes its wake-up in the same transaction).
+    async fn insert_operation(&mut self, row: NewRow<'_>) -> std::result::Result<OperationRow, sqlx::Error>;
+}
+
+/// Everything an operation row is created from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewRow<'a> {
+    pub id: OperationId,
+    pub new: &'a crate::operation::NewOperation,
+    pub hash: &'a str,
+    pub queue: &'a str,
+    pub retry_of: Option<OperationId>,
+    pub schedule_id: Option<crate::ScheduleId>,
+    pub now: Timestamp,
 }
 
 /// How an attempt row is closed.
@@ -85,6 +100,33 @@ macro_rules! ledger_tx_common {
                 self.push_wake(&queue, id, None).await?;
             }
             Ok(())
+        }
+
+        async fn insert_operation(&mut self, r: NewRow<'_>) -> std::result::Result<OperationRow, sqlx::Error> {
+            let sql = format!(
+                "INSERT INTO operations (id, kind, host, vm, params, status, queue, requested_by, request_id, \
+                 idempotency_key, request_hash, attempt_count, max_attempts, next_attempt_at, cancel_requested, \
+                 retry_of, created_at, updated_at, schedule_id) \
+                 VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, 0, $11, NULL, FALSE, $13, $12, $12, $14) \
+                 RETURNING {OPERATION_COLUMNS}"
+            );
+            sqlx::query_as::<$db, OperationRow>(sqlx::AssertSqlSafe(sql))
+                .bind(r.id)
+                .bind(r.new.kind.as_str())
+                .bind(&r.new.host)
+                .bind(&r.new.vm)
+                .bind(Json(&r.new.params))
+                .bind(r.queue)
+                .bind(&r.new.requested_by)
+                .bind(&r.new.request_id)
+                .bind(&r.new.idempotency_key)
+                .bind(r.hash)
+                .bind(r.new.max_attempts)
+                .bind(r.now)
+                .bind(r.retry_of)
+                .bind(r.schedule_id)
+                .fetch_one(&mut *self)
+                .await
         }
 
         async fn close_attempt(

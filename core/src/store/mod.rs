@@ -10,6 +10,7 @@ mod inventory;
 mod ledger;
 mod operations;
 mod rows;
+mod schedules;
 mod stats;
 mod tokens;
 
@@ -26,6 +27,7 @@ pub use audit::{AuditEntry, AuditEvent, ChainCheck};
 pub use inventory::{DiskUsage, HostRecord, IsoRecord, SystemInfo, VmRecord};
 pub use ledger::{Claim, Finish, ReapReport};
 pub use operations::{OperationFilter, OperationPage, Submitted};
+pub use schedules::{FireRecord, ScheduleDef, ScheduleRecord};
 pub use tokens::TokenRecord;
 
 use crate::{Error, Result, queue::Wakes};

@@ -1,11 +1,10 @@
 //! Submitting and reading operations: what the API calls.
 
 use sqlx::AssertSqlSafe;
-use sqlx::types::Json;
 
 use super::{
     Store,
-    ledger::PushWake,
+    ledger::{NewRow, PushWake},
     read_db,
     rows::{ATTEMPT_COLUMNS, AttemptRow, OPERATION_COLUMNS, OperationRow},
     with_db,
@@ -102,36 +101,14 @@ impl Store {
         retry_of: Option<OperationId>,
     ) -> Result<Operation, InsertError> {
         let id = OperationId::new();
-        let now = Timestamp::now();
         let queue = queue_for(new.host.as_deref());
-        let sql = format!(
-            "INSERT INTO operations (id, kind, host, vm, params, status, queue, requested_by, request_id, \
-             idempotency_key, request_hash, attempt_count, max_attempts, next_attempt_at, cancel_requested, \
-             retry_of, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, 0, $11, NULL, FALSE, $13, $12, $12) \
-             RETURNING {OPERATION_COLUMNS}"
-        );
+        let row = NewRow { id, new, hash, queue: &queue, retry_of, schedule_id: None, now: Timestamp::now() };
         let row: OperationRow = with_db!(self, |pool, Db| {
             let mut tx = pool.begin().await?;
-            let row = sqlx::query_as::<Db, OperationRow>(AssertSqlSafe(sql.as_str()))
-                .bind(id)
-                .bind(new.kind.as_str())
-                .bind(&new.host)
-                .bind(&new.vm)
-                .bind(Json(&new.params))
-                .bind(&queue)
-                .bind(&new.requested_by)
-                .bind(&new.request_id)
-                .bind(&new.idempotency_key)
-                .bind(hash)
-                .bind(new.max_attempts)
-                .bind(now)
-                .bind(retry_of)
-                .fetch_one(&mut *tx)
-                .await?;
+            let inserted = tx.insert_operation(row).await?;
             tx.push_wake(&queue, id, None).await.map_err(InsertError::Other)?;
             tx.commit().await?;
-            row
+            inserted
         });
         Ok(row.into())
     }

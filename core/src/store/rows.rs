@@ -4,13 +4,13 @@ use serde_json::Value;
 use sqlx::types::Json;
 
 use crate::{
-    OperationId, Timestamp,
+    OperationId, ScheduleId, Timestamp,
     operation::{Attempt, Operation},
 };
 
 pub(crate) const OPERATION_COLUMNS: &str = "id, kind, host, vm, params, status, requested_by, request_id, \
     idempotency_key, request_hash, attempt_count, max_attempts, next_attempt_at, cancel_requested, result, \
-    error_class, error_code, last_error, retry_of, created_at, started_at, finished_at, updated_at, queue";
+    error_class, error_code, last_error, retry_of, created_at, started_at, finished_at, updated_at, queue, schedule_id";
 
 pub(crate) const ATTEMPT_COLUMNS: &str =
     "operation_id, attempt, worker, host, started_at, finished_at, outcome, error_class, error_code, message";
@@ -41,6 +41,7 @@ pub(crate) struct OperationRow {
     pub finished_at: Option<Timestamp>,
     pub updated_at: Timestamp,
     pub queue: String,
+    pub schedule_id: Option<ScheduleId>,
 }
 
 impl From<OperationRow> for Operation {
@@ -69,6 +70,7 @@ impl From<OperationRow> for Operation {
             finished_at: r.finished_at,
             updated_at: r.updated_at,
             queue: r.queue,
+            schedule_id: r.schedule_id,
         }
     }
 }
