@@ -49,6 +49,8 @@ echo "== crash safety under fire (real QEMU, 50 SIGKILLs)"
 cargo test --locked --test api crash_safety -- --nocapture 2>&1 | tee -a "$log" || status=$?
 echo "== generated clients (Python, Rust, TypeScript) against a live server"
 HYPERFLEET_BIN=target/debug/hyperfleet scripts/clients.sh 2>&1 | tee -a "$log" || status=$?
+echo "== schemathesis against the live server, with and without a token"
+HYPERFLEET_BIN=target/debug/hyperfleet scripts/fuzz.sh 2>&1 | tee -a "$log" || status=$?
 if [ "$qemu_rc" -eq 0 ] && [ "$was_running" -eq 0 ]; then
   trap - EXIT
   scripts/libvirtd.sh stop

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod backoff;
 pub mod commands;
 pub mod error;
+pub mod health;
 pub mod ids;
 pub mod operation;
 pub mod queue;

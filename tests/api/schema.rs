@@ -7,7 +7,7 @@ use sqlx::{Connection, Row};
 
 use crate::helpers::{Backend, fresh_database};
 
-const OURS: [&str; 9] = [
+const OURS: [&str; 13] = [
     "operations",
     "operation_attempts",
     "hosts",
@@ -17,6 +17,10 @@ const OURS: [&str; 9] = [
     "audit_events",
     "schedules",
     "schedule_fires",
+    "health_runs",
+    "health_results",
+    "health_state",
+    "health_events",
 ];
 
 #[tokio::test]
