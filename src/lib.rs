@@ -82,6 +82,9 @@ pub async fn start(settings: &Settings, components: Components, boot: Bootstrap)
     if boot.migrate {
         store.migrate().await.context("migrating the database")?;
     }
+    if boot.migrate && components.scheduler && settings.scheduler.default_schedules {
+        commands::ensure_default_schedules(&store).await.context("creating the default schedules")?;
+    }
     let mut initial_admin_token = None;
     if boot.first_admin_token && store.token_count().await? == 0 {
         let (_, secret) = commands::create_token(&store, "hyperfleet up", None, "admin", Role::Admin, None).await?;

@@ -5,6 +5,7 @@
 pub mod auth;
 mod diagnostics;
 pub mod error;
+mod health;
 mod hosts;
 mod operations;
 pub mod request_id;
@@ -66,6 +67,8 @@ enum Tag {
     Admin,
     /// Cron schedules that enqueue operations.
     Schedules,
+    /// Health checks per host, with history.
+    Health,
     /// The seed system's API, kept for its dashboard and scripts (deprecated: use /api/v1).
     Seed,
 }
@@ -78,6 +81,7 @@ type Apis = (
     system::SystemApi,
     tokens::TokensApi,
     schedules::SchedulesApi,
+    health::HealthApi,
     seed::SeedApi,
 );
 
@@ -90,6 +94,7 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
         system::SystemApi { state: state.clone() },
         tokens::TokensApi { state: state.clone() },
         schedules::SchedulesApi { state: state.clone() },
+        health::HealthApi { state: state.clone() },
         seed::SeedApi { state },
     );
     OpenApiService::new(apis, "Hyperfleet", env!("CARGO_PKG_VERSION")).description(

@@ -50,7 +50,8 @@ pub async fn with_request_id<E: Endpoint>(next: E, mut req: Request, body_limit:
         .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
     // A POST with no body and no content type means "no options": treat it as
     // JSON so optional bodies work for plain `curl -X POST`.
-    let writes = matches!(*req.method(), poem::http::Method::POST | poem::http::Method::PATCH | poem::http::Method::PUT);
+    let writes =
+        matches!(*req.method(), poem::http::Method::POST | poem::http::Method::PATCH | poem::http::Method::PUT);
     if req.content_type().is_none() && writes {
         req.headers_mut().insert(poem::http::header::CONTENT_TYPE, "application/json".parse().expect("static header"));
     }

@@ -149,7 +149,10 @@ impl SeedApi {
             None => hosts.into_iter().filter(|r| r.system.is_some()).max_by_key(|r| (r.online(now), r.last_heartbeat)),
         };
         let Some(info) = chosen.and_then(|h| h.system).map(|j| j.0) else {
-            let what = host.0.as_deref().map_or_else(|| "system facts of any host".to_owned(), |h| format!("system facts of host `{h}`"));
+            let what = host
+                .0
+                .as_deref()
+                .map_or_else(|| "system facts of any host".to_owned(), |h| format!("system facts of host `{h}`"));
             return Err(Error::not_found("system_info_not_reported", what).into());
         };
         let mib = |b: u64| b / (1024 * 1024);

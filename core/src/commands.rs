@@ -153,3 +153,61 @@ pub async fn audit_change(
 ) -> Result<()> {
     store.audit(crate::store::AuditEntry { actor, action, target, request_id, before, after }).await
 }
+
+/// Enqueues a `health.run` for `host`, or for every host whose worker has not
+/// stopped; returns the operations.
+pub async fn health_run(store: &Store, host: Option<&str>, origin: Origin) -> Result<Vec<Submitted>> {
+    let hosts: Vec<String> = match host {
+        Some(h) => vec![store.host(h).await?.name],
+        None => store.hosts().await?.into_iter().filter(|h| h.stopped_at.is_none()).map(|h| h.name).collect(),
+    };
+    if hosts.is_empty() {
+        return Err(crate::Error::conflict("no_hosts", "no worker has registered a host yet"));
+    }
+    let mut out = Vec::new();
+    for h in hosts {
+        out.push(
+            store
+                .submit(NewOperation {
+                    kind: OperationKind::HealthRun,
+                    host: Some(h),
+                    vm: None,
+                    params: json!({}),
+                    requested_by: origin.requested_by.clone(),
+                    request_id: origin.request_id.clone(),
+                    idempotency_key: None,
+                    max_attempts: origin.max_attempts,
+                })
+                .await?,
+        );
+    }
+    Ok(out)
+}
+
+/// On first start (no schedules at all): health checks every 15 minutes on
+/// every host, and backup verification on Sundays at 03:00.
+pub async fn ensure_default_schedules(store: &Store) -> Result<()> {
+    if !store.schedules().await?.is_empty() {
+        return Ok(());
+    }
+    use crate::{schedule::MissedTicks, store::ScheduleDef};
+    let defaults = [
+        ("health", "*/15 * * * *", "health.run", MissedTicks::RunOnce, 30),
+        ("backup-verify", "0 3 * * Sun", "backup.verify", MissedTicks::RunOnce, 300),
+    ];
+    for (name, cron, kind, missed_ticks, jitter_s) in defaults {
+        let def = ScheduleDef {
+            name: name.into(),
+            cron: cron.into(),
+            timezone: "UTC".into(),
+            kind: kind.into(),
+            params: json!({}),
+            host: None,
+            enabled: true,
+            missed_ticks,
+            jitter_s,
+        };
+        store.create_schedule(&def, "hyperfleet (default)").await?;
+    }
+    Ok(())
+}

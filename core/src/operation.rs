@@ -24,11 +24,26 @@ pub enum OperationKind {
     /// Diagnostic: sleeps and optionally fails its first attempts.
     #[serde(rename = "noop")]
     Noop,
+    /// The health checks of one host.
+    #[serde(rename = "health.run")]
+    HealthRun,
+    /// Backup verification (not implemented yet: fails with `not_implemented`).
+    #[serde(rename = "backup.verify")]
+    BackupVerify,
 }
 
 impl OperationKind {
-    pub const ALL: [OperationKind; 7] =
-        [Self::VmStart, Self::VmShutdown, Self::VmReboot, Self::VmDestroy, Self::VmSuspend, Self::VmResume, Self::Noop];
+    pub const ALL: [OperationKind; 9] = [
+        Self::VmStart,
+        Self::VmShutdown,
+        Self::VmReboot,
+        Self::VmDestroy,
+        Self::VmSuspend,
+        Self::VmResume,
+        Self::Noop,
+        Self::HealthRun,
+        Self::BackupVerify,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -39,6 +54,8 @@ impl OperationKind {
             Self::VmSuspend => "vm.suspend",
             Self::VmResume => "vm.resume",
             Self::Noop => "noop",
+            Self::HealthRun => "health.run",
+            Self::BackupVerify => "backup.verify",
         }
     }
 
@@ -57,7 +74,7 @@ impl OperationKind {
             Self::VmDestroy => VmAction::Destroy,
             Self::VmSuspend => VmAction::Suspend,
             Self::VmResume => VmAction::Resume,
-            Self::Noop => return None,
+            Self::Noop | Self::HealthRun | Self::BackupVerify => return None,
         })
     }
 

@@ -40,6 +40,101 @@ pub struct Settings {
     pub retry: RetrySettings,
     #[serde(default)]
     pub log: LogSettings,
+    #[serde(default)]
+    pub scheduler: SchedulerSettings,
+    #[serde(default)]
+    pub health: HealthSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerSettings {
+    /// On first start (no schedules yet) create the default schedules: health
+    /// checks every 15 minutes on every host, backup verification weekly.
+    #[serde(default = "default_true")]
+    pub default_schedules: bool,
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        Self { default_schedules: true }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Thresholds of the health checks. `for_s`: how long a threshold must hold
+/// before the status changes; `clear`: where a warning or error ends.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSettings {
+    /// Hosts that run guests under emulation only: a missing `/dev/kvm` is a warning there.
+    #[serde(default)]
+    pub emulation_only: bool,
+    /// The KVM device checked for presence and access.
+    #[serde(default = "default_kvm_device")]
+    pub kvm_device: PathBuf,
+    /// Directories holding backups, checked for free space with the data and image dirs.
+    #[serde(default)]
+    pub backup_dirs: Vec<PathBuf>,
+    /// Free space in percent (lower is worse).
+    #[serde(default = "default_disk")]
+    pub disk_free_pct: crate::health::Threshold,
+    /// Memory used in percent.
+    #[serde(default = "default_memory")]
+    pub memory_used_pct: crate::health::Threshold,
+    /// One-minute load average per CPU, in percent.
+    #[serde(default = "default_cpu")]
+    pub load_per_cpu_pct: crate::health::Threshold,
+    /// libvirt's answer time in milliseconds.
+    #[serde(default = "default_libvirt_ms")]
+    pub libvirt_response_ms: crate::health::Threshold,
+    /// Operations failed for good in the last hour.
+    #[serde(default = "default_failed")]
+    pub failed_operations_1h: crate::health::Threshold,
+    /// Age of the oldest queued operation, in seconds.
+    #[serde(default = "default_queue_age")]
+    pub oldest_queued_s: crate::health::Threshold,
+}
+
+fn default_kvm_device() -> PathBuf {
+    PathBuf::from("/dev/kvm")
+}
+fn default_disk() -> crate::health::Threshold {
+    crate::health::Threshold::new(20.0, 10.0, 25.0, 600)
+}
+fn default_memory() -> crate::health::Threshold {
+    crate::health::Threshold::new(85.0, 95.0, 70.0, 300)
+}
+fn default_cpu() -> crate::health::Threshold {
+    crate::health::Threshold::new(90.0, 150.0, 75.0, 300)
+}
+fn default_libvirt_ms() -> crate::health::Threshold {
+    crate::health::Threshold::new(1000.0, 5000.0, 500.0, 0)
+}
+fn default_failed() -> crate::health::Threshold {
+    crate::health::Threshold::new(1.0, 10.0, 1.0, 0)
+}
+fn default_queue_age() -> crate::health::Threshold {
+    crate::health::Threshold::new(300.0, 1800.0, 300.0, 0)
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        Self {
+            emulation_only: false,
+            kvm_device: default_kvm_device(),
+            backup_dirs: Vec::new(),
+            disk_free_pct: default_disk(),
+            memory_used_pct: default_memory(),
+            load_per_cpu_pct: default_cpu(),
+            libvirt_response_ms: default_libvirt_ms(),
+            failed_operations_1h: default_failed(),
+            oldest_queued_s: default_queue_age(),
+        }
+    }
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -242,14 +337,19 @@ impl Settings {
     /// Reads `path` (if any), applies `HYPERFLEET__…` overrides from `env`,
     /// rejects unknown keys and checks values.
     pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
-        let mut root = match path {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-                text.parse::<toml::Table>().map_err(|e| ConfigError::Parse(format!("{}: {e}", path.display())))?
-            }
-            None => toml::Table::new(),
-        };
+        // Start from the defaults so that a file or variable may set one field
+        // of a table (`HYPERFLEET__HEALTH__DISK_FREE_PCT__WARN`) and keep the rest.
+        let defaults: Settings = toml::Value::Table(toml::Table::new())
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+        let mut root = toml::Table::try_from(&defaults).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        if let Some(path) = path {
+            let text =
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+            let file =
+                text.parse::<toml::Table>().map_err(|e| ConfigError::Parse(format!("{}: {e}", path.display())))?;
+            merge(&mut root, file);
+        }
         for (name, raw) in env {
             let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
             let keys: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
@@ -330,6 +430,8 @@ impl fmt::Debug for Settings {
             .field("worker", &self.worker)
             .field("retry", &self.retry)
             .field("log", &self.log)
+            .field("scheduler", &self.scheduler)
+            .field("health", &self.health)
             .finish()
     }
 }
@@ -386,6 +488,18 @@ fn env_value(raw: &str) -> toml::Value {
         .and_then(|mut t| t.remove("v"))
         .filter(|v| !matches!(v, toml::Value::Table(_)))
         .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+}
+
+/// Lays `overlay` over `base`, table by table.
+fn merge(base: &mut toml::Table, overlay: toml::Table) {
+    for (key, value) in overlay {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(key, v);
+            }
+        }
+    }
 }
 
 fn insert_path(table: &mut toml::Table, keys: &[String], value: toml::Value) -> Result<(), String> {

@@ -324,6 +324,7 @@ fn env_for(database_url: &str, o: &Options, dir: &std::path::Path) -> Vec<(Strin
         ("HYPERFLEET__RETRY__MAX_MS", (o.backoff_base_ms * 16).to_string()),
         ("HYPERFLEET__WORKER__HEARTBEAT_S", "1".into()),
         ("HYPERFLEET__WORKER__INVENTORY_INTERVAL_S", "1".into()),
+        ("HYPERFLEET__SCHEDULER__DEFAULT_SCHEDULES", "false".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

@@ -7,6 +7,7 @@ mod cli;
 mod crash;
 mod crash_safety;
 mod fleet;
+mod health;
 mod helpers;
 mod hosts;
 mod ledger;

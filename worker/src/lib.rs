@@ -4,6 +4,7 @@
 //! its host registration and heartbeat, refreshes the VM inventory, and reaps
 //! operations whose worker died (an expired lease).
 
+mod health;
 mod isos;
 pub mod jobs;
 pub mod libvirt;
@@ -30,6 +31,7 @@ pub struct WorkerConfig {
     pub heartbeat: Duration,
     pub dirs: system::WatchedDirs,
     pub backoff: Backoff,
+    pub health: hyperfleet_core::settings::HealthSettings,
 }
 
 impl WorkerConfig {
@@ -49,6 +51,7 @@ impl WorkerConfig {
                 iso_dir: s.worker.iso_dir.clone(),
             },
             backoff: s.retry.backoff,
+            health: s.health.clone(),
         }
     }
 }
@@ -66,15 +69,7 @@ pub async fn run(store: Store, cfg: WorkerConfig, shutdown: CancellationToken) -
     refresh_inventory(&store, &hypervisor, &cfg.host).await;
     tracing::info!(host = cfg.host, worker = worker_id, uri = cfg.libvirt_uri, "worker started");
 
-    let runner = Runner::new(
-        store.clone(),
-        hypervisor.clone(),
-        cfg.host.clone(),
-        worker_id.clone(),
-        cfg.lease,
-        cfg.backoff,
-        cfg.concurrency,
-    );
+    let runner = Runner::new(store.clone(), hypervisor.clone(), worker_id.clone(), &cfg);
     let transport_stop = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
     for q in [queue::host_queue(&cfg.host), queue::SHARED_QUEUE.to_owned()] {

@@ -34,31 +34,27 @@ struct Inner {
     lease: Duration,
     backoff: Backoff,
     tracker: TaskTracker,
+    health: Arc<hyperfleet_core::settings::HealthSettings>,
+    dirs: crate::system::WatchedDirs,
     running: Mutex<HashMap<OperationId, CancellationToken>>,
     slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Runner {
-    pub fn new(
-        store: Store,
-        hypervisor: Arc<Hypervisor>,
-        host: String,
-        worker_id: String,
-        lease: Duration,
-        backoff: Backoff,
-        concurrency: usize,
-    ) -> Self {
+    pub fn new(store: Store, hypervisor: Arc<Hypervisor>, worker_id: String, cfg: &crate::WorkerConfig) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
                 hypervisor,
-                host,
+                host: cfg.host.clone(),
                 worker_id,
-                lease,
-                backoff,
+                lease: cfg.lease,
+                backoff: cfg.backoff,
                 tracker: TaskTracker::new(),
+                health: Arc::new(cfg.health.clone()),
+                dirs: cfg.dirs.clone(),
                 running: Mutex::default(),
-                slots: Arc::new(tokio::sync::Semaphore::new(concurrency)),
+                slots: Arc::new(tokio::sync::Semaphore::new(cfg.concurrency)),
             }),
         }
     }
@@ -110,6 +106,8 @@ impl Runner {
             hypervisor: inner.hypervisor.clone(),
             host: inner.host.clone(),
             cancel: cancel.clone(),
+            health: inner.health.clone(),
+            dirs: inner.dirs.clone(),
         };
         let lease_lost = CancellationToken::new();
         let keeper = tokio::spawn(keep_lease(

@@ -6,6 +6,7 @@
 //! (see [`sqlite_options`]); PostgreSQL keeps its server defaults.
 
 mod audit;
+mod health;
 mod inventory;
 mod ledger;
 mod operations;
@@ -24,6 +25,7 @@ use sqlx::{
 };
 
 pub use audit::{AuditEntry, AuditEvent, ChainCheck};
+pub use health::{FleetFigures, HealthEventRecord, HealthResultRecord, HealthRunRecord, HealthStateRecord};
 pub use inventory::{DiskUsage, HostRecord, IsoRecord, SystemInfo, VmRecord};
 pub use ledger::{Claim, Finish, ReapReport};
 pub use operations::{OperationFilter, OperationPage, Submitted};

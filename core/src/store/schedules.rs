@@ -295,18 +295,31 @@ impl Store {
         manual: bool,
     ) -> Result<Vec<OperationId>> {
         let kind = schedulable(&s.kind)?;
-        let new = NewOperation {
-            kind,
-            host: s.host.clone(),
-            vm: None,
-            params: s.params.0.clone(),
-            requested_by: format!("schedule:{}", s.name),
-            request_id: None,
-            idempotency_key: None,
-            max_attempts: NewOperation::DEFAULT_MAX_ATTEMPTS,
+        // A health run without a host means every host whose worker has not stopped.
+        let targets: Vec<Option<String>> = if kind == crate::operation::OperationKind::HealthRun && s.host.is_none() {
+            let hosts: Vec<Option<String>> =
+                self.hosts().await?.into_iter().filter(|h| h.stopped_at.is_none()).map(|h| Some(h.name)).collect();
+            if hosts.is_empty() { vec![None] } else { hosts }
+        } else {
+            vec![s.host.clone()]
         };
-        let hash = new.request_hash();
-        let queue = queue_for(new.host.as_deref());
+        let news: Vec<(NewOperation, String, String)> = targets
+            .into_iter()
+            .map(|host| {
+                let new = NewOperation {
+                    kind,
+                    host,
+                    vm: None,
+                    params: s.params.0.clone(),
+                    requested_by: format!("schedule:{}", s.name),
+                    request_id: None,
+                    idempotency_key: None,
+                    max_attempts: NewOperation::DEFAULT_MAX_ATTEMPTS,
+                };
+                let (hash, queue) = (new.request_hash(), queue_for(new.host.as_deref()));
+                (new, hash, queue)
+            })
+            .collect();
         let now = Timestamp::now();
         let fired: Vec<OperationId> = with_db!(self, |pool, Db| {
             let mut tx = pool.begin().await?;
@@ -330,11 +343,14 @@ impl Store {
                 if claimed == 0 {
                     continue; // another scheduler fired this tick
                 }
-                let row =
-                    NewRow { id, new: &new, hash: &hash, queue: &queue, retry_of: None, schedule_id: Some(s.id), now };
-                let _: OperationRow = tx.insert_operation(row).await?;
-                tx.push_wake(&queue, id, None).await?;
-                fired.push(id);
+                for (i, (new, hash, queue)) in news.iter().enumerate() {
+                    // The fire row names the first operation; the others share its schedule and time.
+                    let op_id = if i == 0 { id } else { OperationId::new() };
+                    let row = NewRow { id: op_id, new, hash, queue, retry_of: None, schedule_id: Some(s.id), now };
+                    let _: OperationRow = tx.insert_operation(row).await?;
+                    tx.push_wake(queue, op_id, None).await?;
+                    fired.push(op_id);
+                }
             }
             let last = fired.last().copied();
             sqlx::query::<Db>(
@@ -355,7 +371,9 @@ impl Store {
             fired
         });
         if !fired.is_empty() {
-            self.wakes.notify(&queue);
+            for (_, _, queue) in &news {
+                self.wakes.notify(queue);
+            }
         }
         Ok(fired)
     }

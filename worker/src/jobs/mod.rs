@@ -2,6 +2,7 @@
 //! operation and a [`JobContext`], does one attempt, and reports how it ended;
 //! the runner records it and the ledger decides about retries.
 
+mod health_run;
 mod noop;
 mod vm_power;
 
@@ -21,6 +22,8 @@ pub struct JobContext {
     pub host: String,
     /// Cancelled when a user asked to cancel this operation; jobs check it at safe points.
     pub cancel: CancellationToken,
+    pub health: std::sync::Arc<hyperfleet_core::settings::HealthSettings>,
+    pub dirs: crate::system::WatchedDirs,
 }
 
 /// Runs one attempt of `op`.
@@ -34,6 +37,12 @@ pub async fn run(ctx: &JobContext, op: &Operation) -> Finish {
     }
     match kind {
         OperationKind::Noop => noop::run(ctx, op).await,
+        OperationKind::HealthRun => health_run::run(ctx, op).await,
+        OperationKind::BackupVerify => Finish::Failed(JobFailure::new(
+            ErrorClass::Permanent,
+            "not_implemented",
+            "backup verification is not implemented yet; this schedule fires so that its history exists",
+        )),
         other => match other.vm_action() {
             Some(action) => vm_power::run(ctx, op, action).await,
             None => Finish::Failed(JobFailure::new(ErrorClass::Permanent, "not_implemented", other.as_str())),

@@ -1,0 +1,233 @@
+//! `/api/v1/health`: health runs per host, every check's result, and the
+//! current state of the fleet.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use hyperfleet_core::{
+    OperationId, commands,
+    store::{HealthEventRecord, HealthResultRecord, HealthRunRecord, HealthStateRecord},
+};
+use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, param::Query, payload::Json};
+
+use crate::{
+    AppState, Tag,
+    auth::{OperatorAuth, ViewerAuth},
+    error::ApiResult,
+    views::OperationView,
+};
+
+pub struct HealthApi {
+    pub state: AppState,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct HealthCheckView {
+    pub check: String,
+    /// After hysteresis: `ok`, `warn` or `error`.
+    pub status: String,
+    /// This run's own verdict before hysteresis (`hold`: between the clear and warn thresholds).
+    pub raw_status: String,
+    pub message: String,
+    #[oai(skip_serializing_if_is_none)]
+    pub value: Option<f64>,
+    #[oai(skip_serializing_if_is_none)]
+    pub unit: Option<String>,
+    /// `{warn, error, clear, for_s}` used for this measurement.
+    #[oai(skip_serializing_if_is_none)]
+    pub thresholds: Option<serde_json::Value>,
+}
+
+impl From<HealthResultRecord> for HealthCheckView {
+    fn from(r: HealthResultRecord) -> Self {
+        Self {
+            check: r.check_name,
+            status: r.status,
+            raw_status: r.raw_status,
+            message: r.message,
+            value: r.value,
+            unit: r.unit,
+            thresholds: r.thresholds.map(|t| serde_json::to_value(t.0).unwrap_or_default()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct HealthRunView {
+    /// The `health.run` operation's id.
+    pub id: uuid::Uuid,
+    pub host: String,
+    /// The worst check status.
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// Every check (on `health_run_get` only).
+    #[oai(skip_serializing_if_is_none)]
+    pub checks: Option<Vec<HealthCheckView>>,
+}
+
+impl From<HealthRunRecord> for HealthRunView {
+    fn from(r: HealthRunRecord) -> Self {
+        Self {
+            id: r.id.0,
+            host: r.host,
+            status: r.status,
+            started_at: r.started_at.0,
+            finished_at: r.finished_at.0,
+            checks: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct HealthRunListView {
+    pub items: Vec<HealthRunView>,
+}
+
+#[derive(Debug, Clone, Object)]
+#[oai(deny_unknown_fields)]
+pub struct HealthRunRequest {
+    /// One host; every host whose worker runs when absent.
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct OperationListView {
+    pub items: Vec<OperationView>,
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum HealthRunsAccepted {
+    /// One `health.run` operation per host, queued.
+    #[oai(status = 202)]
+    Accepted(Json<OperationListView>),
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct CheckStateView {
+    pub check: String,
+    pub status: String,
+    pub since: DateTime<Utc>,
+    /// A worse status measured but not yet held for its `for_s`.
+    #[oai(skip_serializing_if_is_none)]
+    pub pending: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub pending_since: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct HostHealthView {
+    pub host: String,
+    pub status: String,
+    pub checks: Vec<CheckStateView>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct HealthEventView {
+    pub id: i64,
+    pub host: String,
+    pub check: String,
+    pub from_status: String,
+    pub to_status: String,
+    pub message: String,
+    pub at: DateTime<Utc>,
+}
+
+impl From<HealthEventRecord> for HealthEventView {
+    fn from(e: HealthEventRecord) -> Self {
+        Self {
+            id: e.id,
+            host: e.host,
+            check: e.check_name,
+            from_status: e.from_status,
+            to_status: e.to_status,
+            message: e.message,
+            at: e.at.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct HealthOverviewView {
+    /// The worst status over every host.
+    pub status: String,
+    pub hosts: Vec<HostHealthView>,
+    /// The latest transitions, newest first.
+    pub events: Vec<HealthEventView>,
+}
+
+fn worst<'a>(statuses: impl Iterator<Item = &'a str>) -> String {
+    statuses
+        .map(hyperfleet_core::health::Status::parse)
+        .max()
+        .unwrap_or(hyperfleet_core::health::Status::Ok)
+        .as_str()
+        .into()
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "Tag::Health")]
+impl HealthApi {
+    /// Run the health checks now, on one host or on every host.
+    #[oai(path = "/health/runs", method = "post", operation_id = "health_run_create")]
+    async fn create(&self, auth: OperatorAuth, body: Json<Option<HealthRunRequest>>) -> ApiResult<HealthRunsAccepted> {
+        let host = body.0.and_then(|b| b.host);
+        let origin = self.state.origin(&auth.0, None)?;
+        let submitted = commands::health_run(&self.state.store, host.as_deref(), origin).await?;
+        let items = submitted.into_iter().map(|s| OperationView::from(s.operation)).collect();
+        Ok(HealthRunsAccepted::Accepted(Json(OperationListView { items })))
+    }
+
+    /// Health runs, newest first.
+    #[oai(path = "/health/runs", method = "get", operation_id = "health_run_list")]
+    async fn list(
+        &self,
+        _auth: ViewerAuth,
+        /// Only this host's runs.
+        host: Query<Option<String>>,
+        /// 1-500 (default 50).
+        limit: Query<Option<u32>>,
+    ) -> ApiResult<Json<HealthRunListView>> {
+        let limit = limit.0.unwrap_or(50);
+        if !(1..=500).contains(&limit) {
+            return Err(hyperfleet_core::Error::invalid("invalid_limit", "`limit` must be 1-500").into());
+        }
+        let runs = self.state.store.health_runs(host.0.as_deref(), limit).await?;
+        Ok(Json(HealthRunListView { items: runs.into_iter().map(HealthRunView::from).collect() }))
+    }
+
+    /// One health run with every check.
+    #[oai(path = "/health/runs/:id", method = "get", operation_id = "health_run_get")]
+    async fn get(&self, _auth: ViewerAuth, id: Path<String>) -> ApiResult<Json<HealthRunView>> {
+        let id = OperationId::parse(&id)?;
+        let (run, results) = self.state.store.health_run(id).await?;
+        let mut view = HealthRunView::from(run);
+        view.checks = Some(results.into_iter().map(HealthCheckView::from).collect());
+        Ok(Json(view))
+    }
+
+    /// The current state of every check on every host, and the latest transitions.
+    #[oai(path = "/health", method = "get", operation_id = "health_get")]
+    async fn overview(&self, _auth: ViewerAuth) -> ApiResult<Json<HealthOverviewView>> {
+        let states: Vec<HealthStateRecord> = self.state.store.health_states(None).await?;
+        let mut by_host: BTreeMap<String, Vec<CheckStateView>> = BTreeMap::new();
+        for s in states {
+            by_host.entry(s.host.clone()).or_default().push(CheckStateView {
+                check: s.check_name,
+                status: s.status,
+                since: s.since.0,
+                pending: s.candidate,
+                pending_since: s.candidate_since.map(|t| t.0),
+            });
+        }
+        let hosts: Vec<HostHealthView> = by_host
+            .into_iter()
+            .map(|(host, checks)| HostHealthView {
+                status: worst(checks.iter().map(|c| c.status.as_str())),
+                host,
+                checks,
+            })
+            .collect();
+        let events = self.state.store.health_events(50).await?.into_iter().map(HealthEventView::from).collect();
+        Ok(Json(HealthOverviewView { status: worst(hosts.iter().map(|h| h.status.as_str())), hosts, events }))
+    }
+}
