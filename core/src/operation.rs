@@ -30,10 +30,13 @@ pub enum OperationKind {
     /// Backup verification (not implemented yet: fails with `not_implemented`).
     #[serde(rename = "backup.verify")]
     BackupVerify,
+    /// Deletes finished operations, attempts and health runs past their retention.
+    #[serde(rename = "ledger.prune")]
+    LedgerPrune,
 }
 
 impl OperationKind {
-    pub const ALL: [OperationKind; 9] = [
+    pub const ALL: [OperationKind; 10] = [
         Self::VmStart,
         Self::VmShutdown,
         Self::VmReboot,
@@ -43,6 +46,7 @@ impl OperationKind {
         Self::Noop,
         Self::HealthRun,
         Self::BackupVerify,
+        Self::LedgerPrune,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,6 +60,7 @@ impl OperationKind {
             Self::Noop => "noop",
             Self::HealthRun => "health.run",
             Self::BackupVerify => "backup.verify",
+            Self::LedgerPrune => "ledger.prune",
         }
     }
 
@@ -74,7 +79,7 @@ impl OperationKind {
             Self::VmDestroy => VmAction::Destroy,
             Self::VmSuspend => VmAction::Suspend,
             Self::VmResume => VmAction::Resume,
-            Self::Noop | Self::HealthRun | Self::BackupVerify => return None,
+            Self::Noop | Self::HealthRun | Self::BackupVerify | Self::LedgerPrune => return None,
         })
     }
 

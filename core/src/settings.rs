@@ -44,6 +44,45 @@ pub struct Settings {
     pub scheduler: SchedulerSettings,
     #[serde(default)]
     pub health: HealthSettings,
+    #[serde(default)]
+    pub retention: RetentionSettings,
+}
+
+/// How long finished work is kept; pruned by the `ledger.prune` operation
+/// (fired hourly by a default schedule) in bounded batches.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    #[serde(default = "default_keep_days")]
+    pub operations_days: u32,
+    #[serde(default = "default_keep_failed_days")]
+    pub failed_operations_days: u32,
+    #[serde(default = "default_keep_days")]
+    pub health_runs_days: u32,
+    /// Rows deleted per statement, so pruning never holds the database for long.
+    #[serde(default = "default_prune_batch")]
+    pub batch: u32,
+}
+
+fn default_keep_days() -> u32 {
+    30
+}
+fn default_keep_failed_days() -> u32 {
+    90
+}
+fn default_prune_batch() -> u32 {
+    500
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self {
+            operations_days: default_keep_days(),
+            failed_operations_days: default_keep_failed_days(),
+            health_runs_days: default_keep_days(),
+            batch: default_prune_batch(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -432,6 +471,7 @@ impl fmt::Debug for Settings {
             .field("log", &self.log)
             .field("scheduler", &self.scheduler)
             .field("health", &self.health)
+            .field("retention", &self.retention)
             .finish()
     }
 }

@@ -229,7 +229,7 @@ async fn the_default_schedules_run_health_on_every_host(backend: Backend) {
     hyperfleet_core::commands::ensure_default_schedules(&store).await.unwrap();
     let items = app.get("/api/v1/schedules").await.body["items"].clone();
     let names: Vec<&str> = items.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["backup-verify", "health"]);
+    assert_eq!(names, ["backup-verify", "health", "ledger-prune"]);
     let health = items.as_array().unwrap().iter().find(|s| s["name"] == "health").unwrap();
     let r = app.post(&format!("/api/v1/schedules/{}/trigger", health["id"].as_str().unwrap()), json!({})).await;
     assert_eq!(r.status, 202, "{}", r.body);
@@ -251,7 +251,7 @@ async fn the_default_schedules_run_health_on_every_host(backend: Backend) {
 
 async fn ensure_idempotent(store: &hyperfleet_core::store::Store) {
     hyperfleet_core::commands::ensure_default_schedules(store).await.unwrap();
-    assert_eq!(store.schedules().await.unwrap().len(), 2, "defaults are created once");
+    assert_eq!(store.schedules().await.unwrap().len(), 3, "defaults are created once");
 }
 
 crate::on_both_backends!(

@@ -13,6 +13,7 @@ mod hosts;
 mod ledger;
 mod openapi;
 mod qemu;
+mod retention;
 mod retries;
 mod schedules;
 mod schema;

@@ -32,6 +32,7 @@ pub struct WorkerConfig {
     pub dirs: system::WatchedDirs,
     pub backoff: Backoff,
     pub health: hyperfleet_core::settings::HealthSettings,
+    pub retention: hyperfleet_core::settings::RetentionSettings,
 }
 
 impl WorkerConfig {
@@ -52,6 +53,7 @@ impl WorkerConfig {
             },
             backoff: s.retry.backoff,
             health: s.health.clone(),
+            retention: s.retention.clone(),
         }
     }
 }

@@ -36,6 +36,7 @@ struct Inner {
     tracker: TaskTracker,
     health: Arc<hyperfleet_core::settings::HealthSettings>,
     dirs: crate::system::WatchedDirs,
+    retention: Arc<hyperfleet_core::settings::RetentionSettings>,
     running: Mutex<HashMap<OperationId, CancellationToken>>,
     slots: Arc<tokio::sync::Semaphore>,
 }
@@ -53,6 +54,7 @@ impl Runner {
                 tracker: TaskTracker::new(),
                 health: Arc::new(cfg.health.clone()),
                 dirs: cfg.dirs.clone(),
+                retention: Arc::new(cfg.retention.clone()),
                 running: Mutex::default(),
                 slots: Arc::new(tokio::sync::Semaphore::new(cfg.concurrency)),
             }),
@@ -108,6 +110,7 @@ impl Runner {
             cancel: cancel.clone(),
             health: inner.health.clone(),
             dirs: inner.dirs.clone(),
+            retention: inner.retention.clone(),
         };
         let lease_lost = CancellationToken::new();
         let keeper = tokio::spawn(keep_lease(

@@ -10,6 +10,7 @@ mod health;
 mod inventory;
 mod ledger;
 mod operations;
+mod retention;
 mod rows;
 mod schedules;
 mod stats;
@@ -29,6 +30,7 @@ pub use health::{FleetFigures, HealthEventRecord, HealthResultRecord, HealthRunR
 pub use inventory::{DiskUsage, HostRecord, IsoRecord, SystemInfo, VmRecord};
 pub use ledger::{Claim, Finish, ReapReport};
 pub use operations::{OperationFilter, OperationPage, Submitted};
+pub use retention::PruneReport;
 pub use schedules::{FireRecord, ScheduleDef, ScheduleRecord};
 pub use tokens::TokenRecord;
 

@@ -24,6 +24,7 @@ pub struct JobContext {
     pub cancel: CancellationToken,
     pub health: std::sync::Arc<hyperfleet_core::settings::HealthSettings>,
     pub dirs: crate::system::WatchedDirs,
+    pub retention: std::sync::Arc<hyperfleet_core::settings::RetentionSettings>,
 }
 
 /// Runs one attempt of `op`.
@@ -38,6 +39,13 @@ pub async fn run(ctx: &JobContext, op: &Operation) -> Finish {
     match kind {
         OperationKind::Noop => noop::run(ctx, op).await,
         OperationKind::HealthRun => health_run::run(ctx, op).await,
+        OperationKind::LedgerPrune => match ctx.store.prune(&ctx.retention).await {
+            Ok(report) => {
+                tracing::info!(?report, "pruned the ledger");
+                Finish::Succeeded(serde_json::to_value(report).unwrap_or_default())
+            }
+            Err(e) => Finish::Failed(JobFailure::new(ErrorClass::Transient, "prune_failed", e.to_string())),
+        },
         OperationKind::BackupVerify => Finish::Failed(JobFailure::new(
             ErrorClass::Permanent,
             "not_implemented",

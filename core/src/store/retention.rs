@@ -1,0 +1,90 @@
+//! Retention of the ledger: finished operations (with their attempts) and
+//! health runs older than their keep time are deleted in bounded batches, so
+//! pruning never holds the database long enough to stall workers.
+
+use std::time::{Duration, Instant};
+
+use super::{Store, with_db};
+use crate::{OperationId, Result, Timestamp, settings::RetentionSettings};
+
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct PruneReport {
+    pub operations: u64,
+    pub attempts: u64,
+    pub health_runs: u64,
+    pub batches: u64,
+    pub duration_ms: u64,
+}
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+impl Store {
+    pub async fn prune(&self, keep: &RetentionSettings) -> Result<PruneReport> {
+        let started = Instant::now();
+        let now = Timestamp::now();
+        let done_before = now.minus(DAY * keep.operations_days);
+        let failed_before = now.minus(DAY * keep.failed_operations_days);
+        let runs_before = now.minus(DAY * keep.health_runs_days);
+        let batch = i64::from(keep.batch.max(1));
+        let mut report = PruneReport::default();
+        loop {
+            // Finished operations past their time, never one a kept retry still points to.
+            let ids: Vec<OperationId> = with_db!(self, |pool, Db| {
+                sqlx::query_scalar::<Db, OperationId>(
+                    "SELECT id FROM operations o WHERE ((status IN ('succeeded', 'cancelled') AND finished_at < $1) \
+                     OR (status = 'failed' AND finished_at < $2)) \
+                     AND NOT EXISTS (SELECT 1 FROM operations r WHERE r.retry_of = o.id) ORDER BY id LIMIT $3",
+                )
+                .bind(done_before)
+                .bind(failed_before)
+                .bind(batch)
+                .fetch_all(pool)
+                .await
+            })?;
+            if ids.is_empty() {
+                break;
+            }
+            let (attempts, operations) = with_db!(self, |pool, Db| {
+                let mut tx = pool.begin().await?;
+                let (mut a, mut o) = (0, 0);
+                for id in &ids {
+                    a += sqlx::query::<Db>("DELETE FROM operation_attempts WHERE operation_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    o += sqlx::query::<Db>("DELETE FROM operations WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                }
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>((a, o))
+            })?;
+            report.attempts += attempts;
+            report.operations += operations;
+            report.batches += 1;
+            tokio::task::yield_now().await;
+        }
+        loop {
+            let deleted = with_db!(self, |pool, Db| {
+                sqlx::query::<Db>(
+                    "DELETE FROM health_runs WHERE id IN (SELECT id FROM health_runs WHERE finished_at < $1 LIMIT $2)",
+                )
+                .bind(runs_before)
+                .bind(batch)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+            })?;
+            report.health_runs += deleted;
+            if deleted == 0 {
+                break;
+            }
+            report.batches += 1;
+        }
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        Ok(report)
+    }
+}

@@ -1,0 +1,70 @@
+//! Retention: finished operations, their attempts and health runs past their
+//! keep time are pruned by the `ledger.prune` operation; recent work, recent
+//! failures and anything a kept retry points to stay.
+
+use serde_json::json;
+use sqlx::Connection;
+
+use crate::helpers::{Backend, TestApp};
+
+async fn age(app: &TestApp, backend: Backend, sql: &str, id: &str) {
+    match backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&app.database_url).await.unwrap();
+            let days_ago = hyperfleet_core::Timestamp::now().minus(std::time::Duration::from_secs(86_400 * 100));
+            sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+                .bind(days_ago.to_string())
+                .bind(id)
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&app.database_url).await.unwrap();
+            let days_ago = chrono::Utc::now() - chrono::Duration::days(100);
+            let id = uuid::Uuid::parse_str(id).unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).bind(days_ago).bind(id).execute(&mut c).await.unwrap();
+        }
+    }
+}
+
+async fn prune_keeps_what_it_should(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let old_ok = app.noop(0, 0).await;
+    let recent_ok = app.noop(0, 0).await;
+    let r = app.post("/api/v1/vms/test/resume", json!({})).await; // fails: it is running
+    let old_failed = r.body["id"].as_str().unwrap().to_owned();
+    for id in [&old_ok, &recent_ok, &old_failed] {
+        app.wait_status(id, &["succeeded", "failed"]).await;
+    }
+    let r = app.post(&format!("/api/v1/operations/{old_failed}/retry"), json!({})).await;
+    let retry = r.body["id"].as_str().unwrap().to_owned();
+    app.wait_status(&retry, &["succeeded", "failed"]).await;
+    let r = app.post("/api/v1/health/runs", json!({"host": "hv1"})).await;
+    let health = r.body["items"][0]["id"].as_str().unwrap().to_owned();
+    app.wait_status(&health, &["succeeded"]).await;
+
+    let set_old = "UPDATE operations SET finished_at = $1 WHERE id = $2";
+    for id in [&old_ok, &old_failed] {
+        age(&app, backend, set_old, id).await;
+    }
+    age(&app, backend, "UPDATE health_runs SET finished_at = $1 WHERE id = $2", &health).await;
+
+    let r = app.post("/api/v1/schedules", json!({"name": "prune", "cron": "0 0 1 1 *", "kind": "ledger.prune"})).await;
+    let r = app.post(&format!("/api/v1/schedules/{}/trigger", r.body["id"].as_str().unwrap()), json!({})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let op = app.wait_status(r.body["id"].as_str().unwrap(), &["succeeded", "failed"]).await;
+    assert_eq!(op["status"], "succeeded", "{op:#}");
+    assert_eq!(op["result"]["operations"], 1, "only the old success: {op:#}");
+    assert_eq!(op["result"]["attempts"], 1);
+    assert_eq!(op["result"]["health_runs"], 1);
+    assert!(op["result"]["duration_ms"].is_u64());
+
+    assert_eq!(app.get(&format!("/api/v1/operations/{old_ok}")).await.status, 404);
+    assert_eq!(app.get(&format!("/api/v1/operations/{recent_ok}")).await.status, 200, "recent work stays");
+    assert_eq!(app.get(&format!("/api/v1/operations/{old_failed}")).await.status, 200, "a kept retry points to it");
+    assert_eq!(app.get(&format!("/api/v1/health/runs/{health}")).await.status, 404);
+    app.stop().await;
+}
+
+crate::on_both_backends!(prune_keeps_what_it_should);
