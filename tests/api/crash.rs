@@ -47,4 +47,27 @@ async fn sigterm_lets_running_operations_finish(backend: Backend) {
     app.stop().await;
 }
 
-crate::on_both_backends!(killed_worker_operation_is_finished_by_another, sigterm_lets_running_operations_finish);
+async fn sigterm_hands_back_what_does_not_finish_in_grace(backend: Backend) {
+    let env = vec![("HYPERFLEET__WORKER__SHUTDOWN_GRACE_S".to_owned(), "1".to_owned())];
+    let mut app = TestApp::spawn_with(backend, Options { worker: false, env, ..Options::default() }).await;
+    let pid = app.spawn_worker_process();
+    let id = app.noop(8_000, 0).await;
+    app.wait_status(&id, &["running"]).await;
+    let exit = app.terminate_worker(pid);
+    assert!(exit.success(), "{exit}");
+    let op = app.operation(&id).await;
+    assert!(["retrying", "queued"].contains(&op["status"].as_str().unwrap()), "handed back: {op:#}");
+    assert_eq!(op["attempts"][0]["outcome"], "abandoned");
+    assert!(op["attempts"][0]["message"].as_str().unwrap().contains("handed back"), "{op:#}");
+    app.spawn_worker_process();
+    let op = app.wait_status(&id, &["succeeded", "failed"]).await;
+    assert_eq!(op["status"], "succeeded", "{op:#}");
+    assert_eq!(op["attempt_count"], 2);
+    app.stop().await;
+}
+
+crate::on_both_backends!(
+    killed_worker_operation_is_finished_by_another,
+    sigterm_lets_running_operations_finish,
+    sigterm_hands_back_what_does_not_finish_in_grace,
+);

@@ -254,7 +254,32 @@ async fn ensure_idempotent(store: &hyperfleet_core::store::Store) {
     assert_eq!(store.schedules().await.unwrap().len(), 3, "defaults are created once");
 }
 
+async fn thresholds_drive_each_check_to_each_status(backend: Backend) {
+    // Every measured value is >= 0: thresholds below zero put it past them.
+    let checks =
+        ["load_per_cpu_pct", "memory_used_pct", "libvirt_response_ms", "failed_operations_1h", "oldest_queued_s"];
+    for (warn, error, clear, expected) in [("-1", "1000000000", "-2", "warn"), ("-2", "-1", "-3", "error")] {
+        let mut vars = vec![("HYPERFLEET__HEALTH__KVM_DEVICE".to_owned(), "/dev/null".to_owned())];
+        for c in checks {
+            let key = c.to_ascii_uppercase();
+            vars.push((format!("HYPERFLEET__HEALTH__{key}__WARN"), warn.into()));
+            vars.push((format!("HYPERFLEET__HEALTH__{key}__ERROR"), error.into()));
+            vars.push((format!("HYPERFLEET__HEALTH__{key}__CLEAR"), clear.into()));
+            vars.push((format!("HYPERFLEET__HEALTH__{key}__FOR_S"), "0".into()));
+        }
+        let app = TestApp::spawn_with(backend, Options { env: vars, ..Options::default() }).await;
+        let r = run(&app).await;
+        for name in ["load", "memory", "libvirt", "fleet_failed_operations", "fleet_queue_age"] {
+            assert_eq!(status(&r, name), expected, "{name}: {:#}", check(&r, name));
+        }
+        assert_eq!(status(&r, "kvm"), "ok", "a device that opens read-write: {:#}", check(&r, "kvm"));
+        assert_eq!(r["status"], expected);
+        app.stop().await;
+    }
+}
+
 crate::on_both_backends!(
+    thresholds_drive_each_check_to_each_status,
     a_run_measures_every_check,
     vm_states_from_the_domain_xml,
     disk_statuses_from_thresholds_around_real_free_space,

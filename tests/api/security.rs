@@ -4,47 +4,48 @@ use serde_json::json;
 
 use crate::helpers::{Backend, Options, TestApp};
 
-/// Every endpoint with the role it needs. A test below fails when the spec
-/// has an endpoint this table lacks, so new endpoints must be added here.
-const ENDPOINTS: &[(&str, &str, &str)] = &[
-    ("GET", "/api/v1/vms", "viewer"),
-    ("GET", "/api/v1/vms/test", "viewer"),
-    ("POST", "/api/v1/vms/test/start", "operator"),
-    ("POST", "/api/v1/vms/test/shutdown", "operator"),
-    ("POST", "/api/v1/vms/test/reboot", "operator"),
-    ("POST", "/api/v1/vms/test/destroy", "operator"),
-    ("POST", "/api/v1/vms/test/suspend", "operator"),
-    ("POST", "/api/v1/vms/test/resume", "operator"),
-    ("GET", "/api/v1/hosts", "viewer"),
-    ("GET", "/api/v1/hosts/hv1", "viewer"),
-    ("GET", "/api/v1/hosts/hv1/system", "viewer"),
-    ("GET", "/api/v1/isos", "viewer"),
-    ("GET", "/api/v1/operations", "viewer"),
-    ("GET", "/api/v1/operations/{op}", "viewer"),
-    ("POST", "/api/v1/operations/{op}/cancel", "operator"),
-    ("POST", "/api/v1/operations/{op}/retry", "operator"),
-    ("POST", "/api/v1/diagnostics/noop", "operator"),
-    ("GET", "/api/v1/tokens", "admin"),
-    ("POST", "/api/v1/tokens", "admin"),
-    ("DELETE", "/api/v1/tokens/{token}", "admin"),
-    ("GET", "/api/v1/audit", "admin"),
-    ("GET", "/api/v1/schedules", "viewer"),
-    ("POST", "/api/v1/schedules", "admin"),
-    ("GET", "/api/v1/schedules/{schedule}", "viewer"),
-    ("PATCH", "/api/v1/schedules/{schedule}", "admin"),
-    ("POST", "/api/v1/schedules/{schedule}/trigger", "operator"),
-    ("DELETE", "/api/v1/schedules/{schedule}", "admin"),
-    ("POST", "/api/v1/health/runs", "operator"),
-    ("GET", "/api/v1/health/runs", "viewer"),
-    ("GET", "/api/v1/health/runs/{op}", "viewer"),
-    ("GET", "/api/v1/health", "viewer"),
-    ("GET", "/api/system/info", "viewer"),
-    ("GET", "/api/vms/list", "viewer"),
-    ("GET", "/api/isos/list", "viewer"),
-    ("POST", "/api/vms/test/start", "operator"),
-    ("POST", "/api/vms/test/shutdown", "operator"),
-    ("POST", "/api/vms/test/reboot", "operator"),
-    ("POST", "/api/vms/test/destroy", "operator"),
+/// Every endpoint with the role it needs and a valid request. A test below
+/// fails when the spec has an endpoint this table lacks, so new endpoints
+/// must be added here. `{role}` in a body becomes the caller's role (unique names).
+const ENDPOINTS: &[(&str, &str, &str, Option<&str>)] = &[
+    ("GET", "/api/v1/vms", "viewer", None),
+    ("GET", "/api/v1/vms/test", "viewer", None),
+    ("POST", "/api/v1/vms/test/start", "operator", Some("{}")),
+    ("POST", "/api/v1/vms/test/shutdown", "operator", Some(r#"{"timeout_s": 5}"#)),
+    ("POST", "/api/v1/vms/test/reboot", "operator", Some("{}")),
+    ("POST", "/api/v1/vms/test/destroy", "operator", Some("{}")),
+    ("POST", "/api/v1/vms/test/suspend", "operator", Some("{}")),
+    ("POST", "/api/v1/vms/test/resume", "operator", Some("{}")),
+    ("GET", "/api/v1/hosts", "viewer", None),
+    ("GET", "/api/v1/hosts/hv1", "viewer", None),
+    ("GET", "/api/v1/hosts/hv1/system", "viewer", None),
+    ("GET", "/api/v1/isos", "viewer", None),
+    ("GET", "/api/v1/operations", "viewer", None),
+    ("GET", "/api/v1/operations/{running}", "viewer", None),
+    ("POST", "/api/v1/operations/{running}/cancel", "operator", Some("{}")),
+    ("POST", "/api/v1/operations/{failed}/retry", "operator", Some("{}")),
+    ("POST", "/api/v1/diagnostics/noop", "operator", Some("{}")),
+    ("GET", "/api/v1/tokens", "admin", None),
+    ("POST", "/api/v1/tokens", "admin", Some(r#"{"name": "t-{role}", "role": "viewer"}"#)),
+    ("DELETE", "/api/v1/tokens/{token}", "admin", None),
+    ("GET", "/api/v1/audit", "admin", None),
+    ("GET", "/api/v1/schedules", "viewer", None),
+    ("POST", "/api/v1/schedules", "admin", Some(r#"{"name": "s-{role}", "cron": "0 0 1 1 *", "kind": "noop"}"#)),
+    ("GET", "/api/v1/schedules/{schedule}", "viewer", None),
+    ("PATCH", "/api/v1/schedules/{schedule}", "admin", Some(r#"{"jitter_s": 1}"#)),
+    ("POST", "/api/v1/schedules/{schedule}/trigger", "operator", Some("{}")),
+    ("DELETE", "/api/v1/schedules/{schedule}", "admin", None),
+    ("POST", "/api/v1/health/runs", "operator", Some("{}")),
+    ("GET", "/api/v1/health/runs", "viewer", None),
+    ("GET", "/api/v1/health/runs/{health}", "viewer", None),
+    ("GET", "/api/v1/health", "viewer", None),
+    ("GET", "/api/system/info", "viewer", None),
+    ("GET", "/api/vms/list", "viewer", None),
+    ("GET", "/api/isos/list", "viewer", None),
+    ("POST", "/api/vms/test/start", "operator", None),
+    ("POST", "/api/vms/test/shutdown", "operator", None),
+    ("POST", "/api/vms/test/reboot", "operator", None),
+    ("POST", "/api/vms/test/destroy", "operator", None),
 ];
 
 const PUBLIC: &[&str] = &["/healthz", "/readyz", "/openapi.json", "/docs/"];
@@ -64,18 +65,25 @@ async fn token(app: &TestApp, name: &str, role: &str) -> String {
 }
 
 async fn every_endpoint_needs_the_right_role(backend: Backend) {
-    let app = TestApp::spawn_with(backend, Options { worker: false, ..Options::default() }).await;
+    let app = TestApp::spawn(backend).await;
     let tokens = [
         ("viewer", token(&app, "v", "viewer").await),
         ("operator", token(&app, "o", "operator").await),
         ("admin", app.token.clone()),
     ];
-    let op = app.noop(0, 0).await;
+    let running = app.noop(60_000, 0).await;
+    app.wait_status(&running, &["running"]).await;
+    let r = app.post("/api/v1/vms/test/resume", json!({})).await; // fails: it is running
+    let failed = r.body["id"].as_str().unwrap().to_owned();
+    app.wait_status(&failed, &["failed"]).await;
+    let r = app.post("/api/v1/health/runs", json!({"host": "hv1"})).await;
+    let health = r.body["items"][0]["id"].as_str().unwrap().to_owned();
+    app.wait_status(&health, &["succeeded"]).await;
+    app.wait_for(|| async { app.get("/api/v1/hosts/hv1/system").await.status == 200 }).await;
     let spare = app.post("/api/v1/tokens", json!({"name": "spare", "role": "viewer"})).await.body["token"]["id"]
         .as_str()
         .unwrap()
         .to_owned();
-
     let schedule =
         app.post("/api/v1/schedules", json!({"name": "roles", "cron": "0 0 1 1 *", "kind": "noop"})).await.body["id"]
             .as_str()
@@ -88,7 +96,7 @@ async fn every_endpoint_needs_the_right_role(backend: Backend) {
         for method in item.as_object().unwrap().keys() {
             documented += 1;
             let templ = path.replace("{name}", "test").replace("{host}", "hv1");
-            let known = ENDPOINTS.iter().any(|(m, p, _)| {
+            let known = ENDPOINTS.iter().any(|(m, p, _, _)| {
                 m.eq_ignore_ascii_case(method)
                     && (p == &templ
                         || (p.contains('{') && p.split('/').count() == templ.split('/').count() && {
@@ -109,29 +117,27 @@ async fn every_endpoint_needs_the_right_role(backend: Backend) {
     }
     assert!(documented >= ENDPOINTS.len());
 
-    for (method, path, needed) in ENDPOINTS {
-        let path = path.replace("{op}", &op).replace("{token}", &spare).replace("{schedule}", &schedule);
-        let body = (*method != "GET" && *method != "DELETE").then_some("{}");
-        let r = app.request_as(None, method, &path, body, &[]).await;
+    for (method, path, needed, body) in ENDPOINTS {
+        let path = path
+            .replace("{running}", &running)
+            .replace("{failed}", &failed)
+            .replace("{health}", &health)
+            .replace("{token}", &spare)
+            .replace("{schedule}", &schedule);
+        let r = app.request_as(None, method, &path, *body, &[]).await;
         assert_eq!(r.status, 401, "{method} {path} without a token: {}", r.body);
         assert_eq!(r.body["code"], "unauthorized");
-        let r = app
-            .request_as(
-                Some("hf_0000000000000000000000000000000000000000000000000000000000000000"),
-                method,
-                &path,
-                body,
-                &[],
-            )
-            .await;
+        let unknown = "hf_0000000000000000000000000000000000000000000000000000000000000000";
+        let r = app.request_as(Some(unknown), method, &path, *body, &[]).await;
         assert_eq!(r.status, 401, "{method} {path} with an unknown token");
         for (role, secret) in &tokens {
-            let r = app.request_as(Some(secret), method, &path, body, &[]).await;
+            let body = body.map(|b| b.replace("{role}", role));
+            let r = app.request_as(Some(secret), method, &path, body.as_deref(), &[]).await;
             if rank(role) < rank(needed) {
                 assert_eq!(r.status, 403, "{method} {path} as {role}: {}", r.body);
                 assert_eq!(r.body["code"], "forbidden");
             } else {
-                assert!(![401, 403].contains(&r.status), "{method} {path} as {role}: {} {}", r.status, r.body);
+                assert!((200..300).contains(&r.status), "{method} {path} as {role}: {} {}", r.status, r.body);
             }
         }
     }

@@ -70,12 +70,18 @@ impl Runner {
     #[tracing::instrument(skip(self), fields(worker = %self.inner.worker_id))]
     pub async fn dispatch(&self, id: OperationId) -> hyperfleet_core::Result<()> {
         let inner = &self.inner;
+        // Held from before the claim until the attempt is recorded, so shutdown
+        // waits for an operation claimed while it began (it cannot slip between).
+        let in_flight = inner.tracker.token();
         if inner.tracker.is_closed() {
             return Ok(()); // shutting down: the reaper or the next worker picks it up
         }
         // Backpressure: wait for a free slot before claiming, so a claimed
         // operation always starts at once.
         let Ok(permit) = inner.slots.clone().acquire_owned().await else { return Ok(()) };
+        if inner.tracker.is_closed() {
+            return Ok(()); // shutdown began while this waited for a slot
+        }
         let mut claim = inner.store.claim(id, &inner.worker_id, &inner.host, inner.lease).await?;
         if let Claim::NotDue(due) = claim {
             let wait = Duration::from_micros(
@@ -96,6 +102,7 @@ impl Runner {
             this.execute(*op, cancel).await;
             this.lock().remove(&id);
             drop(permit);
+            drop(in_flight);
         });
         Ok(())
     }

@@ -27,7 +27,8 @@ pub enum Claim {
     Claimed(Box<Operation>),
     /// Waiting for a retry; not before this time.
     NotDue(Timestamp),
-    /// Another operation on the same VM runs or comes first; it wakes this one when done.
+    /// Another operation on the same VM runs or comes first (queued, running or
+    /// waiting for its retry): VM operations keep their order. It wakes this one when done.
     Busy,
     /// Already finished, running elsewhere, or unknown: nothing to do.
     Nothing,
@@ -237,7 +238,7 @@ impl Store {
              lease_expires_at = $3, started_at = COALESCE(started_at, $4), updated_at = $4, next_attempt_at = NULL \
              WHERE id = $1 AND status IN ('queued', 'retrying') AND (next_attempt_at IS NULL OR next_attempt_at <= $4) \
              AND (vm IS NULL OR NOT EXISTS (SELECT 1 FROM operations o2 WHERE o2.host = operations.host \
-             AND o2.vm = operations.vm AND o2.id < operations.id AND o2.status IN ('queued', 'running'))) \
+             AND o2.vm = operations.vm AND o2.id < operations.id AND o2.status IN ('queued', 'running', 'retrying'))) \
              RETURNING {OPERATION_COLUMNS}"
         );
         let claimed: Option<OperationRow> = with_db!(self, |pool, Db| {
