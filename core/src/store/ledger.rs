@@ -218,21 +218,9 @@ impl Store {
     /// opens its attempt row, in one transaction.
     #[tracing::instrument(skip(self))]
     pub async fn claim(&self, id: OperationId, worker: &str, host: &str, lease: Duration) -> Result<Claim> {
-        let op = match self.operation(id).await {
-            Ok(op) => op,
-            Err(Error::NotFound { .. }) => return Ok(Claim::Nothing),
-            Err(e) => return Err(e),
-        };
+        // Try the claim first: it is what usually happens, in one round trip.
+        // Only when it does not take is the operation read to say why.
         let now = Timestamp::now();
-        match op.status() {
-            OperationStatus::Queued | OperationStatus::Retrying => {}
-            _ => return Ok(Claim::Nothing),
-        }
-        if let Some(due) = op.next_attempt_at
-            && due > now
-        {
-            return Ok(Claim::NotDue(due));
-        }
         let sql = format!(
             "UPDATE operations SET status = 'running', attempt_count = attempt_count + 1, lease_owner = $2, \
              lease_expires_at = $3, started_at = COALESCE(started_at, $4), updated_at = $4, next_attempt_at = NULL \
@@ -272,10 +260,18 @@ impl Store {
             tx.commit().await?;
             row
         });
-        Ok(match claimed {
-            Some(row) => Claim::Claimed(Box::new(row.into())),
-            None if op.vm.is_some() => Claim::Busy,
-            None => Claim::Nothing,
+        if let Some(row) = claimed {
+            return Ok(Claim::Claimed(Box::new(row.into())));
+        }
+        let op = match self.operation(id).await {
+            Ok(op) => op,
+            Err(Error::NotFound { .. }) => return Ok(Claim::Nothing),
+            Err(e) => return Err(e),
+        };
+        Ok(match (op.status(), op.next_attempt_at) {
+            (OperationStatus::Queued | OperationStatus::Retrying, Some(due)) if due > now => Claim::NotDue(due),
+            (OperationStatus::Queued | OperationStatus::Retrying, _) if op.vm.is_some() => Claim::Busy,
+            _ => Claim::Nothing,
         })
     }
 
