@@ -15,6 +15,7 @@ mod rows;
 mod schedules;
 mod stats;
 mod tokens;
+mod tx;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
 

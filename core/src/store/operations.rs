@@ -3,10 +3,9 @@
 use sqlx::AssertSqlSafe;
 
 use super::{
-    Store,
-    ledger::{NewRow, PushWake},
-    read_db,
+    Store, read_db,
     rows::{ATTEMPT_COLUMNS, AttemptRow, OPERATION_COLUMNS, OperationRow},
+    tx::{NewRow, PushWake},
     with_db,
 };
 use crate::{

@@ -7,10 +7,9 @@ use serde_json::Value;
 use sqlx::types::Json;
 
 use super::{
-    Store,
-    ledger::{NewRow, PushWake},
-    read_db,
+    Store, read_db,
     rows::OperationRow,
+    tx::{NewRow, PushWake},
     with_db,
 };
 use crate::{

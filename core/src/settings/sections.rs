@@ -1,0 +1,331 @@
+//! The sections of [`super::Settings`], each with its defaults.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::backoff::Backoff;
+
+/// How long finished work is kept; pruned by the `ledger.prune` operation
+/// (fired hourly by a default schedule) in bounded batches.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    #[serde(default = "default_keep_days")]
+    pub operations_days: u32,
+    #[serde(default = "default_keep_failed_days")]
+    pub failed_operations_days: u32,
+    #[serde(default = "default_keep_days")]
+    pub health_runs_days: u32,
+    /// Rows deleted per statement, so pruning never holds the database for long.
+    #[serde(default = "default_prune_batch")]
+    pub batch: u32,
+}
+
+pub(super) fn default_keep_days() -> u32 {
+    30
+}
+pub(super) fn default_keep_failed_days() -> u32 {
+    90
+}
+pub(super) fn default_prune_batch() -> u32 {
+    500
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self {
+            operations_days: default_keep_days(),
+            failed_operations_days: default_keep_failed_days(),
+            health_runs_days: default_keep_days(),
+            batch: default_prune_batch(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerSettings {
+    /// On first start (no schedules yet) create the default schedules: health
+    /// checks every 15 minutes on every host, backup verification weekly.
+    #[serde(default = "default_true")]
+    pub default_schedules: bool,
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        Self { default_schedules: true }
+    }
+}
+
+pub(super) fn default_true() -> bool {
+    true
+}
+
+/// Thresholds of the health checks. `for_s`: how long a threshold must hold
+/// before the status changes; `clear`: where a warning or error ends.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSettings {
+    /// Hosts that run guests under emulation only: a missing `/dev/kvm` is a warning there.
+    #[serde(default)]
+    pub emulation_only: bool,
+    /// The KVM device checked for presence and access.
+    #[serde(default = "default_kvm_device")]
+    pub kvm_device: PathBuf,
+    /// Directories holding backups, checked for free space with the data and image dirs.
+    #[serde(default)]
+    pub backup_dirs: Vec<PathBuf>,
+    /// Free space in percent (lower is worse).
+    #[serde(default = "default_disk")]
+    pub disk_free_pct: crate::health::Threshold,
+    /// Memory used in percent.
+    #[serde(default = "default_memory")]
+    pub memory_used_pct: crate::health::Threshold,
+    /// One-minute load average per CPU, in percent.
+    #[serde(default = "default_cpu")]
+    pub load_per_cpu_pct: crate::health::Threshold,
+    /// libvirt's answer time in milliseconds.
+    #[serde(default = "default_libvirt_ms")]
+    pub libvirt_response_ms: crate::health::Threshold,
+    /// Operations failed for good in the last hour.
+    #[serde(default = "default_failed")]
+    pub failed_operations_1h: crate::health::Threshold,
+    /// Age of the oldest queued operation, in seconds.
+    #[serde(default = "default_queue_age")]
+    pub oldest_queued_s: crate::health::Threshold,
+}
+
+pub(super) fn default_kvm_device() -> PathBuf {
+    PathBuf::from("/dev/kvm")
+}
+pub(super) fn default_disk() -> crate::health::Threshold {
+    crate::health::Threshold::new(20.0, 10.0, 25.0, 600)
+}
+pub(super) fn default_memory() -> crate::health::Threshold {
+    crate::health::Threshold::new(85.0, 95.0, 70.0, 300)
+}
+pub(super) fn default_cpu() -> crate::health::Threshold {
+    crate::health::Threshold::new(90.0, 150.0, 75.0, 300)
+}
+pub(super) fn default_libvirt_ms() -> crate::health::Threshold {
+    crate::health::Threshold::new(1000.0, 5000.0, 500.0, 0)
+}
+pub(super) fn default_failed() -> crate::health::Threshold {
+    crate::health::Threshold::new(1.0, 10.0, 1.0, 0)
+}
+pub(super) fn default_queue_age() -> crate::health::Threshold {
+    crate::health::Threshold::new(300.0, 1800.0, 300.0, 0)
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        Self {
+            emulation_only: false,
+            kvm_device: default_kvm_device(),
+            backup_dirs: Vec::new(),
+            disk_free_pct: default_disk(),
+            memory_used_pct: default_memory(),
+            load_per_cpu_pct: default_cpu(),
+            libvirt_response_ms: default_libvirt_ms(),
+            failed_operations_1h: default_failed(),
+            oldest_queued_s: default_queue_age(),
+        }
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://PATH` or `postgres://…`; default `sqlite://<data_dir>/hyperfleet.db`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Largest accepted request body, in bytes.
+    #[serde(default = "default_body_limit")]
+    pub body_limit_bytes: usize,
+    /// Requests taking longer are answered 503 `timeout`.
+    #[serde(default = "default_request_timeout_s")]
+    pub request_timeout_s: u64,
+    /// Sustained requests per second allowed per token (429 beyond, with `Retry-After`).
+    #[serde(default = "default_rate_limit_per_s")]
+    pub rate_limit_per_s: u32,
+    /// Requests a token may send in a burst above the sustained rate.
+    #[serde(default = "default_rate_limit_burst")]
+    pub rate_limit_burst: u32,
+    /// Serve HTTPS (rustls) when both are set; otherwise plain HTTP behind a proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSettings>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// This worker's host name in the fleet; default: the machine's hostname.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default = "default_libvirt_uri")]
+    pub libvirt_uri: String,
+    /// Operations one worker runs at once (different VMs; one VM runs one at a time).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// A running operation whose lease is not renewed for this long is abandoned.
+    #[serde(default = "default_lease_s")]
+    pub lease_s: u64,
+    /// How often the inventory is refreshed from libvirt besides after each operation.
+    #[serde(default = "default_inventory_interval_s")]
+    pub inventory_interval_s: u64,
+    /// On SIGTERM, how long running operations may take to finish before they are handed back.
+    #[serde(default = "default_shutdown_grace_s")]
+    pub shutdown_grace_s: u64,
+    /// How often idle workers look for work that no notification announced
+    /// (SQLite written by another process; delayed retries).
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// Heartbeat period; a host counts as offline after three missed beats.
+    #[serde(default = "default_heartbeat_s")]
+    pub heartbeat_s: u64,
+    /// Directories holding VM images, reported with their disk usage.
+    #[serde(default)]
+    pub image_dirs: Vec<PathBuf>,
+    /// Directory of installation ISOs, catalogued with their `.sha256` sidecars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iso_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySettings {
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    #[serde(default, flatten)]
+    pub backoff: Backoff,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    #[serde(default = "default_log_format")]
+    pub format: String,
+    /// A `tracing` filter, e.g. `info,hyperfleet_worker=debug`.
+    #[serde(default = "default_log_filter")]
+    pub filter: String,
+}
+
+pub(super) fn default_data_dir() -> PathBuf {
+    PathBuf::from("./hyperfleet-data")
+}
+pub(super) fn default_max_connections() -> u32 {
+    16
+}
+pub(super) fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+pub(super) fn default_body_limit() -> usize {
+    64 * 1024
+}
+pub(super) fn default_request_timeout_s() -> u64 {
+    180
+}
+pub(super) fn default_rate_limit_per_s() -> u32 {
+    50
+}
+pub(super) fn default_rate_limit_burst() -> u32 {
+    200
+}
+pub(super) fn default_libvirt_uri() -> String {
+    "qemu:///system".into()
+}
+pub(super) fn default_concurrency() -> usize {
+    16
+}
+pub(super) fn default_lease_s() -> u64 {
+    30
+}
+pub(super) fn default_inventory_interval_s() -> u64 {
+    30
+}
+pub(super) fn default_shutdown_grace_s() -> u64 {
+    30
+}
+pub(super) fn default_poll_interval_ms() -> u64 {
+    1_000
+}
+pub(super) fn default_heartbeat_s() -> u64 {
+    5
+}
+pub(super) fn default_max_attempts() -> u32 {
+    5
+}
+pub(super) fn default_log_format() -> String {
+    "text".into()
+}
+pub(super) fn default_log_filter() -> String {
+    "info".into()
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self { url: None, max_connections: default_max_connections() }
+    }
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            body_limit_bytes: default_body_limit(),
+            request_timeout_s: default_request_timeout_s(),
+            rate_limit_per_s: default_rate_limit_per_s(),
+            rate_limit_burst: default_rate_limit_burst(),
+            tls: None,
+        }
+    }
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            host: None,
+            libvirt_uri: default_libvirt_uri(),
+            concurrency: default_concurrency(),
+            lease_s: default_lease_s(),
+            inventory_interval_s: default_inventory_interval_s(),
+            shutdown_grace_s: default_shutdown_grace_s(),
+            poll_interval_ms: default_poll_interval_ms(),
+            heartbeat_s: default_heartbeat_s(),
+            image_dirs: Vec::new(),
+            iso_dir: None,
+        }
+    }
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        Self { max_attempts: default_max_attempts(), backoff: Backoff::default() }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self { format: default_log_format(), filter: default_log_filter() }
+    }
+}
