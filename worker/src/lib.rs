@@ -149,9 +149,10 @@ async fn refresh_isos(store: &Store, scanner: &Arc<isos::IsoScanner>, cfg: &Work
 }
 
 async fn refresh_inventory(store: &Store, hypervisor: &libvirt::Hypervisor, host: &str) {
+    let observed = hyperfleet_core::Timestamp::now();
     match hypervisor.list().await {
         Ok(vms) => {
-            if let Err(e) = store.replace_inventory(host, &vms).await {
+            if let Err(e) = store.replace_inventory(host, &vms, observed).await {
                 tracing::warn!(error = %e, "could not store the inventory");
             }
         }

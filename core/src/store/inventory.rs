@@ -209,10 +209,24 @@ impl Store {
     }
 
     /// Replaces `host`'s whole inventory with what libvirt reported.
-    pub async fn replace_inventory(&self, host: &str, vms: &[VmRecord]) -> Result<()> {
+    /// A periodic listing may have started before an operation's own refresh
+    /// and finish after it: rows only move forward in observation time, and
+    /// a VM missing from the listing is removed only if not seen since `observed`.
+    pub async fn replace_inventory(&self, host: &str, vms: &[VmRecord], observed: Timestamp) -> Result<()> {
+        let names: Vec<&str> = vms.iter().map(|v| v.name.as_str()).collect();
+        let present: Vec<String> = read_db!(self, |pool, Db| {
+            sqlx::query_scalar::<Db, String>("SELECT name FROM vms WHERE host = $1").bind(host).fetch_all(pool).await
+        })?;
         with_db!(self, |pool, Db| {
             let mut tx = pool.begin().await?;
-            sqlx::query::<Db>("DELETE FROM vms WHERE host = $1").bind(host).execute(&mut *tx).await?;
+            for gone in present.iter().filter(|n| !names.contains(&n.as_str())) {
+                sqlx::query::<Db>("DELETE FROM vms WHERE host = $1 AND name = $2 AND updated_at < $3")
+                    .bind(host)
+                    .bind(gone)
+                    .bind(observed)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             for vm in vms {
                 upsert_vm::<Db>(&mut tx, vm).await?;
             }
@@ -283,7 +297,7 @@ where
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (host, name) DO UPDATE SET uuid = excluded.uuid, \
          state = excluded.state, state_reason = excluded.state_reason, vcpus = excluded.vcpus, \
          memory_kib = excluded.memory_kib, autostart = excluded.autostart, persistent = excluded.persistent, \
-         updated_at = excluded.updated_at",
+         updated_at = excluded.updated_at WHERE vms.updated_at <= excluded.updated_at",
     )
     .bind(vm.host.clone())
     .bind(vm.name.clone())
