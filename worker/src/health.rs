@@ -10,7 +10,7 @@ use hyperfleet_core::{
     Timestamp,
     health::{Measurement, Status},
     settings::HealthSettings,
-    store::Store,
+    store::{Store, SystemInfo},
 };
 
 use crate::{libvirt::Hypervisor, system::WatchedDirs};
@@ -64,8 +64,9 @@ pub async fn measure(hv: &Hypervisor, store: &Store, cfg: &HealthSettings, dirs:
     for (role, dir) in disks {
         out.push(disk(role, dir, cfg));
     }
-    out.push(memory(cfg));
-    out.push(load(cfg));
+    let host = crate::system::collect(&WatchedDirs::default(), "", "");
+    out.push(memory(&host, cfg));
+    out.push(load(&host, cfg));
     out.push(kvm(cfg));
     out.push(pools(hv).await);
     out.extend(fleet(store, cfg).await);
@@ -84,8 +85,7 @@ fn disk(role: &str, dir: &Path, cfg: &HealthSettings) -> Measurement {
     }
 }
 
-fn memory(cfg: &HealthSettings) -> Measurement {
-    let info = crate::system::collect(&WatchedDirs::default(), "", "");
+fn memory(info: &SystemInfo, cfg: &HealthSettings) -> Measurement {
     if info.memory_total_bytes == 0 {
         return Measurement::plain("memory", Status::Error, "cannot read /proc/meminfo");
     }
@@ -94,8 +94,7 @@ fn memory(cfg: &HealthSettings) -> Measurement {
     Measurement::measured("memory", used, "%", cfg.memory_used_pct, true, msg)
 }
 
-fn load(cfg: &HealthSettings) -> Measurement {
-    let info = crate::system::collect(&WatchedDirs::default(), "", "");
+fn load(info: &SystemInfo, cfg: &HealthSettings) -> Measurement {
     let per_cpu = info.load_avg_1m * 100.0 / f64::from(info.cpus.max(1));
     let msg = format!("load {:.2} on {} CPUs ({per_cpu:.0}% per CPU)", info.load_avg_1m, info.cpus);
     Measurement::measured("load", per_cpu, "%", cfg.load_per_cpu_pct, true, msg)

@@ -203,11 +203,9 @@ impl Store {
             }
             tx.commit().await?;
         });
-        if next_at.is_some() {
+        // A retry, or the next operation on this VM (same host queue), waits on `queue`.
+        if next_at.is_some() || op.vm.is_some() {
             self.wakes.notify(&queue);
-        }
-        if op.vm.is_some() {
-            self.wakes.notify(&queue); // the next operation on this VM is on the same host queue
         }
         Ok(status)
     }

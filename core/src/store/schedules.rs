@@ -117,49 +117,28 @@ fn jitter(id: ScheduleId, fire_time: Timestamp, jitter_s: i32) -> std::time::Dur
 
 impl Store {
     pub async fn create_schedule(&self, def: &ScheduleDef, actor: &str) -> Result<ScheduleRecord> {
-        let spec = def.check()?;
-        let (id, now) = (ScheduleId::new(), Timestamp::now());
-        let next = def.enabled.then(|| spec.next_after(now)).flatten();
-        let sql = format!(
-            "INSERT INTO schedules ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL, $12, $13, $13) \
-             RETURNING {COLUMNS}"
-        );
-        let inserted = with_db!(self, |pool, Db| {
-            sqlx::query_as::<Db, ScheduleRecord>(sqlx::AssertSqlSafe(sql.as_str()))
-                .bind(id)
-                .bind(&def.name)
-                .bind(spec.expr())
-                .bind(spec.timezone())
-                .bind(&def.kind)
-                .bind(Json(&def.params))
-                .bind(&def.host)
-                .bind(def.enabled)
-                .bind(def.missed_ticks.as_str())
-                .bind(def.jitter_s as i32)
-                .bind(next)
-                .bind(actor)
-                .bind(now)
-                .fetch_one(pool)
-                .await
-        });
-        match inserted {
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                Err(Error::conflict("schedule_name_taken", format!("a schedule named `{}` already exists", def.name)))
-            }
-            other => Ok(other?),
-        }
+        self.save_schedule(ScheduleId::new(), def, actor).await
     }
 
     /// Replaces a schedule's definition; the next fire is recomputed from now.
     pub async fn update_schedule(&self, id: ScheduleId, def: &ScheduleDef) -> Result<ScheduleRecord> {
+        let existing = self.schedule(id).await?;
+        self.save_schedule(id, def, &existing.created_by).await
+    }
+
+    /// Writes `def` as schedule `id` (new or replacing); its next fire is computed from now.
+    async fn save_schedule(&self, id: ScheduleId, def: &ScheduleDef, created_by: &str) -> Result<ScheduleRecord> {
         let spec = def.check()?;
         let now = Timestamp::now();
         let next = def.enabled.then(|| spec.next_after(now)).flatten();
         let sql = format!(
-            "UPDATE schedules SET name = $2, cron = $3, timezone = $4, kind = $5, params = $6, host = $7, enabled = $8, \
-             missed_ticks = $9, jitter_s = $10, next_fire_at = $11, updated_at = $12 WHERE id = $1 RETURNING {COLUMNS}"
+            "INSERT INTO schedules ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL, $12, $13, $13) \
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, cron = excluded.cron, timezone = excluded.timezone, \
+             kind = excluded.kind, params = excluded.params, host = excluded.host, enabled = excluded.enabled, \
+             missed_ticks = excluded.missed_ticks, jitter_s = excluded.jitter_s, next_fire_at = excluded.next_fire_at, \
+             updated_at = excluded.updated_at RETURNING {COLUMNS}"
         );
-        let updated = with_db!(self, |pool, Db| {
+        let saved = with_db!(self, |pool, Db| {
             sqlx::query_as::<Db, ScheduleRecord>(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(id)
                 .bind(&def.name)
@@ -172,15 +151,16 @@ impl Store {
                 .bind(def.missed_ticks.as_str())
                 .bind(def.jitter_s as i32)
                 .bind(next)
+                .bind(created_by)
                 .bind(now)
-                .fetch_optional(pool)
+                .fetch_one(pool)
                 .await
         });
-        match updated {
+        match saved {
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
                 Err(Error::conflict("schedule_name_taken", format!("a schedule named `{}` already exists", def.name)))
             }
-            other => other?.ok_or_else(|| Error::not_found("schedule_not_found", format!("schedule {id}"))),
+            other => Ok(other?),
         }
     }
 
