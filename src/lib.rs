@@ -104,7 +104,8 @@ pub async fn start(settings: &Settings, components: Components, boot: Bootstrap)
             settings.retry.max_attempts as i32,
             settings.api.rate_limit_per_s,
             settings.api.rate_limit_burst,
-        );
+        )
+        .with_alerts(settings.alerts.clone());
         let limits = Limits {
             body_bytes: settings.api.body_limit_bytes,
             request_timeout: Duration::from_secs(settings.api.request_timeout_s.max(1)),
@@ -136,11 +137,20 @@ pub async fn start(settings: &Settings, components: Components, boot: Bootstrap)
         });
     }
     if components.worker {
-        let cfg = WorkerConfig::from_settings(settings);
+        let mut cfg = WorkerConfig::from_settings(settings);
+        // Links in notifications point at this API when it listens on an ephemeral port.
+        if let (None, Some(addr)) = (&settings.alerts.public_url, api_addr) {
+            let scheme = if settings.api.tls.is_some() { "https" } else { "http" };
+            cfg.public_url = format!("{scheme}://{addr}");
+        }
         tasks.spawn(hyperfleet_worker::run(store.clone(), cfg, shutdown.clone()));
     }
     if components.scheduler {
-        tasks.spawn(hyperfleet_scheduler::run(store.clone(), shutdown.clone()));
+        tasks.spawn(hyperfleet_scheduler::run(
+            store.clone(),
+            std::sync::Arc::new(settings.alerts.clone()),
+            shutdown.clone(),
+        ));
     }
     Ok(Running { api_addr, store, initial_admin_token, shutdown, tasks })
 }

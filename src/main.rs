@@ -1,5 +1,7 @@
 //! The `hyperfleet` command: CLI wiring only.
 
+mod alert_cli;
+
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -47,6 +49,8 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Raise a manual alert through the API (`alert_manager.sh <level> <title> <message>`).
+    Alert(alert_cli::AlertArgs),
     /// Benchmark the queue with `noop` operations and print figures.
     Bench {
         #[arg(long)]
@@ -190,6 +194,9 @@ async fn serve(settings: Settings, components: Components, boot: Bootstrap) -> a
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Both rustls back ends are linked (through different dependencies); pick one
+    // for the clients that ask for the process default (SMTP STARTTLS/TLS, webhooks).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let mut settings = Settings::load(cli.config.as_deref(), std::env::vars()).context("loading configuration")?;
     match cli.command {
@@ -237,6 +244,7 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Alert(args) => alert_cli::run(args, settings.public_url()).await,
         Command::Openapi => {
             println!("{}", hyperfleet_api::spec_json()?);
             Ok(())

@@ -2,6 +2,7 @@
 //! are thin — parse the input into domain types, call one `core` function,
 //! map the result — and never touch SQL or libvirt.
 
+mod alerts;
 pub mod auth;
 mod diagnostics;
 pub mod error;
@@ -11,6 +12,7 @@ mod operations;
 pub mod request_id;
 mod schedules;
 mod seed;
+mod silences;
 mod submit;
 mod system;
 mod tokens;
@@ -27,6 +29,8 @@ pub struct AppState {
     /// Attempts an operation gets before it fails for good.
     pub max_attempts: i32,
     pub limiter: std::sync::Arc<auth::RateLimiter>,
+    /// The alert channels (for `GET /channels` and test notifications).
+    pub alerts: std::sync::Arc<hyperfleet_core::settings::AlertSettings>,
 }
 
 /// HTTP limits from `[api]`.
@@ -38,7 +42,17 @@ pub struct Limits {
 
 impl AppState {
     pub fn new(store: Store, max_attempts: i32, rate_per_s: u32, burst: u32) -> Self {
-        Self { store, max_attempts, limiter: std::sync::Arc::new(auth::RateLimiter::new(rate_per_s, burst)) }
+        Self {
+            store,
+            max_attempts,
+            limiter: std::sync::Arc::new(auth::RateLimiter::new(rate_per_s, burst)),
+            alerts: Default::default(),
+        }
+    }
+
+    pub fn with_alerts(mut self, alerts: hyperfleet_core::settings::AlertSettings) -> Self {
+        self.alerts = std::sync::Arc::new(alerts);
+        self
     }
 
     fn origin(&self, who: &hyperfleet_core::auth::Principal, idempotency_key: Option<String>) -> Result<Origin> {
@@ -69,6 +83,8 @@ enum Tag {
     Schedules,
     /// Health checks per host, with history.
     Health,
+    /// Alerts with their whole history, silences and notification channels.
+    Alerts,
     /// The seed system's API, kept for its dashboard and scripts (deprecated: use /api/v1).
     Seed,
 }
@@ -82,6 +98,8 @@ type Apis = (
     tokens::TokensApi,
     schedules::SchedulesApi,
     health::HealthApi,
+    alerts::AlertsApi,
+    silences::SilencesApi,
     seed::SeedApi,
 );
 
@@ -95,6 +113,8 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
         tokens::TokensApi { state: state.clone() },
         schedules::SchedulesApi { state: state.clone() },
         health::HealthApi { state: state.clone() },
+        alerts::AlertsApi { state: state.clone() },
+        silences::SilencesApi { state: state.clone() },
         seed::SeedApi { state },
     );
     OpenApiService::new(apis, "Hyperfleet", env!("CARGO_PKG_VERSION")).description(

@@ -23,7 +23,7 @@ pub struct OperationsApi {
     pub state: AppState,
 }
 
-fn parse_time(name: &str, text: Option<String>) -> Result<Option<Timestamp>, Error> {
+pub(crate) fn parse_time(name: &str, text: Option<String>) -> Result<Option<Timestamp>, Error> {
     text.map(|t| {
         chrono::DateTime::parse_from_rfc3339(&t).map(|d| Timestamp(d.with_timezone(&chrono::Utc))).map_err(|_| {
             Error::invalid("invalid_timestamp", format!("`{name}` must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z"))

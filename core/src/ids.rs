@@ -95,3 +95,23 @@ typed_id!(
     ScheduleId,
     "invalid_schedule_id"
 );
+typed_id!(
+    /// An alert: one incident, from first firing to resolved.
+    AlertId,
+    "invalid_alert_id"
+);
+typed_id!(
+    /// One entry of an alert's history (fired, repeated, escalated, resolved, acknowledged).
+    AlertEventId,
+    "invalid_alert_event_id"
+);
+typed_id!(
+    /// One notification of one alert event to one channel, sent or suppressed.
+    NotificationId,
+    "invalid_notification_id"
+);
+typed_id!(
+    /// A silence: matchers and a time window that mute notifications.
+    SilenceId,
+    "invalid_silence_id"
+);

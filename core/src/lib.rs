@@ -5,6 +5,7 @@
 //! It knows nothing of HTTP or libvirt: those live in `hyperfleet-api` and
 //! `hyperfleet-worker`, which both depend on this crate and never on each other.
 
+pub mod alert;
 pub mod auth;
 pub mod backoff;
 pub mod commands;
@@ -20,5 +21,5 @@ pub mod time;
 pub mod vm;
 
 pub use error::{Error, Result};
-pub use ids::{OperationId, ScheduleId, TokenId};
+pub use ids::{AlertEventId, AlertId, NotificationId, OperationId, ScheduleId, SilenceId, TokenId};
 pub use time::Timestamp;

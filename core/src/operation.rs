@@ -33,10 +33,13 @@ pub enum OperationKind {
     /// Deletes finished operations, attempts and health runs past their retention.
     #[serde(rename = "ledger.prune")]
     LedgerPrune,
+    /// One notification of an alert to one channel (email or webhook).
+    #[serde(rename = "alert.deliver")]
+    AlertDeliver,
 }
 
 impl OperationKind {
-    pub const ALL: [OperationKind; 10] = [
+    pub const ALL: [OperationKind; 11] = [
         Self::VmStart,
         Self::VmShutdown,
         Self::VmReboot,
@@ -47,6 +50,7 @@ impl OperationKind {
         Self::HealthRun,
         Self::BackupVerify,
         Self::LedgerPrune,
+        Self::AlertDeliver,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -61,6 +65,7 @@ impl OperationKind {
             Self::HealthRun => "health.run",
             Self::BackupVerify => "backup.verify",
             Self::LedgerPrune => "ledger.prune",
+            Self::AlertDeliver => "alert.deliver",
         }
     }
 
@@ -79,7 +84,7 @@ impl OperationKind {
             Self::VmDestroy => VmAction::Destroy,
             Self::VmSuspend => VmAction::Suspend,
             Self::VmResume => VmAction::Resume,
-            Self::Noop | Self::HealthRun | Self::BackupVerify | Self::LedgerPrune => return None,
+            Self::Noop | Self::HealthRun | Self::BackupVerify | Self::LedgerPrune | Self::AlertDeliver => return None,
         })
     }
 

@@ -28,6 +28,10 @@ pub struct Wake {
 
 pub const SHARED_QUEUE: &str = "hyperfleet.shared";
 
+/// Not an apalis queue: the in-process wake-up of the alert router, told when
+/// an alert event is committed.
+pub const ALERTS: &str = "hyperfleet.alerts";
+
 pub fn host_queue(host: &str) -> String {
     format!("hyperfleet.host.{host}")
 }

@@ -72,6 +72,10 @@ pub struct Options {
     pub max_attempts: u32,
     /// More `HYPERFLEET__…` settings, for the in-process app and worker processes.
     pub env: Vec<(String, String)>,
+    /// Run the scheduler (schedules, the alert router, the fleet monitor) in the app.
+    pub scheduler: bool,
+    /// A TOML config file's text (for what variables cannot say, like `[[alerts.channels]]`).
+    pub config: Option<String>,
 }
 
 impl Default for Options {
@@ -84,6 +88,8 @@ impl Default for Options {
             backoff_base_ms: 200,
             max_attempts: 5,
             env: Vec::new(),
+            scheduler: false,
+            config: None,
         }
     }
 }
@@ -117,7 +123,7 @@ impl TestApp {
         let libvirt_uri = options.libvirt_uri.clone().unwrap_or_else(|| private_libvirt(dir.path(), &["test", "web"]));
         let options = Options { libvirt_uri: Some(libvirt_uri), ..options };
         let settings = settings_for(&database_url, &options, dir.path());
-        let components = Components { api: true, worker: options.worker, scheduler: false };
+        let components = Components { api: true, worker: options.worker, scheduler: options.scheduler };
         let boot = hyperfleet::Bootstrap { migrate: true, first_admin_token: true };
         let running = hyperfleet::start(&settings, components, boot).await.expect("starting the app");
         let address = format!("http://{}", running.api_addr.unwrap());
@@ -260,7 +266,11 @@ impl TestApp {
     pub fn spawn_process(&mut self, args: &[&str], options: &Options) -> u32 {
         let settings_env = env_for(&self.database_url, options, self.dir.path());
         let log = std::fs::File::create(self.dir.path().join(format!("worker-{}.log", self.children.len()))).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_hyperfleet"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hyperfleet"));
+        if let Some(path) = config_file(options, self.dir.path()) {
+            command.env("HYPERFLEET_CONFIG", path);
+        }
+        let child = command
             .args(args)
             .envs(settings_env)
             .env("HYPERFLEET_LOG", "info")
@@ -333,7 +343,16 @@ fn env_for(database_url: &str, o: &Options, dir: &std::path::Path) -> Vec<(Strin
 }
 
 fn settings_for(database_url: &str, o: &Options, dir: &std::path::Path) -> Settings {
-    Settings::load(None, env_for(database_url, o, dir)).expect("test settings")
+    let config = config_file(o, dir);
+    Settings::load(config.as_deref(), env_for(database_url, o, dir)).expect("test settings")
+}
+
+/// Writes `o.config` to the test's directory; returns its path.
+fn config_file(o: &Options, dir: &std::path::Path) -> Option<PathBuf> {
+    let text = o.config.as_ref()?;
+    let path = dir.join("hyperfleet.toml");
+    std::fs::write(&path, text).unwrap();
+    Some(path)
 }
 
 /// Generates one test per backend from `async fn $name(backend: Backend)`.

@@ -2,6 +2,7 @@
 //! End-to-end tests of Hyperfleet: the real app, real databases (SQLite and
 //! PostgreSQL), libvirt's test driver, and real worker processes.
 
+mod alerts;
 mod bad_input;
 mod cli;
 mod crash;
@@ -13,6 +14,7 @@ mod hosts;
 mod ledger;
 mod openapi;
 mod qemu;
+mod receivers;
 mod retention;
 mod retries;
 mod schedules;

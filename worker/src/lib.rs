@@ -4,11 +4,12 @@
 //! its host registration and heartbeat, refreshes the VM inventory, and reaps
 //! operations whose worker died (an expired lease).
 
+pub mod alerts;
 mod health;
 mod isos;
 pub mod jobs;
 pub mod libvirt;
-pub mod runner;
+mod runner;
 pub mod system;
 mod transport;
 
@@ -33,6 +34,10 @@ pub struct WorkerConfig {
     pub backoff: Backoff,
     pub health: hyperfleet_core::settings::HealthSettings,
     pub retention: hyperfleet_core::settings::RetentionSettings,
+    /// Channels that `alert.deliver` operations send through.
+    pub alerts: hyperfleet_core::settings::AlertSettings,
+    /// Base of the links in notifications.
+    pub public_url: String,
 }
 
 impl WorkerConfig {
@@ -54,6 +59,8 @@ impl WorkerConfig {
             backoff: s.retry.backoff,
             health: s.health.clone(),
             retention: s.retention.clone(),
+            alerts: s.alerts.clone(),
+            public_url: s.public_url(),
         }
     }
 }

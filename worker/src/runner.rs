@@ -37,6 +37,7 @@ struct Inner {
     health: Arc<hyperfleet_core::settings::HealthSettings>,
     dirs: crate::system::WatchedDirs,
     retention: Arc<hyperfleet_core::settings::RetentionSettings>,
+    notifier: Arc<crate::alerts::Notifier>,
     running: Mutex<HashMap<OperationId, CancellationToken>>,
     slots: Arc<tokio::sync::Semaphore>,
 }
@@ -55,6 +56,7 @@ impl Runner {
                 health: Arc::new(cfg.health.clone()),
                 dirs: cfg.dirs.clone(),
                 retention: Arc::new(cfg.retention.clone()),
+                notifier: Arc::new(crate::alerts::Notifier::new(cfg.alerts.clone(), cfg.public_url.clone())),
                 running: Mutex::default(),
                 slots: Arc::new(tokio::sync::Semaphore::new(cfg.concurrency)),
             }),
@@ -118,6 +120,7 @@ impl Runner {
             health: inner.health.clone(),
             dirs: inner.dirs.clone(),
             retention: inner.retention.clone(),
+            notifier: inner.notifier.clone(),
         };
         let lease_lost = CancellationToken::new();
         let keeper = tokio::spawn(keep_lease(

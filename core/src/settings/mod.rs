@@ -9,8 +9,10 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+mod alerts;
 mod sections;
 
+pub use alerts::*;
 use sections::default_data_dir;
 pub use sections::*;
 
@@ -48,6 +50,8 @@ pub struct Settings {
     pub health: HealthSettings,
     #[serde(default)]
     pub retention: RetentionSettings,
+    #[serde(default)]
+    pub alerts: AlertSettings,
 }
 
 impl Settings {
@@ -110,6 +114,7 @@ impl Settings {
         if self.retry.max_attempts == 0 {
             return Err(ConfigError::Invalid { key: "retry.max_attempts", message: "must be at least 1".into() });
         }
+        self.alerts.check()?;
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid { key: "log.format", message: "must be `text` or `json`".into() });
         }
@@ -127,6 +132,15 @@ impl Settings {
     /// This worker's host name: configured, else the machine's hostname.
     pub fn worker_host(&self) -> String {
         self.worker.host.clone().unwrap_or_else(machine_hostname)
+    }
+
+    /// The base of links in notifications.
+    pub fn public_url(&self) -> String {
+        let url = self.alerts.public_url.clone().unwrap_or_else(|| {
+            let scheme = if self.api.tls.is_some() { "https" } else { "http" };
+            format!("{scheme}://{}", self.api.listen)
+        });
+        url.trim_end_matches('/').to_owned()
     }
 
     /// The effective configuration as TOML, with secrets redacted.
@@ -150,6 +164,7 @@ impl fmt::Debug for Settings {
             .field("scheduler", &self.scheduler)
             .field("health", &self.health)
             .field("retention", &self.retention)
+            .field("alerts", &self.alerts)
             .finish()
     }
 }

@@ -4,11 +4,39 @@
 use serde::Serialize;
 use sqlx::types::Json;
 
-use super::{Store, read_db, with_db};
+use super::{Store, alerts::AlertTx, read_db, with_db};
 use crate::{
     OperationId, Result, Timestamp,
+    alert::{AlertSource, NewAlert, Severity},
     health::{CheckState, Measurement, Status, Threshold, step},
 };
+
+/// A check that is `warn` or `error` after hysteresis fires (again, on every
+/// run, so that repeats follow the policy); one that returns to `ok` resolves.
+async fn alert_check<C: AlertTx>(
+    tx: &mut C,
+    host: &str,
+    m: &Measurement,
+    status: Status,
+    now: Timestamp,
+) -> Result<()> {
+    let key = format!("health:{host}:{}", m.check);
+    let severity = match status {
+        Status::Ok => {
+            tx.resolve_alert(&key, "hyperfleet", &m.message, now).await?;
+            return Ok(());
+        }
+        Status::Warn => Severity::Warning,
+        Status::Error => Severity::Critical,
+    };
+    let title = format!("Health check {} is {} on {host}", m.check, status.as_str());
+    let alert = NewAlert::system(AlertSource::Health, severity, title, m.message.clone())
+        .on_host(Some(host))
+        .label("check", m.check.clone())
+        .dedup(key);
+    tx.raise_alert(&alert, now).await?;
+    Ok(())
+}
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct HealthRunRecord {
@@ -120,6 +148,7 @@ impl Store {
                 .bind(state.candidate.map(|c| c.1))
                 .execute(&mut *tx)
                 .await?;
+                alert_check(&mut *tx, host, m, state.status, now).await?;
                 if let Some((from, to)) = transition {
                     sqlx::query::<Db>(
                         "INSERT INTO health_events (host, check_name, from_status, to_status, message, at) \
@@ -142,6 +171,7 @@ impl Store {
                 .await?;
             tx.commit().await?;
         });
+        self.wakes.notify(crate::queue::ALERTS);
         Ok(HealthRunRecord { id, host: host.to_owned(), status: worst.as_str().into(), started_at, finished_at: now })
     }
 

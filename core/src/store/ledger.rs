@@ -10,6 +10,7 @@ use sqlx::types::Json;
 
 use super::{
     Store,
+    alert_routing::{FailedOp, alert_failed_for_good},
     rows::{OPERATION_COLUMNS, OperationRow},
     tx::{AttemptEnd, PushWake},
     with_db,
@@ -42,8 +43,8 @@ pub enum Finish {
     Failed(JobFailure),
 }
 
-/// attempt_count, max_attempts, queue, host, vm, lease_owner
-type LeaseRow = (i32, i32, String, Option<String>, Option<String>, Option<String>);
+/// attempt_count, max_attempts, queue, host, vm, lease_owner, kind, params
+type LeaseRow = (i32, i32, String, Option<String>, Option<String>, Option<String>, String, Json<Value>);
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ReapReport {
@@ -195,6 +196,17 @@ impl Store {
                 ));
             }
             tx.close_attempt(op.id, op.attempt_count, now, AttemptEnd { outcome, class, code, message }).await?;
+            if status == OperationStatus::Failed {
+                let failed = FailedOp {
+                    id: op.id,
+                    kind: &op.kind,
+                    host: op.host.as_deref(),
+                    vm: op.vm.as_deref(),
+                    params: &op.params,
+                    message: message.unwrap_or("failed"),
+                };
+                alert_failed_for_good(&mut *tx, failed, now).await?;
+            }
             if let Some(next) = next_at {
                 tx.push_wake(&queue, op.id, Some(next)).await?;
             }
@@ -206,6 +218,9 @@ impl Store {
         // A retry, or the next operation on this VM (same host queue), waits on `queue`.
         if next_at.is_some() || op.vm.is_some() {
             self.wakes.notify(&queue);
+        }
+        if status == OperationStatus::Failed {
+            self.wakes.notify(crate::queue::ALERTS);
         }
         Ok(status)
     }
@@ -264,7 +279,7 @@ impl Store {
             let mut tx = pool.begin().await?;
             let row: Option<LeaseRow> =
                 sqlx::query_as::<Db, LeaseRow>(
-                    "SELECT attempt_count, max_attempts, queue, host, vm, lease_owner FROM operations \
+                    "SELECT attempt_count, max_attempts, queue, host, vm, lease_owner, kind, params FROM operations \
                      WHERE id = $1 AND status = 'running' AND (lease_owner = $2 OR ($2 IS NULL AND lease_expires_at < $3))",
                 )
                 .bind(id)
@@ -272,7 +287,7 @@ impl Store {
                 .bind(now)
                 .fetch_optional(&mut *tx)
                 .await?;
-            let Some((attempt, max, queue, host, vm, lease_owner)) = row else { return Ok(false) };
+            let Some((attempt, max, queue, host, vm, lease_owner, kind, params)) = row else { return Ok(false) };
             let message = format!("{why} (worker {})", lease_owner.as_deref().unwrap_or("?"));
             let retry = attempt < max;
             let next_at = retry.then(|| now.plus(backoff.delay(attempt as u32)));
@@ -298,6 +313,17 @@ impl Store {
                 message: Some(&message),
             };
             tx.close_attempt(id, attempt, now, end).await?;
+            if !retry {
+                let failed = FailedOp {
+                    id,
+                    kind: &kind,
+                    host: host.as_deref(),
+                    vm: vm.as_deref(),
+                    params: &params.0,
+                    message: &message,
+                };
+                alert_failed_for_good(&mut *tx, failed, now).await?;
+            }
             if let Some(next) = next_at {
                 tx.push_wake(&queue, id, Some(next)).await?;
             }

@@ -5,6 +5,8 @@
 //! Durability is explicit: SQLite runs in WAL mode with `synchronous=FULL`
 //! (see [`sqlite_options`]); PostgreSQL keeps its server defaults.
 
+mod alert_routing;
+mod alerts;
 mod audit;
 mod health;
 mod inventory;
@@ -26,6 +28,8 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
+pub use alert_routing::ChannelStats;
+pub use alerts::{AlertFilter, AlertPage};
 pub use audit::{AuditEntry, AuditEvent, ChainCheck};
 pub use health::{FleetFigures, HealthEventRecord, HealthResultRecord, HealthRunRecord, HealthStateRecord};
 pub use inventory::{DiskUsage, HostRecord, IsoRecord, SystemInfo, VmRecord};

@@ -2,6 +2,7 @@
 //! operation and a [`JobContext`], does one attempt, and reports how it ended;
 //! the runner records it and the ledger decides about retries.
 
+mod alert_deliver;
 mod health_run;
 mod noop;
 mod vm_power;
@@ -25,6 +26,7 @@ pub struct JobContext {
     pub health: std::sync::Arc<hyperfleet_core::settings::HealthSettings>,
     pub dirs: crate::system::WatchedDirs,
     pub retention: std::sync::Arc<hyperfleet_core::settings::RetentionSettings>,
+    pub notifier: std::sync::Arc<crate::alerts::Notifier>,
 }
 
 /// Runs one attempt of `op`.
@@ -39,6 +41,7 @@ pub async fn run(ctx: &JobContext, op: &Operation) -> Finish {
     match kind {
         OperationKind::Noop => noop::run(ctx, op).await,
         OperationKind::HealthRun => health_run::run(ctx, op).await,
+        OperationKind::AlertDeliver => alert_deliver::run(ctx, op).await,
         OperationKind::LedgerPrune => match ctx.store.prune(&ctx.retention).await {
             Ok(report) => {
                 tracing::info!(?report, "pruned the ledger");

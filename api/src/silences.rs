@@ -1,0 +1,162 @@
+//! `/api/v1/silences`: mute notifications of matching alerts for a while. A
+//! silenced alert is still recorded, and its suppressed notifications counted.
+
+use chrono::{DateTime, Utc};
+use hyperfleet_core::{
+    SilenceId, Timestamp,
+    alert::{MatchOp, Matcher, NewSilence, Silence},
+    commands,
+};
+use poem_openapi::{
+    ApiResponse, Object, OpenApi,
+    param::{Path, Query},
+    payload::Json,
+};
+use serde_json::json;
+
+use crate::{
+    AppState, Tag,
+    auth::{OperatorAuth, ViewerAuth},
+    error::ApiResult,
+    operations::parse_time,
+    request_id::current_request_id,
+};
+
+pub struct SilencesApi {
+    pub state: AppState,
+}
+
+/// Selects alerts by `source`, `host`, `severity`, `title`, or a label name.
+#[derive(Debug, Clone, Object)]
+#[oai(deny_unknown_fields)]
+pub struct MatcherView {
+    pub name: String,
+    /// `=` (default), `!=`, `=~` or `!~` (regular expressions match the whole value).
+    #[oai(skip_serializing_if_is_none)]
+    pub op: Option<String>,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct SilenceView {
+    pub id: uuid::Uuid,
+    pub matchers: Vec<MatcherView>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub created_by: String,
+    pub comment: String,
+    pub created_at: DateTime<Utc>,
+    /// `pending`, `active` or `expired`.
+    pub state: String,
+}
+
+impl From<Silence> for SilenceView {
+    fn from(s: Silence) -> Self {
+        let now = Timestamp::now();
+        let state = if s.ends_at <= now {
+            "expired"
+        } else if s.starts_at > now {
+            "pending"
+        } else {
+            "active"
+        };
+        Self {
+            id: s.id.0,
+            matchers: s
+                .matchers
+                .into_iter()
+                .map(|m| MatcherView { name: m.name, op: Some(m.op.as_str().into()), value: m.value })
+                .collect(),
+            starts_at: s.starts_at.0,
+            ends_at: s.ends_at.0,
+            created_by: s.created_by,
+            comment: s.comment,
+            created_at: s.created_at.0,
+            state: state.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct SilenceListView {
+    pub items: Vec<SilenceView>,
+}
+
+#[derive(Debug, Clone, Object)]
+#[oai(deny_unknown_fields)]
+pub struct SilenceRequest {
+    /// 1-16 matchers; all must match.
+    pub matchers: Vec<MatcherView>,
+    /// RFC 3339; default now.
+    pub starts_at: Option<String>,
+    /// RFC 3339; later than `starts_at` and than now.
+    pub ends_at: String,
+    /// Why (1-1024 characters).
+    pub comment: String,
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum SilenceCreated {
+    #[oai(status = 201)]
+    Created(Json<SilenceView>, #[oai(header = "Location")] String),
+}
+
+fn summary(s: &Silence) -> serde_json::Value {
+    json!({ "matchers": s.matchers, "starts_at": s.starts_at, "ends_at": s.ends_at, "comment": s.comment })
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "Tag::Alerts")]
+impl SilencesApi {
+    /// List silences that have not ended, newest first (with `expired=true`, all of them).
+    #[oai(path = "/silences", method = "get", operation_id = "silence_list")]
+    async fn list(&self, _auth: ViewerAuth, expired: Query<Option<bool>>) -> ApiResult<Json<SilenceListView>> {
+        let items = self.state.store.silences(expired.0.unwrap_or(false)).await?;
+        Ok(Json(SilenceListView { items: items.into_iter().map(SilenceView::from).collect() }))
+    }
+
+    /// Create a silence.
+    #[oai(path = "/silences", method = "post", operation_id = "silence_create")]
+    async fn create(&self, auth: OperatorAuth, body: Json<SilenceRequest>) -> ApiResult<SilenceCreated> {
+        let r = body.0;
+        let matchers = r
+            .matchers
+            .into_iter()
+            .map(|m| {
+                Ok(Matcher {
+                    name: m.name,
+                    op: m.op.as_deref().map(MatchOp::parse).transpose()?.unwrap_or(MatchOp::Eq),
+                    value: m.value,
+                })
+            })
+            .collect::<hyperfleet_core::Result<Vec<_>>>()?;
+        let ends_at = parse_time("ends_at", Some(r.ends_at))?.unwrap_or_else(Timestamp::now);
+        let new = NewSilence {
+            matchers,
+            starts_at: parse_time("starts_at", r.starts_at)?,
+            ends_at,
+            comment: r.comment,
+            created_by: auth.0.name.clone(),
+        };
+        let silence = self.state.store.create_silence(&new).await?;
+        let rid = current_request_id();
+        let target = format!("silence/{}", silence.id);
+        let after = Some(summary(&silence));
+        commands::audit_change(&self.state.store, &auth.0.name, Some(&rid), "silence.create", &target, None, after)
+            .await?;
+        let location = format!("/api/v1/silences/{}", silence.id);
+        Ok(SilenceCreated::Created(Json(silence.into()), location))
+    }
+
+    /// Expire a silence now; it stays in the history.
+    #[oai(path = "/silences/:id", method = "delete", operation_id = "silence_delete")]
+    async fn delete(&self, auth: OperatorAuth, id: Path<String>) -> ApiResult<Json<SilenceView>> {
+        let id = SilenceId::parse(&id)?;
+        let silence = self.state.store.expire_silence(id).await?;
+        let rid = current_request_id();
+        let target = format!("silence/{id}");
+        let after = Some(summary(&silence));
+        commands::audit_change(&self.state.store, &auth.0.name, Some(&rid), "silence.expire", &target, None, after)
+            .await?;
+        Ok(Json(silence.into()))
+    }
+}

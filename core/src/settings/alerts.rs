@@ -1,0 +1,362 @@
+//! `[alerts]`: channels, repeat intervals and the fleet monitor's thresholds.
+//!
+//! The shape of `[[alerts.channels]]` is a public contract (see the example
+//! config). Secrets — SMTP passwords, webhook URLs, signing secrets — are
+//! given inline, or as `{ env = "VAR" }` / `{ file = "/path" }`, and are
+//! redacted in `Debug`, in `check-config` and in the API.
+
+use std::{fmt, path::PathBuf, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+use super::ConfigError;
+use crate::alert::{ChannelKind, Matcher, Route, Severity};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertSettings {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<ChannelSettings>,
+    /// While an alert fires, a channel hears of it again at most once per interval.
+    #[serde(default)]
+    pub repeat_s: RepeatIntervals,
+    /// Base of the links in notifications (`<public_url>/api/v1/alerts/<id>`);
+    /// default: `http://<api.listen>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// Attempts of one delivery before it fails for good and raises `delivery failed` elsewhere.
+    #[serde(default = "default_delivery_attempts")]
+    pub delivery_max_attempts: u32,
+    /// How often the fleet monitor looks for offline workers and backlog.
+    #[serde(default = "default_monitor_interval_s")]
+    pub monitor_interval_s: u64,
+    /// Runnable work older than this raises a backlog warning for its queue.
+    #[serde(default = "default_backlog_threshold_s")]
+    pub backlog_threshold_s: u64,
+}
+
+fn default_delivery_attempts() -> u32 {
+    10
+}
+fn default_monitor_interval_s() -> u64 {
+    30
+}
+fn default_backlog_threshold_s() -> u64 {
+    600
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        Self {
+            channels: Vec::new(),
+            repeat_s: RepeatIntervals::default(),
+            public_url: None,
+            delivery_max_attempts: default_delivery_attempts(),
+            monitor_interval_s: default_monitor_interval_s(),
+            backlog_threshold_s: default_backlog_threshold_s(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepeatIntervals {
+    #[serde(default = "repeat_critical")]
+    pub critical: u64,
+    #[serde(default = "repeat_warning")]
+    pub warning: u64,
+    #[serde(default = "repeat_info")]
+    pub info: u64,
+}
+
+fn repeat_critical() -> u64 {
+    Severity::Critical.default_repeat().as_secs()
+}
+fn repeat_warning() -> u64 {
+    Severity::Warning.default_repeat().as_secs()
+}
+fn repeat_info() -> u64 {
+    Severity::Info.default_repeat().as_secs()
+}
+
+impl Default for RepeatIntervals {
+    fn default() -> Self {
+        Self { critical: repeat_critical(), warning: repeat_warning(), info: repeat_info() }
+    }
+}
+
+impl RepeatIntervals {
+    pub fn of(&self, severity: Severity) -> Duration {
+        Duration::from_secs(match severity {
+            Severity::Critical => self.critical,
+            Severity::Warning => self.warning,
+            Severity::Info => self.info,
+        })
+    }
+}
+
+/// `none`: plain SMTP (a local relay); `starttls`: upgrade on port 587;
+/// `tls`: implicit TLS on port 465.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    None,
+    #[default]
+    Starttls,
+    Tls,
+}
+
+/// One notification channel. Fields that do not belong to its `type` are rejected.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelSettings {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: ChannelKind,
+    #[serde(default = "default_min_severity")]
+    pub min_severity: Severity,
+    /// All must match for an alert to go to this channel.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matchers: Vec<Matcher>,
+    /// Notify when an alert resolves; default: on for webhooks (slack, discord,
+    /// teams, webhook), off for email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_resolved: Option<bool>,
+    /// One delivery attempt may take this long.
+    #[serde(default = "default_timeout_s")]
+    pub timeout_s: u64,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_host: Option<String>,
+    /// Default: 25 (`none`), 587 (`starttls`), 465 (`tls`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_security: Option<SmtpSecurity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<String>,
+
+    /// The webhook URL (Slack, Discord and Teams URLs carry their credential).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<Secret>,
+    /// HMAC-SHA256 signing secret of `webhook` channels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<Secret>,
+}
+
+fn default_min_severity() -> Severity {
+    Severity::Info
+}
+fn default_timeout_s() -> u64 {
+    10
+}
+
+impl ChannelSettings {
+    pub fn send_resolved(&self) -> bool {
+        self.send_resolved.unwrap_or(self.kind != ChannelKind::Email)
+    }
+
+    pub fn route(&self) -> Route<'_> {
+        Route {
+            channel: &self.name,
+            min_severity: self.min_severity,
+            matchers: &self.matchers,
+            send_resolved: self.send_resolved(),
+        }
+    }
+
+    pub fn smtp_port(&self) -> u16 {
+        self.smtp_port.unwrap_or(match self.smtp_security.unwrap_or_default() {
+            SmtpSecurity::None => 25,
+            SmtpSecurity::Starttls => 587,
+            SmtpSecurity::Tls => 465,
+        })
+    }
+
+    /// Where this channel sends, for people: `smtp://host:port → a, b`, or the
+    /// webhook's origin with its path hidden (the path is often the credential).
+    pub fn target(&self) -> String {
+        match self.kind {
+            ChannelKind::Email => format!(
+                "smtp://{}:{} → {}",
+                self.smtp_host.as_deref().unwrap_or("?"),
+                self.smtp_port(),
+                self.to.join(", ")
+            ),
+            _ => match self.url.as_ref().map(Secret::reveal) {
+                Some(Ok(url)) => redact_path(&url),
+                _ => "(unresolved)".into(),
+            },
+        }
+    }
+
+    fn check(&self, at: &str) -> Result<(), ConfigError> {
+        let bad =
+            |message: String| ConfigError::Invalid { key: "alerts.channels", message: format!("{at}: {message}") };
+        let email_only = [
+            ("smtp_host", self.smtp_host.is_some()),
+            ("smtp_port", self.smtp_port.is_some()),
+            ("smtp_security", self.smtp_security.is_some()),
+            ("username", self.username.is_some()),
+            ("password", self.password.is_some()),
+            ("from", self.from.is_some()),
+            ("to", !self.to.is_empty()),
+        ];
+        for m in &self.matchers {
+            m.validate().map_err(|e| bad(e.to_string()))?;
+        }
+        if self.timeout_s == 0 || self.timeout_s > 300 {
+            return Err(bad("timeout_s must be 1-300".into()));
+        }
+        if self.kind == ChannelKind::Email {
+            if self.url.is_some() || self.secret.is_some() {
+                return Err(bad("`url` and `secret` belong to webhook channels".into()));
+            }
+            if self.smtp_host.as_deref().is_none_or(str::is_empty) {
+                return Err(bad("email channels need `smtp_host`".into()));
+            }
+            let from = self.from.as_deref().ok_or_else(|| bad("email channels need `from`".into()))?;
+            for address in std::iter::once(from).chain(self.to.iter().map(String::as_str)) {
+                if !plausible_address(address) {
+                    return Err(bad(format!("`{address}` is not an email address")));
+                }
+            }
+            if self.to.is_empty() {
+                return Err(bad("email channels need at least one address in `to`".into()));
+            }
+            if self.password.is_some() != self.username.is_some() {
+                return Err(bad("`username` and `password` go together".into()));
+            }
+            if let Some(p) = &self.password {
+                p.reveal().map_err(|e| bad(format!("password: {e}")))?;
+            }
+            return Ok(());
+        }
+        if let Some((field, _)) = email_only.iter().find(|(_, set)| *set) {
+            return Err(bad(format!("`{field}` belongs to email channels")));
+        }
+        let url = self.url.as_ref().ok_or_else(|| bad("webhook channels need `url`".into()))?;
+        let url = url.reveal().map_err(|e| bad(format!("url: {e}")))?;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(bad("`url` must be an http:// or https:// URL".into()));
+        }
+        match (&self.secret, self.kind) {
+            (Some(s), ChannelKind::Webhook) => {
+                s.reveal().map_err(|e| bad(format!("secret: {e}")))?;
+            }
+            (Some(_), _) => return Err(bad("`secret` signs generic webhooks only".into())),
+            (None, _) => {}
+        }
+        Ok(())
+    }
+}
+
+fn plausible_address(a: &str) -> bool {
+    matches!(a.split_once('@'), Some((l, d)) if !l.is_empty() && !d.is_empty() && !a.contains(char::is_whitespace))
+}
+
+/// `https://hooks.slack.com/services/T/B/x` → `https://hooks.slack.com/***`.
+pub fn redact_path(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    match url[start..].find(['/', '?']) {
+        Some(i) => format!("{}/***", &url[..start + i]),
+        None => url.to_owned(),
+    }
+}
+
+impl AlertSettings {
+    pub(super) fn check(&self) -> Result<(), ConfigError> {
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, c) in self.channels.iter().enumerate() {
+            let at = format!("channel {i} (`{}`)", c.name);
+            let name_ok = !c.name.is_empty()
+                && c.name.len() <= 64
+                && c.name.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'));
+            if !name_ok {
+                return Err(ConfigError::Invalid {
+                    key: "alerts.channels",
+                    message: format!("{at}: names are 1-64 of A-Z a-z 0-9 - _ ."),
+                });
+            }
+            if !seen.insert(c.name.as_str()) {
+                return Err(ConfigError::Invalid { key: "alerts.channels", message: format!("{at}: duplicate name") });
+            }
+            c.check(&at)?;
+        }
+        if self.delivery_max_attempts == 0 {
+            return Err(ConfigError::Invalid {
+                key: "alerts.delivery_max_attempts",
+                message: "must be at least 1".into(),
+            });
+        }
+        if self.monitor_interval_s == 0 {
+            return Err(ConfigError::Invalid {
+                key: "alerts.monitor_interval_s",
+                message: "must be at least 1".into(),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn channel(&self, name: &str) -> Option<&ChannelSettings> {
+        self.channels.iter().find(|c| c.name == name)
+    }
+}
+
+/// A secret value: inline, or read from an environment variable or a file
+/// when used (so a rotated file is picked up without a restart).
+#[derive(Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Secret {
+    Inline(String),
+    Env { env: String },
+    File { file: PathBuf },
+}
+
+impl Secret {
+    pub fn reveal(&self) -> Result<String, String> {
+        match self {
+            Self::Inline(value) => Ok(value.clone()),
+            Self::Env { env } => std::env::var(env).map_err(|_| format!("environment variable {env} is not set")),
+            Self::File { file } => std::fs::read_to_string(file)
+                .map(|s| s.trim_end_matches(['\n', '\r']).to_owned())
+                .map_err(|e| format!("cannot read {}: {e}", file.display())),
+        }
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Inline(_) => f.write_str("\"***\""),
+            Self::Env { env } => write!(f, "{{ env = {env:?} }}"),
+            Self::File { file } => write!(f, "{{ file = {file:?} }}"),
+        }
+    }
+}
+
+/// Serialized (check-config, the channels API) as `***` when inline.
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            Self::Inline(_) => s.serialize_str("***"),
+            Self::Env { env } => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("env", env)?;
+                m.end()
+            }
+            Self::File { file } => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("file", file)?;
+                m.end()
+            }
+        }
+    }
+}

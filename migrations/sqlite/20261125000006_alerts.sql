@@ -1,0 +1,69 @@
+-- Alerts with their whole history: each alert (one incident per dedup key
+-- while it fires), its events (fired, repeated, escalated, resolved,
+-- acknowledged; `routed_at` is set once the router has decided about every
+-- channel), the notifications per channel (sent or suppressed, with why), and
+-- silences.
+CREATE TABLE alerts (
+    id              TEXT PRIMARY KEY NOT NULL,
+    dedup_key       TEXT NOT NULL,
+    source          TEXT NOT NULL CHECK (source IN ('health','operation','backup','fleet','manual')),
+    host            TEXT,
+    severity        TEXT NOT NULL CHECK (severity IN ('info','warning','critical')),
+    title           TEXT NOT NULL,
+    message         TEXT NOT NULL,
+    labels          TEXT NOT NULL,
+    status          TEXT NOT NULL CHECK (status IN ('firing','resolved')),
+    first_seen      TEXT NOT NULL,
+    last_seen       TEXT NOT NULL,
+    resolved_at     TEXT,
+    occurrences     INTEGER NOT NULL,
+    acknowledged_by TEXT,
+    acknowledged_at TEXT,
+    operation_id    TEXT,
+    exclude_channel TEXT,
+    created_by      TEXT NOT NULL
+);
+CREATE UNIQUE INDEX alerts_firing_dedup ON alerts (dedup_key) WHERE status = 'firing';
+CREATE INDEX alerts_last_seen ON alerts (last_seen);
+
+CREATE TABLE alert_events (
+    id           TEXT PRIMARY KEY NOT NULL,
+    alert_id     TEXT NOT NULL REFERENCES alerts(id) ON DELETE CASCADE,
+    kind         TEXT NOT NULL CHECK (kind IN ('fired','repeated','escalated','resolved','acknowledged')),
+    at           TEXT NOT NULL,
+    severity     TEXT NOT NULL,
+    message      TEXT NOT NULL,
+    actor        TEXT NOT NULL,
+    operation_id TEXT,
+    routed_at    TEXT
+);
+CREATE INDEX alert_events_alert ON alert_events (alert_id, id);
+CREATE INDEX alert_events_unrouted ON alert_events (id) WHERE routed_at IS NULL;
+
+CREATE TABLE alert_notifications (
+    id           TEXT PRIMARY KEY NOT NULL,
+    alert_id     TEXT REFERENCES alerts(id) ON DELETE CASCADE,
+    event_id     TEXT,
+    channel      TEXT NOT NULL,
+    event        TEXT NOT NULL CHECK (event IN ('firing','resolved','test')),
+    status       TEXT NOT NULL CHECK (status IN ('pending','delivered','failed','suppressed')),
+    reason       TEXT,
+    silence_id   TEXT,
+    operation_id TEXT,
+    created_at   TEXT NOT NULL,
+    delivered_at TEXT,
+    detail       TEXT
+);
+CREATE INDEX alert_notifications_alert ON alert_notifications (alert_id, channel, created_at);
+CREATE INDEX alert_notifications_channel ON alert_notifications (channel, created_at);
+
+CREATE TABLE silences (
+    id         TEXT PRIMARY KEY NOT NULL,
+    matchers   TEXT NOT NULL,
+    starts_at  TEXT NOT NULL,
+    ends_at    TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    comment    TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX silences_ends ON silences (ends_at);

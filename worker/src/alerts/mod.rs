@@ -1,0 +1,178 @@
+//! Sending notifications: SMTP through lettre, webhooks through reqwest. One
+//! call is one delivery attempt; retries are the ledger's (durable backoff),
+//! so nothing here loops. Failures are classed for the ledger: a peer that is
+//! down, slow or overloaded (connection errors, timeouts, SMTP 4xx, HTTP
+//! 408/425/429/5xx) is transient; a refusal (SMTP 5xx, other HTTP 4xx) is
+//! permanent and fails the delivery at once.
+
+pub mod payload;
+
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use hyperfleet_core::{
+    alert::ChannelKind,
+    operation::{ErrorClass, JobFailure},
+    settings::{AlertSettings, ChannelSettings, SmtpSecurity},
+};
+use lettre::{
+    AsyncSmtpTransport, AsyncTransport, Tokio1Executor,
+    message::{Mailbox, header::ContentType},
+    transport::smtp::authentication::Credentials,
+};
+use sha2::Sha256;
+
+pub use payload::Message;
+
+/// Everything a worker needs to deliver notifications.
+#[derive(Debug)]
+pub struct Notifier {
+    pub settings: AlertSettings,
+    pub public_url: String,
+    http: reqwest::Client,
+}
+
+fn transient(code: &str, message: impl Into<String>) -> JobFailure {
+    JobFailure::new(ErrorClass::Transient, code, message)
+}
+
+fn permanent(code: &str, message: impl Into<String>) -> JobFailure {
+    JobFailure::new(ErrorClass::Permanent, code, message)
+}
+
+/// `sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>`.
+pub fn signature(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
+    // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!("HMAC takes any key"));
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+impl Notifier {
+    pub fn new(settings: AlertSettings, public_url: String) -> Self {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("hyperfleet/", env!("CARGO_PKG_VERSION")))
+            // A webhook that redirects is misconfigured; following it could leak the payload elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        Self { settings, public_url, http }
+    }
+
+    /// One delivery attempt; `Ok` carries what the peer answered.
+    #[tracing::instrument(skip(self, channel, message), fields(channel = channel.name, event = message.event.as_str()))]
+    pub async fn send(&self, channel: &ChannelSettings, message: &Message) -> Result<String, JobFailure> {
+        let limit = Duration::from_secs(channel.timeout_s);
+        let attempt = async {
+            match channel.kind {
+                ChannelKind::Email => self.send_email(channel, message, limit).await,
+                ChannelKind::Slack => self.post(channel, &payload::slack(message), message, None).await,
+                ChannelKind::Discord => self.post(channel, &payload::discord(message), message, None).await,
+                ChannelKind::Teams => self.post(channel, &payload::teams(message), message, None).await,
+                ChannelKind::Webhook => {
+                    let secret = match &channel.secret {
+                        Some(s) => Some(s.reveal().map_err(|e| permanent("secret_unavailable", e))?),
+                        None => None,
+                    };
+                    self.post(channel, &payload::webhook(message), message, secret).await
+                }
+            }
+        };
+        match tokio::time::timeout(limit, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(transient("timeout", format!("no answer from channel {} within {limit:?}", channel.name))),
+        }
+    }
+
+    async fn post(
+        &self,
+        channel: &ChannelSettings,
+        body: &serde_json::Value,
+        message: &Message,
+        secret: Option<String>,
+    ) -> Result<String, JobFailure> {
+        let url = channel.url.as_ref().ok_or_else(|| permanent("invalid_channel", "no url"))?;
+        let url = url.reveal().map_err(|e| permanent("secret_unavailable", e))?;
+        let bytes = serde_json::to_vec(body).map_err(|e| permanent("payload", e.to_string()))?;
+        let mut request = self
+            .http
+            .post(&url)
+            .timeout(Duration::from_secs(channel.timeout_s))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("X-Hyperfleet-Event", message.event.as_str())
+            .header("X-Hyperfleet-Delivery", message.notification_id.to_string());
+        if let Some(secret) = secret {
+            let timestamp = message.sent_at.0.timestamp().to_string();
+            request = request
+                .header("X-Hyperfleet-Signature", signature(secret.as_bytes(), &timestamp, &bytes))
+                .header("X-Hyperfleet-Timestamp", timestamp);
+        }
+        // The URL is a secret: errors name the channel, never the URL.
+        let response = request.body(bytes).send().await.map_err(|e| {
+            let what = if e.is_timeout() {
+                "timed out"
+            } else if e.is_connect() {
+                "connection failed"
+            } else {
+                "request failed"
+            };
+            transient(
+                if e.is_timeout() { "timeout" } else { "unreachable" },
+                format!("channel {}: {what}", channel.name),
+            )
+        })?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let detail = format!("HTTP {}{}", status.as_u16(), excerpt(&text));
+        match status.as_u16() {
+            200..=299 => Ok(detail),
+            408 | 425 | 429 | 500..=599 => Err(transient(&format!("http_{}", status.as_u16()), detail)),
+            _ => Err(permanent(&format!("http_{}", status.as_u16()), detail)),
+        }
+    }
+
+    async fn send_email(&self, channel: &ChannelSettings, m: &Message, limit: Duration) -> Result<String, JobFailure> {
+        let invalid = |e: String| permanent("invalid_channel", e);
+        let from: Mailbox =
+            channel.from.as_deref().unwrap_or_default().parse().map_err(|e| invalid(format!("from: {e}")))?;
+        let mut builder = lettre::Message::builder()
+            .from(from)
+            .subject(payload::email_subject(m))
+            .message_id(Some(format!("<{}@hyperfleet>", m.notification_id)));
+        for to in &channel.to {
+            builder = builder.to(to.parse().map_err(|e| invalid(format!("to `{to}`: {e}")))?);
+        }
+        let email = builder
+            .header(ContentType::TEXT_PLAIN)
+            .body(payload::email_body(m))
+            .map_err(|e| invalid(format!("cannot build the message: {e}")))?;
+        let host = channel.smtp_host.as_deref().unwrap_or_default();
+        let transport = match channel.smtp_security.unwrap_or_default() {
+            SmtpSecurity::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
+            SmtpSecurity::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
+                .map_err(|e| invalid(format!("TLS setup: {e}")))?,
+            SmtpSecurity::Tls => {
+                AsyncSmtpTransport::<Tokio1Executor>::relay(host).map_err(|e| invalid(format!("TLS setup: {e}")))?
+            }
+        };
+        let mut transport = transport.port(channel.smtp_port()).timeout(Some(limit));
+        if let (Some(user), Some(password)) = (&channel.username, &channel.password) {
+            let password = password.reveal().map_err(|e| permanent("secret_unavailable", e))?;
+            transport = transport.credentials(Credentials::new(user.clone(), password));
+        }
+        let response = transport.build().send(email).await.map_err(|e| {
+            let message = format!("channel {}: SMTP: {e}", channel.name);
+            if e.is_permanent() { permanent("smtp_rejected", message) } else { transient("smtp_unavailable", message) }
+        })?;
+        let code = response.code().to_string();
+        let text: Vec<&str> = response.message().collect();
+        Ok(format!("SMTP {code} {}", text.join(" ")).trim_end().to_owned())
+    }
+}
+
+fn excerpt(body: &str) -> String {
+    let body = body.trim();
+    if body.is_empty() { String::new() } else { format!(": {}", payload::truncate(body, 200)) }
+}
