@@ -389,7 +389,7 @@ impl AlertsApi {
         Ok(Json(self.state.store.acknowledge_alert(id, &auth.0.name).await?.into()))
     }
 
-    /// Resolve a firing alert by hand (channels that heard it fire are told).
+    /// Resolve a firing alert by hand (channels that heard it fire are told). Resolving twice changes nothing.
     #[oai(path = "/alerts/:id/resolve", method = "post", operation_id = "alert_resolve")]
     async fn resolve(&self, auth: OperatorAuth, id: Path<String>) -> ApiResult<Json<AlertView>> {
         let id = AlertId::parse(&id)?;

@@ -39,6 +39,16 @@ const ENDPOINTS: &[(&str, &str, &str, Option<&str>)] = &[
     ("GET", "/api/v1/health/runs", "viewer", None),
     ("GET", "/api/v1/health/runs/{health}", "viewer", None),
     ("GET", "/api/v1/health", "viewer", None),
+    ("GET", "/api/v1/alerts", "viewer", None),
+    ("POST", "/api/v1/alerts", "operator", Some(r#"{"severity": "info", "title": "t-{role}", "message": "m"}"#)),
+    ("GET", "/api/v1/alerts/{alert}", "viewer", None),
+    ("POST", "/api/v1/alerts/{alert}/ack", "operator", Some("{}")),
+    ("POST", "/api/v1/alerts/{resolvable}/resolve", "operator", Some("{}")),
+    ("POST", "/api/v1/alerts/test", "operator", Some("{}")),
+    ("GET", "/api/v1/silences", "viewer", None),
+    ("POST", "/api/v1/silences", "operator", Some(SILENCE)),
+    ("DELETE", "/api/v1/silences/{silence}", "operator", None),
+    ("GET", "/api/v1/channels", "viewer", None),
     ("GET", "/api/system/info", "viewer", None),
     ("GET", "/api/vms/list", "viewer", None),
     ("GET", "/api/isos/list", "viewer", None),
@@ -47,6 +57,9 @@ const ENDPOINTS: &[(&str, &str, &str, Option<&str>)] = &[
     ("POST", "/api/vms/test/reboot", "operator", None),
     ("POST", "/api/vms/test/destroy", "operator", None),
 ];
+
+const SILENCE: &str =
+    r#"{"matchers": [{"name": "host", "value": "hv9"}], "ends_at": "2099-01-01T00:00:00Z", "comment": "maintenance"}"#;
 
 const PUBLIC: &[&str] = &["/healthz", "/readyz", "/openapi.json", "/docs/"];
 
@@ -65,7 +78,11 @@ async fn token(app: &TestApp, name: &str, role: &str) -> String {
 }
 
 async fn every_endpoint_needs_the_right_role(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let receiver = crate::receivers::HttpReceiver::start(&[], 200).await;
+    let config =
+        format!("[[alerts.channels]]\nname = \"hooks\"\ntype = \"webhook\"\nurl = \"{}\"\n", receiver.url("/"));
+    let options = Options { scheduler: true, config: Some(config), ..Default::default() };
+    let app = TestApp::spawn_with(backend, options).await;
     let tokens = [
         ("viewer", token(&app, "v", "viewer").await),
         ("operator", token(&app, "o", "operator").await),
@@ -89,6 +106,20 @@ async fn every_endpoint_needs_the_right_role(backend: Backend) {
             .as_str()
             .unwrap()
             .to_owned();
+
+    let raise = |title: &'static str| {
+        let app = &app;
+        async move {
+            let r = app.post("/api/v1/alerts", json!({"severity": "warning", "title": title, "message": "m"})).await;
+            r.body["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let alert = raise("roles").await;
+    let resolvable = raise("roles, resolved").await;
+    let silence = app.post("/api/v1/silences", serde_json::from_str(SILENCE).unwrap()).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     let spec = app.get("/openapi.json").await.body;
     let mut documented = 0;
@@ -123,7 +154,10 @@ async fn every_endpoint_needs_the_right_role(backend: Backend) {
             .replace("{failed}", &failed)
             .replace("{health}", &health)
             .replace("{token}", &spare)
-            .replace("{schedule}", &schedule);
+            .replace("{schedule}", &schedule)
+            .replace("{alert}", &alert)
+            .replace("{resolvable}", &resolvable)
+            .replace("{silence}", &silence);
         let r = app.request_as(None, method, &path, *body, &[]).await;
         assert_eq!(r.status, 401, "{method} {path} without a token: {}", r.body);
         assert_eq!(r.body["code"], "unauthorized");

@@ -346,11 +346,11 @@ impl Store {
         Ok(id)
     }
 
-    /// Resolves a firing alert by hand.
+    /// Resolves a firing alert by hand; resolving a resolved alert changes nothing.
     pub async fn resolve_alert(&self, id: AlertId, actor: &str) -> Result<Alert> {
         let alert = self.alert(id).await?;
         if alert.status != AlertStatus::Firing {
-            return Err(Error::conflict("alert_not_firing", format!("alert {id} is already resolved")));
+            return Ok(alert);
         }
         self.resolve_alert_key(&alert.dedup_key, actor, &format!("resolved by {actor}")).await?;
         self.alert(id).await
