@@ -34,6 +34,17 @@ else
   exit "$qemu_rc"
 fi
 
+# The tests' real SMTP server (aiosmtpd, pinned) in its own venv.
+venv=tests/.venv
+if [ ! -x "$venv/bin/python" ] || ! cmp -s tests/support/requirements.txt "$venv/.requirements.txt"; then
+  echo "== installing the test peers (aiosmtpd) into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/support/requirements.txt
+  cp tests/support/requirements.txt "$venv/.requirements.txt"
+fi
+export HYPERFLEET_TEST_PYTHON=$PWD/$venv/bin/python
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"

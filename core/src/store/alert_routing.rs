@@ -401,15 +401,16 @@ pub(crate) async fn alert_failed_for_good<C: AlertTx + PushWake>(
 ) -> Result<()> {
     let alert = if failed.kind == OperationKind::AlertDeliver.as_str() {
         let Ok(params) = serde_json::from_value::<DeliverParams>(failed.params.clone()) else { return Ok(()) };
-        tx.mark_notification_failed(params.notification_id, failed.message).await?;
+        tx.mark_notification_failed(params.notification_id, &format!("{}: {}", failed.code, failed.message)).await?;
         let mut alert = NewAlert::system(
             AlertSource::Fleet,
             Severity::Critical,
             format!("Alert delivery failed on channel {}", params.channel),
             format!(
-                "A {} notification could not be delivered through channel {} after every attempt: {}",
+                "A {} notification could not be delivered through channel {} after every attempt: {}: {}",
                 params.event.as_str(),
                 params.channel,
+                failed.code,
                 failed.message
             ),
         )
@@ -423,7 +424,7 @@ pub(crate) async fn alert_failed_for_good<C: AlertTx + PushWake>(
             AlertSource::Operation,
             Severity::Warning,
             format!("Operation {}{target} failed", failed.kind),
-            format!("Operation {} ({}) failed for good: {}", failed.id, failed.kind, failed.message),
+            format!("Operation {} ({}) failed for good: {}: {}", failed.id, failed.kind, failed.code, failed.message),
         )
         .on_host(failed.host)
         .label("kind", failed.kind)
@@ -451,5 +452,7 @@ pub(crate) struct FailedOp<'a> {
     pub host: Option<&'a str>,
     pub vm: Option<&'a str>,
     pub params: &'a serde_json::Value,
+    /// The last attempt's error code and message.
+    pub code: &'a str,
     pub message: &'a str,
 }

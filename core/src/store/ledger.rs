@@ -203,6 +203,7 @@ impl Store {
                     host: op.host.as_deref(),
                     vm: op.vm.as_deref(),
                     params: &op.params,
+                    code: code.unwrap_or("failed"),
                     message: message.unwrap_or("failed"),
                 };
                 alert_failed_for_good(&mut *tx, failed, now).await?;
@@ -320,6 +321,7 @@ impl Store {
                     host: host.as_deref(),
                     vm: vm.as_deref(),
                     params: &params.0,
+                    code: "abandoned",
                     message: &message,
                 };
                 alert_failed_for_good(&mut *tx, failed, now).await?;
