@@ -360,3 +360,66 @@ impl Serialize for Secret {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::settings::Settings;
+
+    fn load(toml: &str, env: &[(&str, &str)]) -> Result<Settings, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, toml).unwrap();
+        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        Settings::load(Some(&path), env).map_err(|e| e.to_string())
+    }
+
+    const HOOK: &str =
+        "[[alerts.channels]]\nname = \"h\"\ntype = \"webhook\"\nurl = \"https://hooks.example.org/T0/B0/xyz\"\n";
+
+    #[test]
+    fn channels_are_checked_per_type() {
+        let err = load("[[alerts.channels]]\nname = \"m\"\ntype = \"email\"\nfrom = \"a@b\"\nto = [\"c@d\"]\n", &[]);
+        assert!(err.unwrap_err().contains("channel 0 (`m`): email channels need `smtp_host`"));
+        let err = load(&format!("{HOOK}smtp_host = \"x\"\n"), &[]).unwrap_err();
+        assert!(err.contains("`smtp_host` belongs to email channels"), "{err}");
+        let err = load(&format!("{HOOK}{HOOK}"), &[]).unwrap_err();
+        assert!(err.contains("duplicate name"), "{err}");
+        let err = load("[[alerts.channels]]\nname = \"s\"\ntype = \"slack\"\nurl = \"ftp://x\"\n", &[]).unwrap_err();
+        assert!(err.contains("http:// or https://"), "{err}");
+        let err = load("[[alerts.channels]]\nname = \"s\"\ntype = \"pager\"\nurl = \"http://x\"\n", &[]).unwrap_err();
+        assert!(err.contains("pager"), "{err}");
+        let err =
+            load(&format!("{HOOK}matchers = [{{ name = \"x\", op = \"=~\", value = \"(\" }}]\n"), &[]).unwrap_err();
+        assert!(err.contains("matcher"), "{err}");
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment_or_files_and_are_never_shown() {
+        let missing = "[[alerts.channels]]\nname = \"h\"\ntype = \"webhook\"\nurl = { env = \"HF_UNSET_HOOK_URL\" }\n";
+        let err = load(missing, &[]).unwrap_err();
+        assert!(err.contains("HF_UNSET_HOOK_URL is not set"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let url_file = dir.path().join("url");
+        std::fs::write(&url_file, "https://hooks.example.org/T0/B0/xyz\n").unwrap();
+        // `PATH` is set in every test environment; its value stands in for a secret.
+        let toml = format!(
+            "[[alerts.channels]]\nname = \"h\"\ntype = \"webhook\"\nurl = {{ file = {:?} }}\nsecret = {{ env = \"PATH\" }}\n\n\
+             [[alerts.channels]]\nname = \"m\"\ntype = \"email\"\nsmtp_host = \"mx\"\nfrom = \"a@b\"\nto = [\"c@d\"]\n\
+             username = \"u\"\npassword = \"hunter2\"\n",
+            url_file.display().to_string()
+        );
+        let s = load(&toml, &[]).unwrap();
+        let hook = &s.alerts.channels[0];
+        assert_eq!(hook.url.as_ref().unwrap().reveal().unwrap(), "https://hooks.example.org/T0/B0/xyz");
+        assert_eq!(hook.secret.as_ref().unwrap().reveal().unwrap(), std::env::var("PATH").unwrap());
+        assert_eq!(hook.target(), "https://hooks.example.org/***");
+        assert!(hook.send_resolved(), "webhooks get resolves by default");
+        let mail = &s.alerts.channels[1];
+        assert_eq!(mail.smtp_port(), 587, "STARTTLS by default");
+        assert!(!mail.send_resolved(), "email gets no resolves by default");
+        let shown = format!("{s:?}\n{}", s.to_redacted_toml());
+        assert!(!shown.contains("hunter2") && !shown.contains("xyz"), "{shown}");
+        assert!(shown.contains("password = \"***\""), "{shown}");
+    }
+}
