@@ -128,6 +128,17 @@ run() {
     --request-timeout 30 --no-color --report junit,ndjson --report-dir "fuzz/report/$name" "$@")
   echo "== [$name] ${cmd[*]}" | sed -E 's/Bearer hf_[0-9a-f]+/Bearer hf_…/'
   "${cmd[@]}" >"fuzz/report/$name.log" 2>&1 || rc=$?
+  # schemathesis 4.x can crash inside its own coverage phase when two workers
+  # share its value cache (a KeyError in `_negative_type`, seen once in many
+  # runs). That is the tool failing, not the API: run once more, saying so.
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -q 'Runtime Error' "fuzz/report/$name.log" \
+     && ! grep -q '^=* FAILURES =*$' "fuzz/report/$name.log"; then
+    echo "fuzz: [$name] schemathesis crashed internally (no API failure recorded); running it once more"
+    grep -m3 -A2 'Runtime Error' "fuzz/report/$name.log" | cut -c1-200
+    : >"$FUZZ_REQUEST_LOG"
+    rc=0
+    "${cmd[@]}" >"fuzz/report/$name.log" 2>&1 || rc=$?
+  fi
   # The summary and failures (the full log is fuzz/report/$name.log).
   awk '/^=+ (FAILURES|WARNINGS|SUMMARY) =+$/ { p = 1 } p' "fuzz/report/$name.log" | cat -s | head -600 || :
   [ -s "fuzz/report/$name.log" ] && ! grep -q '^=* SUMMARY' "fuzz/report/$name.log" && tail -40 "fuzz/report/$name.log"

@@ -118,7 +118,7 @@ async fn wait_for(store: &Store, tag: &str, n: usize, limit: Duration) -> anyhow
     Ok(())
 }
 
-fn percentile(samples: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(samples: &[f64], p: f64) -> f64 {
     if samples.is_empty() {
         return f64::NAN;
     }
@@ -129,7 +129,7 @@ fn percentile(samples: &[f64], p: f64) -> f64 {
 }
 
 /// Peak resident set size of this process (VmHWM), in MiB.
-fn peak_rss_mb() -> f64 {
+pub(crate) fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))

@@ -2,6 +2,7 @@
 //! to one configuration, one database and one shutdown signal.
 
 pub mod bench;
+pub mod bench_alerts;
 
 use std::{net::SocketAddr, time::Duration};
 

@@ -49,6 +49,15 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Benchmark the alert pipeline (raise → router → delivery to a loopback webhook) and print figures.
+    BenchAlerts {
+        #[arg(long)]
+        database: String,
+        #[arg(long, default_value_t = 1000)]
+        alerts: usize,
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
     /// Raise a manual alert through the API (`alert_manager.sh <level> <title> <message>`).
     Alert(alert_cli::AlertArgs),
     /// Benchmark the queue with `noop` operations and print figures.
@@ -243,6 +252,11 @@ async fn main() -> anyhow::Result<()> {
                     std::process::exit(1);
                 }
             }
+        }
+        Command::BenchAlerts { database, alerts, concurrency } => {
+            let report = hyperfleet::bench_alerts::run(&database, alerts, concurrency).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
         }
         Command::Alert(args) => alert_cli::run(args, settings.public_url()).await,
         Command::Openapi => {

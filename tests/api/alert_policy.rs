@@ -212,12 +212,16 @@ async fn sources_raise_and_resolve_alerts(backend: Backend) {
     };
     assert_eq!(offline["severity"], "critical");
     assert_eq!(offline["title"], "Worker offline on hv2");
-    let sent_offline = r.wait_for("/hook", 1).await;
-    assert!(sent_offline.iter().any(|x| x.json["alert"]["title"] == "Worker offline on hv2"));
+    app.wait_for(|| async { r.on("/hook").iter().any(|x| x.json["alert"]["title"] == "Worker offline on hv2") }).await;
     app.spawn_worker_process_with(&opts);
     let id = offline["id"].as_str().unwrap().to_owned();
     wait_detail(&app, &id, |d| d["alert"]["status"] == "resolved").await;
-    app.wait_for(|| async { r.on("/hook").iter().any(|x| x.json["event"] == "resolved") }).await;
+    app.wait_for(|| async {
+        r.on("/hook")
+            .iter()
+            .any(|x| x.json["event"] == "resolved" && x.json["alert"]["title"] == "Worker offline on hv2")
+    })
+    .await;
 }
 
 async fn a_backlog_raises_a_warning_until_it_clears(backend: Backend) {

@@ -29,6 +29,9 @@ struct Inner {
     script: VecDeque<u16>,
 }
 
+/// In a script: take the request and answer nothing for two minutes.
+pub const HANG: u16 = 0;
+
 /// An HTTP server on 127.0.0.1 that answers each request with the next status
 /// of its script, then with `then` forever.
 pub struct HttpReceiver {
@@ -53,9 +56,15 @@ impl HttpReceiver {
                     .collect();
                 let body = req.into_body().into_vec().await.unwrap_or_default();
                 let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                let mut inner = state.lock().unwrap();
-                inner.requests.push(Received { path, headers, body, json });
-                let status = inner.script.pop_front().unwrap_or(then);
+                let status = {
+                    let mut inner = state.lock().unwrap();
+                    inner.requests.push(Received { path, headers, body, json });
+                    inner.script.pop_front().unwrap_or(then)
+                };
+                if status == HANG {
+                    tokio::time::sleep(Duration::from_secs(120)).await;
+                }
+                let status = if status == HANG { 200 } else { status };
                 Response::builder().status(StatusCode::from_u16(status).unwrap()).body(format!("answer {status}"))
             }
         });

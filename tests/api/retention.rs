@@ -1,11 +1,11 @@
-//! Retention: finished operations, their attempts and health runs past their
+//! Retention: finished operations, their attempts, health runs and resolved alerts past their
 //! keep time are pruned by the `ledger.prune` operation; recent work, recent
 //! failures and anything a kept retry points to stay.
 
 use serde_json::json;
 use sqlx::Connection;
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, Options, TestApp};
 
 async fn age(app: &TestApp, backend: Backend, sql: &str, id: &str) {
     match backend {
@@ -29,7 +29,8 @@ async fn age(app: &TestApp, backend: Backend, sql: &str, id: &str) {
 }
 
 async fn prune_keeps_what_it_should(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let env = vec![("HYPERFLEET__RETENTION__ALERTS_DAYS".to_owned(), "90".to_owned())];
+    let app = TestApp::spawn_with(backend, Options { env, ..Options::default() }).await;
     let old_ok = app.noop(0, 0).await;
     let recent_ok = app.noop(0, 0).await;
     let r = app.post("/api/v1/vms/test/resume", json!({})).await; // fails: it is running
@@ -49,6 +50,17 @@ async fn prune_keeps_what_it_should(backend: Backend) {
         age(&app, backend, set_old, id).await;
     }
     age(&app, backend, "UPDATE health_runs SET finished_at = $1 WHERE id = $2", &health).await;
+    let mut alerts = Vec::new();
+    for title in ["old, resolved", "recent, resolved", "old, firing"] {
+        let r = app.post("/api/v1/alerts", json!({"severity": "info", "title": title, "message": "m"})).await;
+        let id = r.body["id"].as_str().unwrap().to_owned();
+        if title.ends_with("resolved") {
+            app.post(&format!("/api/v1/alerts/{id}/resolve"), json!({})).await;
+        }
+        alerts.push(id);
+    }
+    age(&app, backend, "UPDATE alerts SET resolved_at = $1 WHERE id = $2", &alerts[0]).await;
+    age(&app, backend, "UPDATE alerts SET first_seen = $1 WHERE id = $2", &alerts[2]).await;
 
     let r = app.post("/api/v1/schedules", json!({"name": "prune", "cron": "0 0 1 1 *", "kind": "ledger.prune"})).await;
     let r = app.post(&format!("/api/v1/schedules/{}/trigger", r.body["id"].as_str().unwrap()), json!({})).await;
@@ -58,12 +70,18 @@ async fn prune_keeps_what_it_should(backend: Backend) {
     assert_eq!(op["result"]["operations"], 1, "only the old success: {op:#}");
     assert_eq!(op["result"]["attempts"], 1);
     assert_eq!(op["result"]["health_runs"], 1);
+    assert_eq!(op["result"]["alerts"], 1, "only the old resolved alert");
     assert!(op["result"]["duration_ms"].is_u64());
 
     assert_eq!(app.get(&format!("/api/v1/operations/{old_ok}")).await.status, 404);
     assert_eq!(app.get(&format!("/api/v1/operations/{recent_ok}")).await.status, 200, "recent work stays");
     assert_eq!(app.get(&format!("/api/v1/operations/{old_failed}")).await.status, 200, "a kept retry points to it");
     assert_eq!(app.get(&format!("/api/v1/health/runs/{health}")).await.status, 404);
+    let mut kept = Vec::new();
+    for id in &alerts {
+        kept.push(app.get(&format!("/api/v1/alerts/{id}")).await.status);
+    }
+    assert_eq!(kept, [404, 200, 200], "firing alerts are kept however old");
     app.stop().await;
 }
 

@@ -17,6 +17,9 @@ pub struct RetentionSettings {
     pub failed_operations_days: u32,
     #[serde(default = "default_keep_days")]
     pub health_runs_days: u32,
+    /// Resolved alerts, with their events and notifications (firing ones are always kept).
+    #[serde(default = "default_keep_alerts_days")]
+    pub alerts_days: u32,
     /// Rows deleted per statement, so pruning never holds the database for long.
     #[serde(default = "default_prune_batch")]
     pub batch: u32,
@@ -24,6 +27,9 @@ pub struct RetentionSettings {
 
 pub(super) fn default_keep_days() -> u32 {
     30
+}
+pub(super) fn default_keep_alerts_days() -> u32 {
+    365
 }
 pub(super) fn default_keep_failed_days() -> u32 {
     90
@@ -38,6 +44,7 @@ impl Default for RetentionSettings {
             operations_days: default_keep_days(),
             failed_operations_days: default_keep_failed_days(),
             health_runs_days: default_keep_days(),
+            alerts_days: default_keep_alerts_days(),
             batch: default_prune_batch(),
         }
     }

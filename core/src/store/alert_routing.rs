@@ -25,6 +25,9 @@ use crate::{
     settings::AlertSettings,
 };
 
+/// Events routed per transaction.
+const ROUTE_BATCH: usize = 64;
+
 /// PostgreSQL advisory lock key of the router ("hf-alert").
 const ROUTER_LOCK: i64 = 0x6866_2d61_6c65_7274;
 
@@ -60,8 +63,12 @@ impl Store {
     /// Routes every unrouted alert event; returns how many it routed.
     pub async fn route_alerts(&self, settings: &AlertSettings, max_attempts: i32) -> Result<usize> {
         let mut routed = 0;
-        while routed < 500 && self.route_one(settings, max_attempts).await? {
-            routed += 1;
+        loop {
+            let n = self.route_batch(settings, max_attempts).await?;
+            routed += n;
+            if n < ROUTE_BATCH || routed >= 10 * ROUTE_BATCH {
+                break;
+            }
         }
         if routed > 0 {
             self.wakes.notify(SHARED_QUEUE);
@@ -69,7 +76,10 @@ impl Store {
         Ok(routed)
     }
 
-    async fn route_one(&self, settings: &AlertSettings, max_attempts: i32) -> Result<bool> {
+    /// Routes up to [`ROUTE_BATCH`] events, oldest first, in one transaction
+    /// (one commit, one fsync on SQLite, for the batch). Events of one alert in
+    /// the same batch see each other's notifications, so cooldowns hold.
+    async fn route_batch(&self, settings: &AlertSettings, max_attempts: i32) -> Result<usize> {
         let now = Timestamp::now();
         let silences = self.silences(false).await?;
         with_db!(self, |pool, Db| {
@@ -77,75 +87,78 @@ impl Store {
             if matches!(self.backend, super::Backend::Postgres(_)) {
                 sqlx::query::<Db>("SELECT pg_advisory_xact_lock($1)").bind(ROUTER_LOCK).execute(&mut *tx).await?;
             }
-            let claimed: Option<(AlertEventId, AlertId, String)> = sqlx::query_as::<Db, (AlertEventId, AlertId, String)>(
-                "UPDATE alert_events SET routed_at = $1 WHERE routed_at IS NULL AND id = \
-                 (SELECT id FROM alert_events WHERE routed_at IS NULL ORDER BY id LIMIT 1) RETURNING id, alert_id, kind",
+            let mut claimed: Vec<(AlertEventId, AlertId, String)> = sqlx::query_as::<Db, (AlertEventId, AlertId, String)>(
+                "UPDATE alert_events SET routed_at = $1 WHERE routed_at IS NULL AND id IN \
+                 (SELECT id FROM alert_events WHERE routed_at IS NULL ORDER BY id LIMIT $2) RETURNING id, alert_id, kind",
             )
             .bind(now)
-            .fetch_optional(&mut *tx)
+            .bind(ROUTE_BATCH as i64)
+            .fetch_all(&mut *tx)
             .await?;
-            let Some((event_id, alert_id, kind)) = claimed else { return Ok(false) };
-            let kind = EventKind::parse(&kind)?;
-            let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1");
-            let alert: Alert = sqlx::query_as::<Db, AlertRow>(AssertSqlSafe(sql))
-                .bind(alert_id)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_into()?;
-            let silence = silences.iter().find(|s| s.mutes(&alert.facts(), now)).map(|s| s.id);
-            let mut plan = Vec::new();
-            for channel in &settings.channels {
-                let last_firing_sent: Option<Timestamp> = sqlx::query_scalar::<Db, Option<Timestamp>>(
-                    "SELECT MAX(created_at) FROM alert_notifications WHERE alert_id = $1 AND channel = $2 \
-                     AND event = 'firing' AND status <> 'suppressed'",
-                )
-                .bind(alert_id)
-                .bind(&channel.name)
-                .fetch_one(&mut *tx)
-                .await?;
-                let history = ChannelHistory { last_firing_sent };
-                let repeat = settings.repeat_s.of(alert.severity);
-                let decision = decide(&channel.route(), &alert, kind, silence.is_some(), history, repeat, now);
-                let (event, status, reason) = match decision {
-                    crate::alert::Decision::Skip => continue,
-                    crate::alert::Decision::Send(event) => (event, "pending", None),
-                    crate::alert::Decision::Suppress(reason) => {
-                        let event =
-                            if kind == EventKind::Resolved { NotifyEvent::Resolved } else { NotifyEvent::Firing };
-                        (event, "suppressed", Some(reason.as_str()))
-                    }
-                };
-                let silence = (reason == Some("silenced")).then_some(silence).flatten();
-                plan.push(Planned { channel: channel.name.clone(), event, status, reason, silence });
-            }
-            for p in &plan {
-                let id = NotificationId::new();
-                let operation = if p.status == "pending" {
-                    let params = DeliverParams { notification_id: id, channel: p.channel.clone(), event: p.event };
-                    Some(enqueue_delivery(&mut *tx, &params, "alerts", max_attempts, now).await?)
-                } else {
-                    None
-                };
-                sqlx::query::<Db>(
-                    "INSERT INTO alert_notifications (id, alert_id, event_id, channel, event, status, reason, silence_id, \
-                     operation_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
-                .bind(id)
-                .bind(alert_id)
-                .bind(event_id)
-                .bind(&p.channel)
-                .bind(p.event.as_str())
-                .bind(p.status)
-                .bind(p.reason)
-                .bind(p.silence)
-                .bind(operation)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            claimed.sort_by_key(|c| c.0);
+            for (event_id, alert_id, kind) in &claimed {
+                let kind = EventKind::parse(kind)?;
+                let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1");
+                let alert: Alert = sqlx::query_as::<Db, AlertRow>(AssertSqlSafe(sql))
+                    .bind(alert_id)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_into()?;
+                let silence = silences.iter().find(|s| s.mutes(&alert.facts(), now)).map(|s| s.id);
+                let mut plan = Vec::new();
+                for channel in &settings.channels {
+                    let last_firing_sent: Option<Timestamp> = sqlx::query_scalar::<Db, Option<Timestamp>>(
+                        "SELECT MAX(created_at) FROM alert_notifications WHERE alert_id = $1 AND channel = $2 \
+                         AND event = 'firing' AND status <> 'suppressed'",
+                    )
+                    .bind(alert_id)
+                    .bind(&channel.name)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let history = ChannelHistory { last_firing_sent };
+                    let repeat = settings.repeat_s.of(alert.severity);
+                    let decision = decide(&channel.route(), &alert, kind, silence.is_some(), history, repeat, now);
+                    let (event, status, reason) = match decision {
+                        crate::alert::Decision::Skip => continue,
+                        crate::alert::Decision::Send(event) => (event, "pending", None),
+                        crate::alert::Decision::Suppress(reason) => {
+                            let event =
+                                if kind == EventKind::Resolved { NotifyEvent::Resolved } else { NotifyEvent::Firing };
+                            (event, "suppressed", Some(reason.as_str()))
+                        }
+                    };
+                    let silence = (reason == Some("silenced")).then_some(silence).flatten();
+                    plan.push(Planned { channel: channel.name.clone(), event, status, reason, silence });
+                }
+                for p in &plan {
+                    let id = NotificationId::new();
+                    let operation = if p.status == "pending" {
+                        let params = DeliverParams { notification_id: id, channel: p.channel.clone(), event: p.event };
+                        Some(enqueue_delivery(&mut *tx, &params, "alerts", max_attempts, now).await?)
+                    } else {
+                        None
+                    };
+                    sqlx::query::<Db>(
+                        "INSERT INTO alert_notifications (id, alert_id, event_id, channel, event, status, reason, \
+                         silence_id, operation_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    )
+                    .bind(id)
+                    .bind(alert_id)
+                    .bind(event_id)
+                    .bind(&p.channel)
+                    .bind(p.event.as_str())
+                    .bind(p.status)
+                    .bind(p.reason)
+                    .bind(p.silence)
+                    .bind(operation)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tracing::debug!(alert = %alert_id, event = kind.as_str(), notifications = plan.len(), "routed an alert event");
             }
             tx.commit().await?;
-            tracing::debug!(alert = %alert_id, event = kind.as_str(), notifications = plan.len(), "routed an alert event");
-            Ok::<_, Error>(true)
+            Ok::<_, Error>(claimed.len())
         })
     }
 

@@ -1,5 +1,5 @@
-//! Retention of the ledger: finished operations (with their attempts) and
-//! health runs older than their keep time are deleted in bounded batches, so
+//! Retention of the ledger: finished operations (with their attempts), resolved
+//! alerts and health runs older than their keep time are deleted in bounded batches, so
 //! pruning never holds the database long enough to stall workers.
 
 use std::time::{Duration, Instant};
@@ -12,6 +12,8 @@ pub struct PruneReport {
     pub operations: u64,
     pub attempts: u64,
     pub health_runs: u64,
+    /// Resolved alerts (with their events and notifications) and test notifications.
+    pub alerts: u64,
     pub batches: u64,
     pub duration_ms: u64,
 }
@@ -79,6 +81,38 @@ impl Store {
                 .map(|r| r.rows_affected())
             })?;
             report.health_runs += deleted;
+            if deleted == 0 {
+                break;
+            }
+            report.batches += 1;
+        }
+        let alerts_before = now.minus(DAY * keep.alerts_days);
+        loop {
+            // Events and notifications go with their alert (ON DELETE CASCADE).
+            let deleted = with_db!(self, |pool, Db| {
+                let mut tx = pool.begin().await?;
+                let alerts = sqlx::query::<Db>(
+                    "DELETE FROM alerts WHERE id IN (SELECT id FROM alerts WHERE status = 'resolved' \
+                     AND resolved_at < $1 LIMIT $2)",
+                )
+                .bind(alerts_before)
+                .bind(batch)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let tests = sqlx::query::<Db>(
+                    "DELETE FROM alert_notifications WHERE id IN (SELECT id FROM alert_notifications \
+                     WHERE alert_id IS NULL AND created_at < $1 LIMIT $2)",
+                )
+                .bind(alerts_before)
+                .bind(batch)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(alerts + tests)
+            })?;
+            report.alerts += deleted;
             if deleted == 0 {
                 break;
             }

@@ -30,4 +30,19 @@ impl Store {
             .await
         })?)
     }
+
+    /// Raise → delivered, per delivered notification of alerts raised by `actor`,
+    /// and how many of those notifications are delivered.
+    pub async fn alert_delivery_latencies_ms(&self, actor: &str) -> Result<Vec<f64>> {
+        let rows: Vec<(Timestamp, Timestamp)> = read_db!(self, |pool, Db| {
+            sqlx::query_as::<Db, (Timestamp, Timestamp)>(
+                "SELECT a.first_seen, n.delivered_at FROM alerts a JOIN alert_notifications n ON n.alert_id = a.id \
+                 WHERE a.created_by = $1 AND n.status = 'delivered'",
+            )
+            .bind(actor)
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(rows.into_iter().map(|(raised, delivered)| delivered.millis_since(raised)).collect())
+    }
 }
