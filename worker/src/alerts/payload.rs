@@ -143,25 +143,35 @@ struct DiscordField {
     inline: bool,
 }
 
+/// Discord's limits: title 256, description 4096, field value 1024, and 6000
+/// characters over the whole embed.
+const DISCORD_EMBED_TOTAL: usize = 6000;
+
 pub fn discord(m: &Message) -> Value {
     let fields: Vec<DiscordField> = m
         .facts()
         .into_iter()
         .map(|(name, value)| DiscordField { name, inline: name != "Labels", value: truncate(&value, 1024) })
         .collect();
-    json!({
-        "username": "Hyperfleet",
-        "allowed_mentions": { "parse": [] },
-        "embeds": [{
-            "title": truncate(&format!("[{}] {}", m.headline(), m.alert.title), 256),
-            "description": truncate(&m.alert.message, 4096),
-            "url": m.link,
-            "color": m.colour(),
-            "fields": fields,
-            "timestamp": m.sent_at.0.to_rfc3339(),
-            "footer": { "text": "Hyperfleet" },
-        }],
-    })
+    let title = truncate(&format!("[{}] {}", m.headline(), m.alert.title), 256);
+    const FOOTER: &str = "Hyperfleet";
+    let used = title.chars().count()
+        + FOOTER.len()
+        + fields.iter().map(|f| f.name.len() + f.value.chars().count()).sum::<usize>();
+    let mut embed = json!({
+        "title": title,
+        "url": m.link,
+        "color": m.colour(),
+        "fields": fields,
+        "timestamp": m.sent_at.0.to_rfc3339(),
+        "footer": { "text": FOOTER },
+    });
+    // Discord rejects an empty description; leave it out instead.
+    if !m.alert.message.is_empty() {
+        let room = DISCORD_EMBED_TOTAL.saturating_sub(used).min(4096);
+        embed["description"] = Value::String(truncate(&m.alert.message, room));
+    }
+    json!({ "username": "Hyperfleet", "allowed_mentions": { "parse": [] }, "embeds": [embed] })
 }
 
 pub fn teams(m: &Message) -> Value {
@@ -256,6 +266,27 @@ mod tests {
         assert_eq!(embed["description"].as_str().unwrap().chars().count(), 4096);
         assert!(embed["description"].as_str().unwrap().ends_with('…'));
         assert_eq!(embed["color"], 0xD32F2F);
+        let total: usize = ["title", "description"].iter().map(|k| embed[k].as_str().unwrap().chars().count()).sum();
+        assert!(total <= 6000);
+        // A long labels line takes room from the description, never the total past 6000.
+        let mut m = message(&"t".repeat(300), &"d".repeat(5000));
+        for i in 0..32 {
+            m.alert.labels.insert(format!("label{i}"), "v".repeat(200));
+        }
+        let v = discord(&m);
+        let e = &v["embeds"][0];
+        let fields: usize = e["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap().len() + f["value"].as_str().unwrap().chars().count())
+            .sum();
+        let total = e["title"].as_str().unwrap().chars().count()
+            + e["description"].as_str().unwrap().chars().count()
+            + fields
+            + "Hyperfleet".len();
+        assert!(total <= 6000, "{total}");
+        assert!(discord(&message("t", ""))["embeds"][0].get("description").is_none());
     }
 
     #[test]
