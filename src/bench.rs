@@ -40,14 +40,7 @@ pub struct BenchReport {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
-    let mut settings = Settings::load(None, std::iter::empty())?;
-    settings.database.url = Some(args.database.clone());
-    settings.database.max_connections = (args.concurrency as u32 + 8).max(16);
-    settings.worker.libvirt_uri = "test:///default".into();
-    settings.worker.host = Some(format!("bench-{}", std::process::id()));
-    settings.worker.concurrency = args.concurrency.max(1);
-    settings.worker.poll_interval_ms = 50;
-    settings.api.listen = "127.0.0.1:0".parse()?;
+    let settings = bench_settings(Settings::load(None, std::iter::empty())?, &args.database, args.concurrency)?;
     let components = crate::Components { api: false, worker: true, scheduler: false };
     let running =
         crate::start(&settings, components, crate::Bootstrap { migrate: true, first_admin_token: false }).await?;
@@ -100,6 +93,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
         loaded_pickup_p99_ms: percentile(&loaded, 99.0),
         peak_rss_mb: peak_rss_mb(),
     })
+}
+
+/// A benchmark's in-process app: `database`, libvirt's test driver, `concurrency` workers' slots.
+pub(crate) fn bench_settings(mut settings: Settings, database: &str, concurrency: usize) -> anyhow::Result<Settings> {
+    settings.database.url = Some(database.to_owned());
+    settings.database.max_connections = (concurrency as u32 + 8).max(16);
+    settings.worker.libvirt_uri = "test:///default".into();
+    settings.worker.host = Some(format!("bench-{}", std::process::id()));
+    settings.worker.concurrency = concurrency.max(1);
+    settings.worker.poll_interval_ms = 50;
+    settings.scheduler.default_schedules = false;
+    settings.api.listen = "127.0.0.1:0".parse()?;
+    Ok(settings)
 }
 
 async fn submit(store: &Store, tag: &str) -> anyhow::Result<()> {

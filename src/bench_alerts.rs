@@ -55,15 +55,9 @@ pub async fn run(database: &str, alerts: usize, concurrency: usize) -> anyhow::R
     );
     let dir = std::env::temp_dir().join(format!("hyperfleet-bench-{}.toml", std::process::id()));
     std::fs::write(&dir, config)?;
-    let mut settings = Settings::load(Some(&dir), std::iter::empty())?;
+    let loaded = Settings::load(Some(&dir), std::iter::empty());
     std::fs::remove_file(&dir)?;
-    settings.database.url = Some(database.to_owned());
-    settings.database.max_connections = (concurrency as u32 + 8).max(16);
-    settings.worker.libvirt_uri = "test:///default".into();
-    settings.worker.host = Some(format!("bench-{}", std::process::id()));
-    settings.worker.concurrency = concurrency.max(1);
-    settings.scheduler.default_schedules = false;
-    settings.api.listen = "127.0.0.1:0".parse()?;
+    let settings = crate::bench::bench_settings(loaded?, database, concurrency)?;
     let components = crate::Components { api: false, worker: true, scheduler: true };
     let running =
         crate::start(&settings, components, crate::Bootstrap { migrate: true, first_admin_token: false }).await?;

@@ -316,6 +316,31 @@ pub struct Alert {
 }
 
 impl Alert {
+    /// The alert a first observation creates (what the store inserts; also
+    /// what a test notification shows, never stored).
+    pub fn first(new: &NewAlert, now: Timestamp) -> Self {
+        Alert {
+            id: AlertId::new(),
+            dedup_key: new.effective_dedup_key(),
+            source: new.source,
+            host: new.host.clone(),
+            severity: new.severity,
+            title: new.title.clone(),
+            message: new.message.clone(),
+            labels: new.labels.clone(),
+            status: AlertStatus::Firing,
+            first_seen: now,
+            last_seen: now,
+            resolved_at: None,
+            occurrences: 1,
+            acknowledged_by: None,
+            acknowledged_at: None,
+            operation_id: new.operation_id,
+            created_by: new.actor.clone(),
+            exclude_channel: new.exclude_channel.clone(),
+        }
+    }
+
     pub fn facts(&self) -> AlertFacts<'_> {
         AlertFacts {
             source: self.source,
@@ -501,27 +526,9 @@ mod tests {
     use super::*;
 
     fn alert(severity: Severity) -> Alert {
-        let now = Timestamp::now();
-        Alert {
-            id: AlertId::new(),
-            dedup_key: "k".into(),
-            source: AlertSource::Health,
-            host: Some("hv1".into()),
-            severity,
-            title: "disk".into(),
-            message: String::new(),
-            labels: BTreeMap::from([("check".to_owned(), "disk".to_owned())]),
-            status: AlertStatus::Firing,
-            first_seen: now,
-            last_seen: now,
-            resolved_at: None,
-            occurrences: 1,
-            acknowledged_by: None,
-            acknowledged_at: None,
-            operation_id: None,
-            created_by: "hyperfleet".into(),
-            exclude_channel: None,
-        }
+        let new =
+            NewAlert::system(AlertSource::Health, severity, "disk", "").on_host(Some("hv1")).label("check", "disk");
+        Alert::first(&new, Timestamp::now())
     }
 
     const ROUTE: Route<'static> =

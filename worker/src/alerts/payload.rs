@@ -218,12 +218,7 @@ pub fn webhook(m: &Message) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use hyperfleet_core::{
-        AlertId,
-        alert::{AlertSource, AlertStatus},
-    };
+    use hyperfleet_core::alert::{AlertSource, NewAlert};
 
     use super::*;
 
@@ -231,26 +226,12 @@ mod tests {
         let now = Timestamp::now();
         Message {
             event: NotifyEvent::Firing,
-            alert: Alert {
-                id: AlertId::new(),
-                dedup_key: "k".into(),
-                source: AlertSource::Manual,
-                host: Some("hv1".into()),
-                severity: Severity::Critical,
-                title: title.into(),
-                message: body.into(),
-                labels: BTreeMap::from([("rack".to_owned(), "r1".to_owned())]),
-                status: AlertStatus::Firing,
-                first_seen: now,
-                last_seen: now,
-                resolved_at: None,
-                occurrences: 1,
-                acknowledged_by: None,
-                acknowledged_at: None,
-                operation_id: None,
-                created_by: "t".into(),
-                exclude_channel: None,
-            },
+            alert: Alert::first(
+                &NewAlert::system(AlertSource::Manual, Severity::Critical, title, body)
+                    .on_host(Some("hv1"))
+                    .label("rack", "r1"),
+                now,
+            ),
             link: "http://127.0.0.1:8080/api/v1/alerts/x".into(),
             notification_id: NotificationId::new(),
             sent_at: now,

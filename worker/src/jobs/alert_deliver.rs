@@ -9,11 +9,9 @@
 //! `X-Hyperfleet-Delivery` header, mail readers with the Message-ID; both are
 //! the notification id.
 
-use std::collections::BTreeMap;
-
 use hyperfleet_core::{
     AlertId, Timestamp,
-    alert::{Alert, AlertSource, AlertStatus, DeliverParams, NotificationStatus, Severity},
+    alert::{Alert, AlertSource, DeliverParams, NewAlert, NotificationStatus, Severity},
     operation::{ErrorClass, JobFailure, Operation},
     store::{Finish, Store},
 };
@@ -76,27 +74,11 @@ async fn deliver(ctx: &JobContext, op: &Operation, params: &DeliverParams) -> Re
 
 /// What a test notification shows: an info alert that exists only in the message.
 fn test_alert(channel: &str, requested_by: &str) -> Alert {
-    let now = Timestamp::now();
-    Alert {
-        id: AlertId(uuid::Uuid::nil()),
-        dedup_key: "test".into(),
-        source: AlertSource::Manual,
-        host: None,
-        severity: Severity::Info,
-        title: "Hyperfleet test notification".into(),
-        message: format!(
-            "A test of channel {channel}, requested by {requested_by}. If you read this, the channel works."
-        ),
-        labels: BTreeMap::from([("channel".to_owned(), channel.to_owned())]),
-        status: AlertStatus::Firing,
-        first_seen: now,
-        last_seen: now,
-        resolved_at: None,
-        occurrences: 1,
-        acknowledged_by: None,
-        acknowledged_at: None,
-        operation_id: None,
-        created_by: requested_by.into(),
-        exclude_channel: None,
-    }
+    let message =
+        format!("A test of channel {channel}, requested by {requested_by}. If you read this, the channel works.");
+    let mut new = NewAlert::system(AlertSource::Manual, Severity::Info, "Hyperfleet test notification", message)
+        .label("channel", channel)
+        .dedup("test");
+    new.actor = requested_by.to_owned();
+    Alert { id: AlertId(uuid::Uuid::nil()), ..Alert::first(&new, Timestamp::now()) }
 }
