@@ -1,254 +1,28 @@
 //! `/api/v1/alerts` and `/api/v1/channels`: the kept alert history, manual
 //! alerts, acknowledgements, and test notifications.
 
-use std::collections::BTreeMap;
-
-use chrono::{DateTime, Utc};
 use hyperfleet_core::{
     AlertId, Error,
-    alert::{Alert, AlertEvent, AlertSource, AlertStatus, NewAlert, Notification, Severity},
+    alert::{AlertSource, AlertStatus, NewAlert, Notification, Severity},
     store::AlertFilter,
 };
 use poem_openapi::{
-    ApiResponse, Object, OpenApi,
+    OpenApi,
     param::{Path, Query},
     payload::Json,
 };
 
+use crate::alert_views::*;
 use crate::{
     AppState, Tag,
     auth::{OperatorAuth, ViewerAuth},
     error::ApiResult,
     operations::parse_time,
-    views::{AttemptView, OperationView},
+    views::AttemptView,
 };
 
 pub struct AlertsApi {
     pub state: AppState,
-}
-
-#[derive(Debug, Clone, Object)]
-pub struct AlertView {
-    pub id: uuid::Uuid,
-    /// Alerts with the same dedup key are one alert while it fires.
-    pub dedup_key: String,
-    /// `health`, `operation`, `backup`, `fleet` or `manual`.
-    pub source: String,
-    #[oai(skip_serializing_if_is_none)]
-    pub host: Option<String>,
-    /// `critical`, `warning` or `info`.
-    pub severity: String,
-    pub title: String,
-    pub message: String,
-    pub labels: BTreeMap<String, String>,
-    /// `firing` or `resolved`.
-    pub status: String,
-    pub first_seen: DateTime<Utc>,
-    pub last_seen: DateTime<Utc>,
-    #[oai(skip_serializing_if_is_none)]
-    pub resolved_at: Option<DateTime<Utc>>,
-    /// How many times a source observed it.
-    pub occurrences: i64,
-    #[oai(skip_serializing_if_is_none)]
-    pub acknowledged_by: Option<String>,
-    #[oai(skip_serializing_if_is_none)]
-    pub acknowledged_at: Option<DateTime<Utc>>,
-    /// The operation it is about (an operation that failed for good).
-    #[oai(skip_serializing_if_is_none)]
-    pub operation_id: Option<uuid::Uuid>,
-    pub created_by: String,
-}
-
-impl From<Alert> for AlertView {
-    fn from(a: Alert) -> Self {
-        Self {
-            id: a.id.0,
-            dedup_key: a.dedup_key,
-            source: a.source.as_str().into(),
-            host: a.host,
-            severity: a.severity.as_str().into(),
-            title: a.title,
-            message: a.message,
-            labels: a.labels,
-            status: a.status.as_str().into(),
-            first_seen: a.first_seen.0,
-            last_seen: a.last_seen.0,
-            resolved_at: a.resolved_at.map(|t| t.0),
-            occurrences: a.occurrences,
-            acknowledged_by: a.acknowledged_by,
-            acknowledged_at: a.acknowledged_at.map(|t| t.0),
-            operation_id: a.operation_id.map(|i| i.0),
-            created_by: a.created_by,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Object)]
-pub struct AlertPageView {
-    pub items: Vec<AlertView>,
-    /// Pass as `cursor` to get the next (older) page; absent on the last page.
-    #[oai(skip_serializing_if_is_none)]
-    pub next_cursor: Option<String>,
-}
-
-/// An entry of an alert's history.
-#[derive(Debug, Clone, Object)]
-pub struct AlertEventView {
-    /// `fired`, `repeated`, `escalated`, `resolved` or `acknowledged`.
-    pub kind: String,
-    pub at: DateTime<Utc>,
-    pub severity: String,
-    pub message: String,
-    /// A token name, or `hyperfleet` for the system's own sources.
-    pub actor: String,
-    #[oai(skip_serializing_if_is_none)]
-    pub operation_id: Option<uuid::Uuid>,
-}
-
-impl From<AlertEvent> for AlertEventView {
-    fn from(e: AlertEvent) -> Self {
-        Self {
-            kind: e.kind.as_str().into(),
-            at: e.at.0,
-            severity: e.severity.as_str().into(),
-            message: e.message,
-            actor: e.actor,
-            operation_id: e.operation_id.map(|i| i.0),
-        }
-    }
-}
-
-/// One notification of an event to one channel.
-#[derive(Debug, Clone, Object)]
-pub struct NotificationView {
-    pub id: uuid::Uuid,
-    pub channel: String,
-    /// `firing`, `resolved` or `test`.
-    pub event: String,
-    /// `pending` (being delivered), `delivered`, `failed` (every attempt failed) or `suppressed`.
-    pub status: String,
-    /// Why it was suppressed: `cooldown`, `silenced`, `acknowledged`, `below_severity` or `unmatched`.
-    #[oai(skip_serializing_if_is_none)]
-    pub reason: Option<String>,
-    #[oai(skip_serializing_if_is_none)]
-    pub silence_id: Option<uuid::Uuid>,
-    pub created_at: DateTime<Utc>,
-    #[oai(skip_serializing_if_is_none)]
-    pub delivered_at: Option<DateTime<Utc>>,
-    /// What the peer answered (`HTTP 200`, `SMTP 250 …`), or the final error.
-    #[oai(skip_serializing_if_is_none)]
-    pub detail: Option<String>,
-    /// The `alert.deliver` operation, with every attempt.
-    #[oai(skip_serializing_if_is_none)]
-    pub delivery: Option<DeliveryView>,
-}
-
-#[derive(Debug, Clone, Object)]
-pub struct DeliveryView {
-    pub operation: OperationView,
-    pub attempts: Vec<AttemptView>,
-}
-
-#[derive(Debug, Clone, Object)]
-pub struct SuppressedCount {
-    pub reason: String,
-    pub count: i64,
-}
-
-/// An alert with its whole history.
-#[derive(Debug, Clone, Object)]
-pub struct AlertDetailView {
-    pub alert: AlertView,
-    /// Oldest first.
-    pub events: Vec<AlertEventView>,
-    /// Oldest first, sent and suppressed.
-    pub notifications: Vec<NotificationView>,
-    pub suppressed: Vec<SuppressedCount>,
-}
-
-/// A manual alert (the seed's `alert_manager.sh` call, as an API).
-#[derive(Debug, Clone, Object)]
-#[oai(deny_unknown_fields)]
-pub struct AlertRequest {
-    /// `critical`, `warning` or `info`.
-    pub severity: String,
-    /// 1-512 characters.
-    pub title: String,
-    /// Up to 16384 characters.
-    pub message: String,
-    pub host: Option<String>,
-    /// Up to 32 labels; names are 1-64 of `A-Z a-z 0-9 _ . -`.
-    pub labels: Option<BTreeMap<String, String>>,
-    /// Default: derived from source, host and title.
-    pub dedup_key: Option<String>,
-}
-
-#[derive(Debug, ApiResponse)]
-pub enum AlertRaised {
-    /// A new alert fires.
-    #[oai(status = 201)]
-    Created(Json<AlertView>, #[oai(header = "Location")] String),
-    /// One more occurrence of the firing alert with this dedup key.
-    #[oai(status = 200)]
-    Updated(Json<AlertView>),
-}
-
-#[derive(Debug, Clone, Object)]
-#[oai(deny_unknown_fields)]
-pub struct TestRequest {
-    /// One channel; default: every configured channel.
-    pub channel: Option<String>,
-}
-
-#[derive(Debug, Clone, Object)]
-pub struct TestDelivery {
-    pub channel: String,
-    pub notification_id: uuid::Uuid,
-    /// The `alert.deliver` operation; follow it at `/api/v1/operations/{id}`.
-    pub operation_id: uuid::Uuid,
-}
-
-#[derive(Debug, Clone, Object)]
-pub struct TestAccepted {
-    pub items: Vec<TestDelivery>,
-}
-
-#[derive(Debug, ApiResponse)]
-pub enum TestQueued {
-    /// One delivery per channel, queued.
-    #[oai(status = 202)]
-    Accepted(Json<TestAccepted>),
-}
-
-#[derive(Debug, Clone, Object)]
-pub struct ChannelView {
-    pub name: String,
-    /// `email`, `slack`, `discord`, `teams` or `webhook`.
-    #[oai(rename = "type")]
-    pub kind: String,
-    pub min_severity: String,
-    pub send_resolved: bool,
-    pub timeout_s: u64,
-    /// Where it sends: `smtp://host:port → recipients`, or the webhook's origin (its path is a secret).
-    pub target: String,
-    /// The channel's settings as configured, secrets shown as `***`.
-    pub config: serde_json::Value,
-    /// Status of the last delivery: `pending`, `delivered` or `failed`.
-    #[oai(skip_serializing_if_is_none)]
-    pub last_status: Option<String>,
-    #[oai(skip_serializing_if_is_none)]
-    pub last_at: Option<DateTime<Utc>>,
-    #[oai(skip_serializing_if_is_none)]
-    pub last_detail: Option<String>,
-    pub delivered: i64,
-    pub failed: i64,
-    pub pending: i64,
-    pub suppressed: i64,
-}
-
-#[derive(Debug, Clone, Object)]
-pub struct ChannelListView {
-    pub items: Vec<ChannelView>,
 }
 
 fn cursor_of(c: Option<String>) -> Result<Option<AlertId>, Error> {

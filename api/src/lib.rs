@@ -2,6 +2,7 @@
 //! are thin — parse the input into domain types, call one `core` function,
 //! map the result — and never touch SQL or libvirt.
 
+mod alert_views;
 mod alerts;
 pub mod auth;
 mod diagnostics;

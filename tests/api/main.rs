@@ -2,6 +2,7 @@
 //! End-to-end tests of Hyperfleet: the real app, real databases (SQLite and
 //! PostgreSQL), libvirt's test driver, and real worker processes.
 
+mod alert_crash;
 mod alert_policy;
 mod alerts;
 mod bad_input;

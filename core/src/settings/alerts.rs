@@ -5,11 +5,11 @@
 //! given inline, or as `{ env = "VAR" }` / `{ file = "/path" }`, and are
 //! redacted in `Debug`, in `check-config` and in the API.
 
-use std::{fmt, path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::ConfigError;
+use super::{ConfigError, Secret};
 use crate::alert::{ChannelKind, Matcher, Route, Severity};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -306,58 +306,6 @@ impl AlertSettings {
 
     pub fn channel(&self, name: &str) -> Option<&ChannelSettings> {
         self.channels.iter().find(|c| c.name == name)
-    }
-}
-
-/// A secret value: inline, or read from an environment variable or a file
-/// when used (so a rotated file is picked up without a restart).
-#[derive(Clone, Deserialize)]
-#[serde(untagged)]
-pub enum Secret {
-    Inline(String),
-    Env { env: String },
-    File { file: PathBuf },
-}
-
-impl Secret {
-    pub fn reveal(&self) -> Result<String, String> {
-        match self {
-            Self::Inline(value) => Ok(value.clone()),
-            Self::Env { env } => std::env::var(env).map_err(|_| format!("environment variable {env} is not set")),
-            Self::File { file } => std::fs::read_to_string(file)
-                .map(|s| s.trim_end_matches(['\n', '\r']).to_owned())
-                .map_err(|e| format!("cannot read {}: {e}", file.display())),
-        }
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Inline(_) => f.write_str("\"***\""),
-            Self::Env { env } => write!(f, "{{ env = {env:?} }}"),
-            Self::File { file } => write!(f, "{{ file = {file:?} }}"),
-        }
-    }
-}
-
-/// Serialized (check-config, the channels API) as `***` when inline.
-impl Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        match self {
-            Self::Inline(_) => s.serialize_str("***"),
-            Self::Env { env } => {
-                let mut m = s.serialize_map(Some(1))?;
-                m.serialize_entry("env", env)?;
-                m.end()
-            }
-            Self::File { file } => {
-                let mut m = s.serialize_map(Some(1))?;
-                m.serialize_entry("file", file)?;
-                m.end()
-            }
-        }
     }
 }
 

@@ -10,9 +10,11 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 mod alerts;
+mod secret;
 mod sections;
 
 pub use alerts::*;
+pub use secret::Secret;
 use sections::default_data_dir;
 pub use sections::*;
 

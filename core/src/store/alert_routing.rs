@@ -5,7 +5,7 @@
 //! by one router at a time (PostgreSQL: an advisory lock; SQLite: its single
 //! writer), so cooldowns are decided on a settled history.
 
-use sqlx::{AssertSqlSafe, types::Json};
+use sqlx::AssertSqlSafe;
 
 use super::{
     Store,
@@ -16,10 +16,7 @@ use super::{
 };
 use crate::{
     AlertEventId, AlertId, Error, NotificationId, OperationId, Result, SilenceId, Timestamp,
-    alert::{
-        Alert, AlertSource, ChannelHistory, DeliverParams, EventKind, Matcher, NewAlert, NewSilence, NotifyEvent,
-        Severity, Silence, decide,
-    },
+    alert::{Alert, AlertSource, ChannelHistory, DeliverParams, EventKind, NewAlert, NotifyEvent, Severity, decide},
     operation::{NewOperation, OperationKind},
     queue::{SHARED_QUEUE, queue_for},
     settings::AlertSettings,
@@ -51,12 +48,6 @@ pub struct ChannelStats {
     pub failed: i64,
     pub pending: i64,
     pub suppressed: i64,
-}
-
-type SilenceRow = (SilenceId, Json<Vec<Matcher>>, Timestamp, Timestamp, String, String, Timestamp);
-
-fn silence_of(r: SilenceRow) -> Silence {
-    Silence { id: r.0, matchers: r.1.0, starts_at: r.2, ends_at: r.3, created_by: r.4, comment: r.5, created_at: r.6 }
 }
 
 impl Store {
@@ -239,141 +230,6 @@ impl Store {
             .await
         })
         .map_err(Error::from)
-    }
-
-    pub async fn create_silence(&self, new: &NewSilence) -> Result<Silence> {
-        let now = Timestamp::now();
-        new.validate(now)?;
-        let silence = Silence {
-            id: SilenceId::new(),
-            matchers: new.matchers.clone(),
-            starts_at: new.starts_at.unwrap_or(now),
-            ends_at: new.ends_at,
-            created_by: new.created_by.clone(),
-            comment: new.comment.clone(),
-            created_at: now,
-        };
-        with_db!(self, |pool, Db| {
-            sqlx::query::<Db>(
-                "INSERT INTO silences (id, matchers, starts_at, ends_at, created_by, comment, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(silence.id)
-            .bind(Json(&silence.matchers))
-            .bind(silence.starts_at)
-            .bind(silence.ends_at)
-            .bind(&silence.created_by)
-            .bind(&silence.comment)
-            .bind(silence.created_at)
-            .execute(pool)
-            .await
-            .map(|_| ())
-        })?;
-        Ok(silence)
-    }
-
-    /// Silences that have not ended (and, with `expired`, those that have), newest first.
-    pub async fn silences(&self, expired: bool) -> Result<Vec<Silence>> {
-        let rows: Vec<SilenceRow> = read_db!(self, |pool, Db| {
-            sqlx::query_as::<Db, SilenceRow>(
-                "SELECT id, matchers, starts_at, ends_at, created_by, comment, created_at FROM silences \
-                 WHERE $1 OR ends_at > $2 ORDER BY id DESC LIMIT 1000",
-            )
-            .bind(expired)
-            .bind(Timestamp::now())
-            .fetch_all(pool)
-            .await
-        })?;
-        Ok(rows.into_iter().map(silence_of).collect())
-    }
-
-    /// Ends a silence now (it stays in the history).
-    pub async fn expire_silence(&self, id: SilenceId) -> Result<Silence> {
-        let now = Timestamp::now();
-        let row: Option<SilenceRow> = with_db!(self, |pool, Db| {
-            sqlx::query_as::<Db, SilenceRow>(
-                "UPDATE silences SET ends_at = CASE WHEN ends_at > $2 THEN $2 ELSE ends_at END WHERE id = $1 \
-                 RETURNING id, matchers, starts_at, ends_at, created_by, comment, created_at",
-            )
-            .bind(id)
-            .bind(now)
-            .fetch_optional(pool)
-            .await
-        })?;
-        row.map(silence_of).ok_or_else(|| Error::not_found("silence_not_found", format!("silence {id}")))
-    }
-
-    /// The fleet monitor: raises `worker offline` for hosts whose worker stopped
-    /// beating (resolved when it beats again or stops cleanly) and `backlog`
-    /// for queues whose oldest runnable work is older than the threshold.
-    pub async fn monitor_fleet(&self, settings: &AlertSettings) -> Result<()> {
-        let now = Timestamp::now();
-        for host in self.hosts().await? {
-            let key = format!("fleet:{}:worker-offline", host.name);
-            if host.stopped_at.is_none() && !host.online(now) {
-                let alert = NewAlert::system(
-                    AlertSource::Fleet,
-                    Severity::Critical,
-                    format!("Worker offline on {}", host.name),
-                    format!(
-                        "The worker of host {} has not sent a heartbeat since {} (every {} s expected); \
-                         operations for this host wait.",
-                        host.name, host.last_heartbeat, host.heartbeat_s
-                    ),
-                )
-                .on_host(Some(&host.name))
-                .dedup(key);
-                self.raise_alert(&alert).await?;
-            } else {
-                let why = if host.stopped_at.is_some() { "the worker stopped cleanly" } else { "the worker is back" };
-                self.resolve_alert_key(&key, "hyperfleet", why).await?;
-            }
-        }
-        let runnable: Vec<(String, Timestamp)> = read_db!(self, |pool, Db| {
-            sqlx::query_as::<Db, (String, Timestamp)>(
-                "SELECT queue, MIN(COALESCE(next_attempt_at, created_at)) FROM operations \
-                 WHERE status = 'queued' OR (status = 'retrying' AND next_attempt_at <= $1) GROUP BY queue",
-            )
-            .bind(now)
-            .fetch_all(pool)
-            .await
-        })?;
-        let threshold = std::time::Duration::from_secs(settings.backlog_threshold_s);
-        let firing: Vec<String> = read_db!(self, |pool, Db| {
-            sqlx::query_scalar::<Db, String>(
-                "SELECT dedup_key FROM alerts WHERE status = 'firing' AND source = 'fleet' AND dedup_key LIKE 'fleet:backlog:%'",
-            )
-            .fetch_all(pool)
-            .await
-        })?;
-        for (queue, since) in &runnable {
-            let key = format!("fleet:backlog:{queue}");
-            if since.plus(threshold) <= now {
-                let age_s = now.millis_since(*since) / 1000.0;
-                let alert = NewAlert::system(
-                    AlertSource::Fleet,
-                    Severity::Warning,
-                    format!("Backlog on {queue}"),
-                    format!(
-                        "Runnable work on queue {queue} has waited {age_s:.0} s (threshold {} s).",
-                        threshold.as_secs()
-                    ),
-                )
-                .label("queue", queue.clone())
-                .dedup(key);
-                self.raise_alert(&alert).await?;
-            }
-        }
-        for key in firing {
-            let cleared = runnable
-                .iter()
-                .find(|(q, _)| key == format!("fleet:backlog:{q}"))
-                .is_none_or(|(_, since)| since.plus(threshold) > now);
-            if cleared {
-                self.resolve_alert_key(&key, "hyperfleet", "the backlog cleared").await?;
-            }
-        }
-        Ok(())
     }
 }
 

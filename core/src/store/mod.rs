@@ -6,8 +6,10 @@
 //! (see [`sqlite_options`]); PostgreSQL keeps its server defaults.
 
 mod alert_routing;
+mod alert_tx;
 mod alerts;
 mod audit;
+mod fleet_monitor;
 mod health;
 mod inventory;
 mod ledger;
@@ -15,6 +17,7 @@ mod operations;
 mod retention;
 mod rows;
 mod schedules;
+mod silences;
 mod stats;
 mod tokens;
 mod tx;

@@ -14,6 +14,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::{AlertId, Error, OperationId, Result, SilenceId, Timestamp};
 
+mod matcher;
+mod policy;
+
+pub(crate) use matcher::label_name_ok;
+pub use matcher::{AlertFacts, Matcher, NewSilence, Silence, all_match};
+pub use policy::{ChannelHistory, Decision, Route, decide};
+
 macro_rules! text_enum {
     ($(#[$doc:meta])* $name:ident, $code:literal, $what:literal {
         $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)?
@@ -109,78 +116,6 @@ pub const MAX_TITLE_CHARS: usize = 512;
 pub const MAX_MESSAGE_CHARS: usize = 16_384;
 pub const MAX_LABELS: usize = 32;
 pub const MAX_DEDUP_KEY_CHARS: usize = 512;
-
-/// Selects alerts by one field: `source`, `host`, `severity`, `title`, or any
-/// other name for the label of that name. An absent field or label is `""`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Matcher {
-    pub name: String,
-    #[serde(default = "default_op")]
-    pub op: MatchOp,
-    pub value: String,
-}
-
-fn default_op() -> MatchOp {
-    MatchOp::Eq
-}
-
-impl Matcher {
-    pub fn validate(&self) -> Result<()> {
-        if !label_name_ok(&self.name) {
-            return Err(Error::invalid("invalid_matcher", format!("matcher name `{}` is not a label name", self.name)));
-        }
-        if self.value.chars().count() > MAX_TITLE_CHARS {
-            return Err(Error::invalid("invalid_matcher", "a matcher value is at most 512 characters"));
-        }
-        if matches!(self.op, MatchOp::Re | MatchOp::NotRe) {
-            self.regex()?;
-        }
-        Ok(())
-    }
-
-    fn regex(&self) -> Result<regex::Regex> {
-        regex::Regex::new(&format!("^(?:{})$", self.value))
-            .map_err(|e| Error::invalid("invalid_matcher", format!("matcher `{}`: {e}", self.name)))
-    }
-
-    pub fn matches(&self, alert: &AlertFacts<'_>) -> bool {
-        let field = match self.name.as_str() {
-            "source" => alert.source.as_str(),
-            "host" => alert.host.unwrap_or(""),
-            "severity" => alert.severity.as_str(),
-            "title" => alert.title,
-            label => alert.labels.get(label).map_or("", String::as_str),
-        };
-        match self.op {
-            MatchOp::Eq => field == self.value,
-            MatchOp::Ne => field != self.value,
-            MatchOp::Re => self.regex().is_ok_and(|r| r.is_match(field)),
-            MatchOp::NotRe => self.regex().is_ok_and(|r| !r.is_match(field)),
-        }
-    }
-}
-
-pub fn all_match(matchers: &[Matcher], alert: &AlertFacts<'_>) -> bool {
-    matchers.iter().all(|m| m.matches(alert))
-}
-
-fn label_name_ok(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && name.len() <= 64
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-')
-}
-
-/// What matchers look at.
-#[derive(Debug, Clone, Copy)]
-pub struct AlertFacts<'a> {
-    pub source: AlertSource,
-    pub host: Option<&'a str>,
-    pub severity: Severity,
-    pub title: &'a str,
-    pub labels: &'a BTreeMap<String, String>,
-}
 
 /// An observation of an alert, from any source.
 #[derive(Debug, Clone)]
@@ -352,136 +287,6 @@ impl Alert {
     }
 }
 
-/// A silence as stored; it mutes notifications of matching alerts between
-/// `starts_at` and `ends_at` (expiring one sets `ends_at` to now).
-#[derive(Debug, Clone, Serialize)]
-pub struct Silence {
-    pub id: SilenceId,
-    pub matchers: Vec<Matcher>,
-    pub starts_at: Timestamp,
-    pub ends_at: Timestamp,
-    pub created_by: String,
-    pub comment: String,
-    pub created_at: Timestamp,
-}
-
-impl Silence {
-    pub fn active(&self, now: Timestamp) -> bool {
-        self.starts_at <= now && now < self.ends_at
-    }
-
-    pub fn mutes(&self, alert: &AlertFacts<'_>, now: Timestamp) -> bool {
-        self.active(now) && all_match(&self.matchers, alert)
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct NewSilence {
-    pub matchers: Vec<Matcher>,
-    pub starts_at: Option<Timestamp>,
-    pub ends_at: Timestamp,
-    pub comment: String,
-    pub created_by: String,
-}
-
-impl NewSilence {
-    pub fn validate(&self, now: Timestamp) -> Result<()> {
-        if self.matchers.is_empty() || self.matchers.len() > 16 {
-            return Err(Error::invalid("invalid_matcher", "a silence needs 1-16 matchers"));
-        }
-        for m in &self.matchers {
-            m.validate()?;
-        }
-        let starts = self.starts_at.unwrap_or(now);
-        if self.ends_at <= starts || self.ends_at <= now {
-            return Err(Error::invalid("invalid_time_window", "`ends_at` must be later than `starts_at` and than now"));
-        }
-        if self.comment.trim().is_empty() || self.comment.chars().count() > 1024 {
-            return Err(Error::invalid("invalid_comment", "`comment` must be 1-1024 characters (say why)"));
-        }
-        Ok(())
-    }
-}
-
-/// A channel as the router sees it (no secrets, no transport).
-#[derive(Debug, Clone, Copy)]
-pub struct Route<'a> {
-    pub channel: &'a str,
-    pub min_severity: Severity,
-    pub matchers: &'a [Matcher],
-    pub send_resolved: bool,
-}
-
-/// What a channel has already been told about an alert.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ChannelHistory {
-    /// When the last firing notification to this channel was sent (not suppressed).
-    pub last_firing_sent: Option<Timestamp>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    Send(NotifyEvent),
-    Suppress(SuppressReason),
-    /// Nothing to say, nothing to count: a resolve for a channel that never
-    /// heard of the alert, or that does not want resolves.
-    Skip,
-}
-
-/// The notification policy for one event of one alert on one channel.
-///
-/// - `fired` and `escalated` (severity went up) notify at once;
-/// - `repeated` notifies only when the channel heard nothing of this alert for
-///   the severity's repeat interval, and never once the alert is acknowledged;
-/// - `resolved` notifies channels that were told it fired, if they want resolves;
-/// - silences mute everything they match; routing (severity, matchers) comes first.
-pub fn decide(
-    route: &Route<'_>,
-    alert: &Alert,
-    event: EventKind,
-    silenced: bool,
-    history: ChannelHistory,
-    repeat: Duration,
-    now: Timestamp,
-) -> Decision {
-    if alert.exclude_channel.as_deref() == Some(route.channel) {
-        return Decision::Skip;
-    }
-    if event == EventKind::Resolved {
-        if !route.send_resolved || history.last_firing_sent.is_none() {
-            return Decision::Skip;
-        }
-        return if silenced {
-            Decision::Suppress(SuppressReason::Silenced)
-        } else {
-            Decision::Send(NotifyEvent::Resolved)
-        };
-    }
-    if event == EventKind::Acknowledged {
-        return Decision::Skip;
-    }
-    if alert.severity < route.min_severity {
-        return Decision::Suppress(SuppressReason::BelowSeverity);
-    }
-    if !all_match(route.matchers, &alert.facts()) {
-        return Decision::Suppress(SuppressReason::Unmatched);
-    }
-    if silenced {
-        return Decision::Suppress(SuppressReason::Silenced);
-    }
-    if event == EventKind::Repeated {
-        if alert.acknowledged_at.is_some() {
-            return Decision::Suppress(SuppressReason::Acknowledged);
-        }
-        if let Some(last) = history.last_firing_sent
-            && now.millis_since(last) < repeat.as_millis() as f64
-        {
-            return Decision::Suppress(SuppressReason::Cooldown);
-        }
-    }
-    Decision::Send(NotifyEvent::Firing)
-}
-
 /// A notification as stored.
 #[derive(Debug, Clone, Serialize)]
 pub struct Notification {
@@ -521,59 +326,16 @@ pub struct DeliverParams {
     pub event: NotifyEvent,
 }
 
+/// An alert for the tests of this module's parts.
+#[cfg(test)]
+pub(crate) fn sample_alert(severity: Severity) -> Alert {
+    let new = NewAlert::system(AlertSource::Health, severity, "disk", "").on_host(Some("hv1")).label("check", "disk");
+    Alert::first(&new, Timestamp::now())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn alert(severity: Severity) -> Alert {
-        let new =
-            NewAlert::system(AlertSource::Health, severity, "disk", "").on_host(Some("hv1")).label("check", "disk");
-        Alert::first(&new, Timestamp::now())
-    }
-
-    const ROUTE: Route<'static> =
-        Route { channel: "c", min_severity: Severity::Warning, matchers: &[], send_resolved: true };
-
-    #[test]
-    fn policy() {
-        let now = Timestamp::now();
-        let repeat = Duration::from_secs(300);
-        let a = alert(Severity::Critical);
-        let never = ChannelHistory::default();
-        let recent = ChannelHistory { last_firing_sent: Some(now.minus(Duration::from_secs(10))) };
-        let old = ChannelHistory { last_firing_sent: Some(now.minus(Duration::from_secs(301))) };
-        let d = |a: &Alert, e, s, h| decide(&ROUTE, a, e, s, h, repeat, now);
-        assert_eq!(d(&a, EventKind::Fired, false, never), Decision::Send(NotifyEvent::Firing));
-        assert_eq!(d(&a, EventKind::Repeated, false, recent), Decision::Suppress(SuppressReason::Cooldown));
-        assert_eq!(d(&a, EventKind::Repeated, false, old), Decision::Send(NotifyEvent::Firing));
-        assert_eq!(d(&a, EventKind::Escalated, false, recent), Decision::Send(NotifyEvent::Firing));
-        assert_eq!(d(&a, EventKind::Fired, true, never), Decision::Suppress(SuppressReason::Silenced));
-        assert_eq!(d(&a, EventKind::Resolved, false, never), Decision::Skip);
-        assert_eq!(d(&a, EventKind::Resolved, false, recent), Decision::Send(NotifyEvent::Resolved));
-        let info = alert(Severity::Info);
-        assert_eq!(d(&info, EventKind::Fired, false, never), Decision::Suppress(SuppressReason::BelowSeverity));
-        let mut acked = alert(Severity::Critical);
-        acked.acknowledged_at = Some(now);
-        assert_eq!(d(&acked, EventKind::Repeated, false, old), Decision::Suppress(SuppressReason::Acknowledged));
-        let no_resolve = Route { send_resolved: false, ..ROUTE };
-        assert_eq!(decide(&no_resolve, &a, EventKind::Resolved, false, recent, repeat, now), Decision::Skip);
-        let mut excluded = alert(Severity::Critical);
-        excluded.exclude_channel = Some("c".into());
-        assert_eq!(d(&excluded, EventKind::Fired, false, never), Decision::Skip);
-    }
-
-    #[test]
-    fn matchers() {
-        let a = alert(Severity::Warning);
-        let m = |name: &str, op, value: &str| Matcher { name: name.into(), op, value: value.into() };
-        assert!(m("host", MatchOp::Eq, "hv1").matches(&a.facts()));
-        assert!(m("check", MatchOp::Re, "di.k").matches(&a.facts()));
-        assert!(!m("check", MatchOp::Re, "di").matches(&a.facts()), "regexes match whole values");
-        assert!(m("severity", MatchOp::Ne, "critical").matches(&a.facts()));
-        assert!(m("missing", MatchOp::Eq, "").matches(&a.facts()));
-        assert!(m("x", MatchOp::Re, "(").validate().is_err());
-        assert!(m("bad name", MatchOp::Eq, "").validate().is_err());
-    }
 
     #[test]
     fn dedup_keys_and_input() {
