@@ -159,6 +159,29 @@ async fn smtp_down_then_up_is_delivered_after_retries(backend: Backend) {
     assert_eq!(smtp.messages()[0]["subject"], "[Hyperfleet] WARNING: SMTP outage");
 }
 
+/// SMTP AUTH, with the password read from a file.
+async fn smtp_auth_uses_the_password_from_a_file(backend: Backend) {
+    let port = free_port();
+    let smtp = SmtpSink::start_with(port, Some("hyperfleet:s3cret pass"));
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("smtp-password");
+    std::fs::write(&password, "s3cret pass\n").unwrap();
+    let config = format!(
+        "[[alerts.channels]]\nname = \"auth\"\ntype = \"email\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {port}\n\
+         smtp_security = \"none\"\nfrom = \"hf@example.org\"\nto = [\"ops@example.org\"]\nusername = \"hyperfleet\"\n\
+         password = {{ file = {:?} }}\n",
+        password.display().to_string()
+    );
+    let app = spawn(backend, &config, &[]).await;
+    let alert = raise(&app, json!({"severity": "critical", "title": "auth", "message": "m"})).await;
+    let mail = smtp.wait_for(1).await;
+    assert_eq!(mail[0]["login"], "hyperfleet");
+    let d = wait_detail(&app, alert["id"].as_str().unwrap(), delivered).await;
+    assert!(!d.to_string().contains("s3cret"), "the password never shows");
+    let channels = app.get("/api/v1/channels").await.body.to_string();
+    assert!(!channels.contains("s3cret") && channels.contains("smtp-password"), "{channels}");
+}
+
 fn hook_channels(r: &HttpReceiver) -> String {
     format!(
         r#"
@@ -368,6 +391,7 @@ async fn a_channel_that_never_recovers_fails_and_alerts_elsewhere(backend: Backe
 
 crate::on_both_backends!(
     email_reaches_a_real_smtp_server,
+    smtp_auth_uses_the_password_from_a_file,
     smtp_down_then_up_is_delivered_after_retries,
     webhook_payloads_follow_each_services_format,
     a_webhook_answering_500_then_200_is_delivered_once,

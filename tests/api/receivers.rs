@@ -129,10 +129,16 @@ pub struct SmtpSink {
 
 impl SmtpSink {
     pub fn start(port: u16) -> Self {
+        Self::start_with(port, None)
+    }
+
+    /// With `auth` (`user:password`), the server requires that login.
+    pub fn start_with(port: u16, auth: Option<&str>) -> Self {
         let python = std::env::var("HYPERFLEET_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py");
         let mut child = Command::new(&python)
             .args([script, &port.to_string()])
+            .args(auth)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
