@@ -17,21 +17,12 @@ use crate::{
     AppState, Tag,
     auth::{OperatorAuth, ViewerAuth},
     error::ApiResult,
-    operations::parse_time,
+    operations::{page_limit, parse_cursor, parse_time},
     views::AttemptView,
 };
 
 pub struct AlertsApi {
     pub state: AppState,
-}
-
-fn cursor_of(c: Option<String>) -> Result<Option<AlertId>, Error> {
-    c.as_deref()
-        .map(|c| {
-            AlertId::parse(c)
-                .map_err(|_| Error::invalid("invalid_cursor", "`cursor` is not a cursor this API returned"))
-        })
-        .transpose()
 }
 
 impl AlertsApi {
@@ -87,10 +78,7 @@ impl AlertsApi {
         /// The `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
     ) -> ApiResult<Json<AlertPageView>> {
-        let limit = limit.0.unwrap_or(50);
-        if !(1..=500).contains(&limit) {
-            return Err(Error::invalid("invalid_limit", "`limit` must be 1-500").into());
-        }
+        let limit = page_limit(limit.0)?;
         let filter = AlertFilter {
             status: status.0.as_deref().map(AlertStatus::parse).transpose()?,
             severity: severity.0.as_deref().map(Severity::parse).transpose()?,
@@ -98,7 +86,7 @@ impl AlertsApi {
             host: host.0,
             since: parse_time("since", since.0)?,
             until: parse_time("until", until.0)?,
-            cursor: cursor_of(cursor.0)?,
+            cursor: parse_cursor(cursor.0, AlertId::parse)?,
             limit,
         };
         let page = self.state.store.alerts(&filter).await?;

@@ -32,6 +32,23 @@ pub(crate) fn parse_time(name: &str, text: Option<String>) -> Result<Option<Time
     .transpose()
 }
 
+/// A list's `limit`: 1-500, default 50.
+pub(crate) fn page_limit(limit: Option<u32>) -> Result<u32, Error> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(Error::invalid("invalid_limit", "`limit` must be 1-500"));
+    }
+    Ok(limit)
+}
+
+/// A list's `cursor`: an id this API returned as `next_cursor`.
+pub(crate) fn parse_cursor<T>(cursor: Option<String>, parse: fn(&str) -> Result<T, Error>) -> Result<Option<T>, Error> {
+    cursor
+        .as_deref()
+        .map(|c| parse(c).map_err(|_| Error::invalid("invalid_cursor", "`cursor` is not a cursor this API returned")))
+        .transpose()
+}
+
 #[OpenApi(prefix_path = "/api/v1", tag = "Tag::Operations")]
 impl OperationsApi {
     /// List operations, newest first.
@@ -57,10 +74,7 @@ impl OperationsApi {
         /// The `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
     ) -> ApiResult<Json<OperationPageView>> {
-        let limit = limit.0.unwrap_or(50);
-        if !(1..=500).contains(&limit) {
-            return Err(Error::invalid("invalid_limit", "`limit` must be 1-500").into());
-        }
+        let limit = page_limit(limit.0)?;
         let filter = OperationFilter {
             status: status.0.as_deref().map(OperationStatus::parse).transpose()?,
             kind: kind.0.as_deref().map(OperationKind::parse).transpose()?,
@@ -68,14 +82,7 @@ impl OperationsApi {
             vm: vm.0,
             since: parse_time("since", since.0)?,
             until: parse_time("until", until.0)?,
-            cursor: cursor
-                .0
-                .as_deref()
-                .map(|c| {
-                    OperationId::parse(c)
-                        .map_err(|_| Error::invalid("invalid_cursor", "`cursor` is not a cursor this API returned"))
-                })
-                .transpose()?,
+            cursor: parse_cursor(cursor.0, OperationId::parse)?,
             limit,
         };
         let page = self.state.store.list_operations(&filter).await?;

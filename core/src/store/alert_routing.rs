@@ -15,8 +15,11 @@ use super::{
     with_db,
 };
 use crate::{
-    AlertEventId, AlertId, Error, NotificationId, OperationId, Result, SilenceId, Timestamp,
-    alert::{Alert, AlertSource, ChannelHistory, DeliverParams, EventKind, NewAlert, NotifyEvent, Severity, decide},
+    AlertEventId, AlertId, Error, NotificationId, OperationId, Result, Timestamp,
+    alert::{
+        Alert, AlertSource, ChannelHistory, Decision, DeliverParams, EventKind, NewAlert, NotificationStatus,
+        NotifyEvent, Severity, SuppressReason, decide,
+    },
     operation::{NewOperation, OperationKind},
     queue::{SHARED_QUEUE, queue_for},
     settings::AlertSettings,
@@ -27,16 +30,6 @@ const ROUTE_BATCH: usize = 64;
 
 /// PostgreSQL advisory lock key of the router ("hf-alert").
 const ROUTER_LOCK: i64 = 0x6866_2d61_6c65_7274;
-
-/// What the router does with one channel for one event.
-#[derive(Debug)]
-struct Planned {
-    channel: String,
-    event: NotifyEvent,
-    status: &'static str,
-    reason: Option<&'static str>,
-    silence: Option<SilenceId>,
-}
 
 /// How a channel last heard of things, for `GET /channels`.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -71,6 +64,15 @@ impl Store {
     /// (one commit, one fsync on SQLite, for the batch). Events of one alert in
     /// the same batch see each other's notifications, so cooldowns hold.
     async fn route_batch(&self, settings: &AlertSettings, max_attempts: i32) -> Result<usize> {
+        // Called every scheduler tick: look on a read connection before taking the writer.
+        let pending: Option<i32> = read_db!(self, |pool, Db| {
+            sqlx::query_scalar::<Db, i32>("SELECT 1 FROM alert_events WHERE routed_at IS NULL LIMIT 1")
+                .fetch_optional(pool)
+                .await
+        })?;
+        if pending.is_none() {
+            return Ok(0);
+        }
         let now = Timestamp::now();
         let silences = self.silences(false).await?;
         with_db!(self, |pool, Db| {
@@ -96,7 +98,7 @@ impl Store {
                     .await?
                     .try_into()?;
                 let silence = silences.iter().find(|s| s.mutes(&alert.facts(), now)).map(|s| s.id);
-                let mut plan = Vec::new();
+                let mut notified = 0;
                 for channel in &settings.channels {
                     let last_firing_sent: Option<Timestamp> = sqlx::query_scalar::<Db, Option<Timestamp>>(
                         "SELECT MAX(created_at) FROM alert_notifications WHERE alert_id = $1 AND channel = $2 \
@@ -108,27 +110,30 @@ impl Store {
                     .await?;
                     let history = ChannelHistory { last_firing_sent };
                     let repeat = settings.repeat_s.of(alert.severity);
-                    let decision = decide(&channel.route(), &alert, kind, silence.is_some(), history, repeat, now);
-                    let (event, status, reason) = match decision {
-                        crate::alert::Decision::Skip => continue,
-                        crate::alert::Decision::Send(event) => (event, "pending", None),
-                        crate::alert::Decision::Suppress(reason) => {
-                            let event =
-                                if kind == EventKind::Resolved { NotifyEvent::Resolved } else { NotifyEvent::Firing };
-                            (event, "suppressed", Some(reason.as_str()))
-                        }
-                    };
-                    let silence = (reason == Some("silenced")).then_some(silence).flatten();
-                    plan.push(Planned { channel: channel.name.clone(), event, status, reason, silence });
-                }
-                for p in &plan {
                     let id = NotificationId::new();
-                    let operation = if p.status == "pending" {
-                        let params = DeliverParams { notification_id: id, channel: p.channel.clone(), event: p.event };
-                        Some(enqueue_delivery(&mut *tx, &params, "alerts", max_attempts, now).await?)
-                    } else {
-                        None
-                    };
+                    let (event, reason, operation) =
+                        match decide(&channel.route(), &alert, kind, silence.is_some(), history, repeat, now) {
+                            Decision::Skip => continue,
+                            Decision::Send(event) => {
+                                let params =
+                                    DeliverParams { notification_id: id, channel: channel.name.clone(), event };
+                                (
+                                    event,
+                                    None,
+                                    Some(enqueue_delivery(&mut *tx, &params, "alerts", max_attempts, now).await?),
+                                )
+                            }
+                            Decision::Suppress(reason) => {
+                                let event = if kind == EventKind::Resolved {
+                                    NotifyEvent::Resolved
+                                } else {
+                                    NotifyEvent::Firing
+                                };
+                                (event, Some(reason), None)
+                            }
+                        };
+                    let status =
+                        if reason.is_some() { NotificationStatus::Suppressed } else { NotificationStatus::Pending };
                     sqlx::query::<Db>(
                         "INSERT INTO alert_notifications (id, alert_id, event_id, channel, event, status, reason, \
                          silence_id, operation_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -136,17 +141,18 @@ impl Store {
                     .bind(id)
                     .bind(alert_id)
                     .bind(event_id)
-                    .bind(&p.channel)
-                    .bind(p.event.as_str())
-                    .bind(p.status)
-                    .bind(p.reason)
-                    .bind(p.silence)
+                    .bind(&channel.name)
+                    .bind(event.as_str())
+                    .bind(status.as_str())
+                    .bind(reason.map(SuppressReason::as_str))
+                    .bind(silence.filter(|_| reason == Some(SuppressReason::Silenced)))
                     .bind(operation)
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
+                    notified += 1;
                 }
-                tracing::debug!(alert = %alert_id, event = kind.as_str(), notifications = plan.len(), "routed an alert event");
+                tracing::debug!(alert = %alert_id, event = kind.as_str(), notified, "routed an alert event");
             }
             tx.commit().await?;
             Ok::<_, Error>(claimed.len())

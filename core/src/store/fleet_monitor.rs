@@ -13,6 +13,14 @@ impl Store {
     /// for queues whose oldest runnable work is older than the threshold.
     pub async fn monitor_fleet(&self, settings: &AlertSettings) -> Result<()> {
         let now = Timestamp::now();
+        // Resolve only what fires: most ticks then write nothing.
+        let firing: Vec<String> = read_db!(self, |pool, Db| {
+            sqlx::query_scalar::<Db, String>(
+                "SELECT dedup_key FROM alerts WHERE status = 'firing' AND source = 'fleet'",
+            )
+            .fetch_all(pool)
+            .await
+        })?;
         for host in self.hosts().await? {
             let key = format!("fleet:{}:worker-offline", host.name);
             if host.stopped_at.is_none() && !host.online(now) {
@@ -29,7 +37,7 @@ impl Store {
                 .on_host(Some(&host.name))
                 .dedup(key);
                 self.raise_alert(&alert).await?;
-            } else {
+            } else if firing.contains(&key) {
                 let why = if host.stopped_at.is_some() { "the worker stopped cleanly" } else { "the worker is back" };
                 self.resolve_alert_key(&key, "hyperfleet", why).await?;
             }
@@ -44,13 +52,7 @@ impl Store {
             .await
         })?;
         let threshold = std::time::Duration::from_secs(settings.backlog_threshold_s);
-        let firing: Vec<String> = read_db!(self, |pool, Db| {
-            sqlx::query_scalar::<Db, String>(
-                "SELECT dedup_key FROM alerts WHERE status = 'firing' AND source = 'fleet' AND dedup_key LIKE 'fleet:backlog:%'",
-            )
-            .fetch_all(pool)
-            .await
-        })?;
+
         for (queue, since) in &runnable {
             let key = format!("fleet:backlog:{queue}");
             if since.plus(threshold) <= now {
@@ -69,13 +71,13 @@ impl Store {
                 self.raise_alert(&alert).await?;
             }
         }
-        for key in firing {
+        for key in firing.iter().filter(|k| k.starts_with("fleet:backlog:")) {
             let cleared = runnable
                 .iter()
-                .find(|(q, _)| key == format!("fleet:backlog:{q}"))
+                .find(|(q, _)| *key == format!("fleet:backlog:{q}"))
                 .is_none_or(|(_, since)| since.plus(threshold) > now);
             if cleared {
-                self.resolve_alert_key(&key, "hyperfleet", "the backlog cleared").await?;
+                self.resolve_alert_key(key, "hyperfleet", "the backlog cleared").await?;
             }
         }
         Ok(())

@@ -18,14 +18,17 @@ async fn alert_check<C: AlertTx>(
     host: &str,
     m: &Measurement,
     status: Status,
+    changed: bool,
     now: Timestamp,
 ) -> Result<()> {
     let key = format!("health:{host}:{}", m.check);
     let severity = match status {
-        Status::Ok => {
+        // Only a check that just came back can have a firing alert to resolve.
+        Status::Ok if changed => {
             tx.resolve_alert(&key, "hyperfleet", &m.message, now).await?;
             return Ok(());
         }
+        Status::Ok => return Ok(()),
         Status::Warn => Severity::Warning,
         Status::Error => Severity::Critical,
     };
@@ -148,7 +151,7 @@ impl Store {
                 .bind(state.candidate.map(|c| c.1))
                 .execute(&mut *tx)
                 .await?;
-                alert_check(&mut *tx, host, m, state.status, now).await?;
+                alert_check(&mut *tx, host, m, state.status, transition.is_some(), now).await?;
                 if let Some((from, to)) = transition {
                     sqlx::query::<Db>(
                         "INSERT INTO health_events (host, check_name, from_status, to_status, message, at) \

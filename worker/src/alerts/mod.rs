@@ -64,10 +64,11 @@ impl Notifier {
     /// One delivery attempt; `Ok` carries what the peer answered.
     #[tracing::instrument(skip(self, channel, message), fields(channel = channel.name, event = message.event.as_str()))]
     pub async fn send(&self, channel: &ChannelSettings, message: &Message) -> Result<String, JobFailure> {
+        // The one timeout of an attempt, whatever the transport is doing.
         let limit = Duration::from_secs(channel.timeout_s);
         let attempt = async {
             match channel.kind {
-                ChannelKind::Email => self.send_email(channel, message, limit).await,
+                ChannelKind::Email => self.send_email(channel, message).await,
                 ChannelKind::Slack => self.post(channel, &payload::slack(message), message, None).await,
                 ChannelKind::Discord => self.post(channel, &payload::discord(message), message, None).await,
                 ChannelKind::Teams => self.post(channel, &payload::teams(message), message, None).await,
@@ -99,7 +100,6 @@ impl Notifier {
         let mut request = self
             .http
             .post(&url)
-            .timeout(Duration::from_secs(channel.timeout_s))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("X-Hyperfleet-Event", message.event.as_str())
             .header("X-Hyperfleet-Delivery", message.notification_id.to_string());
@@ -109,19 +109,10 @@ impl Notifier {
                 .header("X-Hyperfleet-Signature", signature(secret.as_bytes(), &timestamp, &bytes))
                 .header("X-Hyperfleet-Timestamp", timestamp);
         }
-        // The URL is a secret: errors name the channel, never the URL.
+        // The URL is a secret: errors name the channel, never the URL. (Timeouts are `send`'s.)
         let response = request.body(bytes).send().await.map_err(|e| {
-            let what = if e.is_timeout() {
-                "timed out"
-            } else if e.is_connect() {
-                "connection failed"
-            } else {
-                "request failed"
-            };
-            transient(
-                if e.is_timeout() { "timeout" } else { "unreachable" },
-                format!("channel {}: {what}", channel.name),
-            )
+            let what = if e.is_connect() { "connection failed" } else { "request failed" };
+            transient("unreachable", format!("channel {}: {what}", channel.name))
         })?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
@@ -133,7 +124,7 @@ impl Notifier {
         }
     }
 
-    async fn send_email(&self, channel: &ChannelSettings, m: &Message, limit: Duration) -> Result<String, JobFailure> {
+    async fn send_email(&self, channel: &ChannelSettings, m: &Message) -> Result<String, JobFailure> {
         let invalid = |e: String| permanent("invalid_channel", e);
         let from: Mailbox =
             channel.from.as_deref().unwrap_or_default().parse().map_err(|e| invalid(format!("from: {e}")))?;
@@ -157,7 +148,7 @@ impl Notifier {
                 AsyncSmtpTransport::<Tokio1Executor>::relay(host).map_err(|e| invalid(format!("TLS setup: {e}")))?
             }
         };
-        let mut transport = transport.port(channel.smtp_port()).timeout(Some(limit));
+        let mut transport = transport.port(channel.smtp_port());
         if let (Some(user), Some(password)) = (&channel.username, &channel.password) {
             let password = password.reveal().map_err(|e| permanent("secret_unavailable", e))?;
             transport = transport.credentials(Credentials::new(user.clone(), password));
