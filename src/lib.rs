@@ -77,7 +77,7 @@ impl Running {
 
 /// Connects, migrates when asked, and starts `components`.
 pub async fn start(settings: &Settings, components: Components, boot: Bootstrap) -> anyhow::Result<Running> {
-    let store = Store::connect(&settings.database_url(), settings.database.max_connections)
+    let store = Store::connect(&settings.database_url(), settings.database.pool())
         .await
         .context("connecting to the database")?;
     if boot.migrate {

@@ -102,7 +102,9 @@ enum AuditCommand {
 }
 
 async fn open_store(settings: &Settings) -> anyhow::Result<hyperfleet_core::store::Store> {
-    let store = hyperfleet_core::store::Store::connect(&settings.database_url(), 2).await?;
+    let store =
+        hyperfleet_core::store::Store::connect(&settings.database_url(), hyperfleet_core::store::PoolConfig::new(2))
+            .await?;
     store.migrate().await?;
     Ok(store)
 }
@@ -192,10 +194,18 @@ async fn serve(settings: Settings, components: Components, boot: Bootstrap) -> a
         }
     }
     let token = running.shutdown_token();
+    // Past the grace period, handing back and closing take a few bounded
+    // writes; this is the backstop should they not end.
+    let stop_limit = std::time::Duration::from_secs(settings.worker.shutdown_grace_s + 15);
     tokio::select! {
         () = shutdown_signal() => {
             tracing::info!("shutdown requested: finishing running operations");
-            running.stop().await
+            match tokio::time::timeout(stop_limit, running.stop()).await {
+                Ok(stopped) => stopped,
+                Err(_) => anyhow::bail!(
+                    "stopping took longer than {stop_limit:?}; exiting anyway (leases expire and the reaper retries)"
+                ),
+            }
         }
         r = running.wait() => { token.cancel(); r }
     }
@@ -230,7 +240,11 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Migrate => {
             init_logging(&settings);
-            let store = hyperfleet_core::store::Store::connect(&settings.database_url(), 2).await?;
+            let store = hyperfleet_core::store::Store::connect(
+                &settings.database_url(),
+                hyperfleet_core::store::PoolConfig::new(2),
+            )
+            .await?;
             store.migrate().await?;
             println!("migrations applied");
             Ok(())

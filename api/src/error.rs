@@ -44,7 +44,9 @@ pub enum ApiError {
     /// Unexpected server error; the request id identifies it in the log.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
-    /// A dependency (the database) is unavailable; retry later.
+    /// The database is unavailable (`database_unavailable`) or its disk is full
+    /// (`storage_full`); nothing was confirmed written. Retry later (with the
+    /// same `Idempotency-Key`, a retried submit is never done twice).
     #[oai(status = 503)]
     Unavailable(Json<ErrorBody>),
 }
@@ -62,9 +64,9 @@ impl From<Error> for ApiError {
             Error::Conflict { message, .. } => Self::Conflict(body(code, message.clone())),
             Error::Unauthenticated(message) => Self::Unauthorized(body(code, message.clone())),
             Error::Forbidden(message) => Self::Forbidden(body(code, message.clone())),
-            Error::Unavailable(cause) => {
-                tracing::warn!(request_id = %current_request_id(), %cause, "dependency unavailable");
-                Self::Unavailable(body(code, "a dependency is unavailable; retry later"))
+            Error::Unavailable { message, .. } => {
+                tracing::warn!(request_id = %current_request_id(), code, "{message}");
+                Self::Unavailable(body(code, format!("{message}; nothing was confirmed written, retry later")))
             }
             Error::Internal(cause) => {
                 tracing::error!(request_id = %current_request_id(), error = %cause, source = ?cause, "internal error");

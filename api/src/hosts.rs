@@ -20,8 +20,12 @@ pub struct HostsApi {
 pub struct HostView {
     pub name: String,
     pub libvirt_uri: String,
-    /// `online`, `offline` (heartbeats missed) or `stopped` (its worker shut down cleanly).
+    /// `online`, `degraded` (heart-beating, but it cannot serve its queues:
+    /// see `problem`), `offline` (heartbeats missed) or `stopped` (its worker shut down cleanly).
     pub status: String,
+    /// Why the worker cannot serve its queues, as of its last heartbeat.
+    #[oai(skip_serializing_if_is_none)]
+    pub problem: Option<String>,
     pub online: bool,
     pub version: String,
     pub worker_id: String,
@@ -40,7 +44,9 @@ impl HostView {
             *vm_counts.entry(vm.state.clone()).or_insert(0) += 1;
         }
         let online = h.online(now);
-        let status = if online {
+        let status = if online && h.problem.is_some() {
+            "degraded"
+        } else if online {
             "online"
         } else if h.stopped_at.is_some() {
             "stopped"
@@ -59,6 +65,7 @@ impl HostView {
             started_at: h.started_at.0,
             last_heartbeat: h.last_heartbeat.0,
             heartbeat_s: h.heartbeat_s,
+            problem: h.problem,
         }
     }
 }

@@ -31,12 +31,14 @@ impl SystemApi {
         Json(Probe { status: "ok".into() })
     }
 
-    /// The database is reachable and migrations are current.
+    /// The database answers, migrations are current and the disk has room.
+    /// Answers within a second whatever the database does; a 503 names why
+    /// (`database_unavailable`, `storage_full`, `not_ready`).
     #[oai(path = "/readyz", method = "get", operation_id = "system_readyz")]
     async fn readyz(&self) -> Readiness {
         match self.state.store.readiness().await {
             Ok(()) => Readiness::Ready(Json(Probe { status: "ready".into() })),
-            Err(e) => Readiness::NotReady(body("not_ready", e.to_string())),
+            Err(e) => Readiness::NotReady(body(e.code(), e.to_string())),
         }
     }
 }

@@ -21,9 +21,10 @@ pub enum Error {
     /// The caller's role does not allow this.
     #[error("{0}")]
     Forbidden(String),
-    /// A peer (the database) is unreachable; retrying later may succeed.
-    #[error("service unavailable: {0}")]
-    Unavailable(String),
+    /// A peer cannot take the request now (the database is unreachable, its
+    /// disk is full); nothing was confirmed written and retrying later may succeed.
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String },
     /// A bug or an unexpected peer answer. The cause is logged, never sent to clients.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -42,6 +43,16 @@ impl Error {
         Self::Conflict { code, message: message.to_string() }
     }
 
+    /// The database did not answer (down, restarting, or every connection busy).
+    pub fn database_unavailable(cause: impl fmt::Display) -> Self {
+        Self::Unavailable { code: "database_unavailable", message: format!("the database is unavailable: {cause}") }
+    }
+
+    /// The database's disk is full: the write was refused and nothing was stored.
+    pub fn storage_full(cause: impl fmt::Display) -> Self {
+        Self::Unavailable { code: "storage_full", message: format!("the database's disk is full: {cause}") }
+    }
+
     pub fn internal(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self::Internal(err.into())
     }
@@ -49,34 +60,60 @@ impl Error {
     /// The stable machine-readable code sent to clients.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InvalidInput { code, .. } | Self::NotFound { code, .. } | Self::Conflict { code, .. } => code,
+            Self::InvalidInput { code, .. }
+            | Self::NotFound { code, .. }
+            | Self::Conflict { code, .. }
+            | Self::Unavailable { code, .. } => code,
             Self::Unauthenticated(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
-            Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
     }
 }
 
+/// What a database error means to the caller. A refused or unconfirmed write is
+/// never an internal error: the client must learn that nothing may have been
+/// stored and that retrying later is the cure.
 impl From<sqlx::Error> for Error {
     fn from(err: sqlx::Error) -> Self {
-        match err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                Self::Unavailable(err.to_string())
-            }
-            other => Self::internal(other),
+        match &err {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => Self::database_unavailable(&err),
+            sqlx::Error::Database(db) => match classify(db.code().as_deref()) {
+                Some(Peer::StorageFull) => Self::storage_full(db.message()),
+                Some(Peer::Unavailable) => Self::database_unavailable(db.message()),
+                None => Self::internal(err),
+            },
+            _ => Self::internal(err),
         }
     }
 }
 
-impl From<apalis_sqlite::Error> for Error {
-    fn from(err: apalis_sqlite::Error) -> Self {
-        Self::internal(err)
-    }
+enum Peer {
+    StorageFull,
+    Unavailable,
 }
 
-impl From<apalis_postgres::Error> for Error {
-    fn from(err: apalis_postgres::Error) -> Self {
-        Self::internal(err)
+/// SQLite reports (extended) result codes as numbers, PostgreSQL SQLSTATEs.
+fn classify(code: Option<&str>) -> Option<Peer> {
+    let code = code?;
+    if let Ok(sqlite) = code.parse::<i32>() {
+        // The primary code is the low byte of an extended one.
+        return match sqlite & 0xff {
+            13 => Some(Peer::StorageFull),                   // SQLITE_FULL
+            5 | 6 | 10 | 14 | 15 => Some(Peer::Unavailable), // BUSY, LOCKED, IOERR, CANTOPEN, PROTOCOL
+            _ => None,
+        };
+    }
+    match code {
+        "53100" => Some(Peer::StorageFull), // disk_full
+        // insufficient resources, connection exceptions, the server shutting down or starting up
+        c if c.starts_with("53") || c.starts_with("08") => Some(Peer::Unavailable),
+        "57P01" | "57P02" | "57P03" | "57P05" => Some(Peer::Unavailable),
+        _ => None,
     }
 }

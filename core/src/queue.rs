@@ -1,7 +1,8 @@
-//! The queue contract. apalis is the *transport* that wakes a worker; the
-//! ledger is the truth. A job carries only an operation id ([`Wake`]); the
-//! worker reads the operation and decides. Duplicate or stale wakes are
-//! harmless, and a missing one is repaired by the reaper.
+//! The queue contract. The ledger is the queue: a worker claims the oldest
+//! runnable operation of its queues straight from `operations`. Wake-ups only
+//! say "look now" — in-process at commit, PostgreSQL NOTIFY across processes,
+//! and a poll interval as the floor — so a lost or duplicate wake-up costs
+//! latency, never work.
 //!
 //! Queue names are explicit (never a Rust type name): one queue per host for
 //! work bound to a hypervisor, one shared queue for host-less work.
@@ -16,19 +17,12 @@ use futures::{
     Stream,
     channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded},
 };
-use serde::{Deserialize, Serialize};
 
-use crate::OperationId;
-
-/// The apalis job payload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Wake {
-    pub operation_id: OperationId,
-}
+use crate::Timestamp;
 
 pub const SHARED_QUEUE: &str = "hyperfleet.shared";
 
-/// Not an apalis queue: the in-process wake-up of the alert router, told when
+/// Not a work queue: the in-process wake-up of the alert router, told when
 /// an alert event is committed.
 pub const ALERTS: &str = "hyperfleet.alerts";
 
@@ -91,5 +85,45 @@ impl Stream for WakeListener {
                 Poll::Pending => return if woke { Poll::Ready(Some(())) } else { Poll::Pending },
             }
         }
+    }
+}
+
+/// Which of this process's queues cannot be served right now, and why: what
+/// readiness and the worker's heartbeat report. A queue is in trouble from its
+/// first failed fetch until its next successful one.
+#[derive(Debug, Default)]
+pub struct Serving {
+    failing: Mutex<Vec<(String, Timestamp, String)>>,
+}
+
+impl Serving {
+    /// `queue` could not be fetched from: `error` says why.
+    pub fn failing(&self, queue: &str, error: &str) {
+        let mut failing = self.lock();
+        match failing.iter_mut().find(|(q, ..)| q == queue) {
+            Some(entry) => error.clone_into(&mut entry.2),
+            None => failing.push((queue.to_owned(), Timestamp::now(), error.to_owned())),
+        }
+    }
+
+    /// `queue` was fetched from successfully.
+    pub fn serving(&self, queue: &str) {
+        self.lock().retain(|(q, ..)| q != queue);
+    }
+
+    /// One line naming every queue not served, since when and why; `None` when all are.
+    pub fn problem(&self) -> Option<String> {
+        let failing = self.lock();
+        (!failing.is_empty()).then(|| {
+            failing
+                .iter()
+                .map(|(q, since, e)| format!("queue {q} not served since {since}: {e}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(String, Timestamp, String)>> {
+        self.failing.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

@@ -23,7 +23,9 @@ async fn a_send_recorded_before_a_crash_is_not_repeated(backend: Backend) {
     let item = &t.body["items"][0];
     let op = item["operation_id"].as_str().unwrap().to_owned();
     let notification = hyperfleet_core::NotificationId::parse(item["notification_id"].as_str().unwrap()).unwrap();
-    let store = hyperfleet_core::store::Store::connect(&app.database_url, 2).await.unwrap();
+    let store = hyperfleet_core::store::Store::connect(&app.database_url, hyperfleet_core::store::PoolConfig::new(2))
+        .await
+        .unwrap();
     store.mark_delivered(notification, "HTTP 200 (sent before the worker died)").await.unwrap();
     app.spawn_worker_process();
     let done = app.wait_status(&op, &["succeeded", "failed"]).await;

@@ -201,7 +201,9 @@ async fn sources_raise_and_resolve_alerts(backend: Backend) {
     assert_eq!(kvm["dedup_key"], "health:hv1:kvm");
     assert_eq!(kvm["occurrences"], 2);
     // ... and a check back to ok resolves its alert.
-    let store = hyperfleet_core::store::Store::connect(&app.database_url, 2).await.unwrap();
+    let store = hyperfleet_core::store::Store::connect(&app.database_url, hyperfleet_core::store::PoolConfig::new(2))
+        .await
+        .unwrap();
     let ok =
         hyperfleet_core::health::Measurement::plain("kvm", hyperfleet_core::health::Status::Ok, "/dev/kvm is back");
     let now = hyperfleet_core::Timestamp::now();

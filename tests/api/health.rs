@@ -225,7 +225,9 @@ async fn the_default_schedules_run_health_on_every_host(backend: Backend) {
     let app = TestApp::spawn_with(backend, Options { env: vars, ..Options::default() }).await;
     // The in-process app has no scheduler; `start` creates the defaults only with one.
     assert!(app.get("/api/v1/schedules").await.body["items"].as_array().unwrap().is_empty());
-    let store = hyperfleet_core::store::Store::connect(&app.database_url, 2).await.unwrap();
+    let store = hyperfleet_core::store::Store::connect(&app.database_url, hyperfleet_core::store::PoolConfig::new(2))
+        .await
+        .unwrap();
     hyperfleet_core::commands::ensure_default_schedules(&store).await.unwrap();
     let items = app.get("/api/v1/schedules").await.body["items"].clone();
     let names: Vec<&str> = items.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();

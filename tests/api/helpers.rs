@@ -76,6 +76,8 @@ pub struct Options {
     pub scheduler: bool,
     /// A TOML config file's text (for what variables cannot say, like `[[alerts.channels]]`).
     pub config: Option<String>,
+    /// Where the SQLite database and `data_dir` live (default: the test's temp dir).
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -90,6 +92,7 @@ impl Default for Options {
             env: Vec::new(),
             scheduler: false,
             config: None,
+            data_dir: None,
         }
     }
 }
@@ -119,7 +122,12 @@ impl TestApp {
 
     pub async fn spawn_with(backend: Backend, options: Options) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let database_url = fresh_database(backend, dir.path()).await;
+        let database_url = fresh_database(backend, options.data_dir.as_deref().unwrap_or(dir.path())).await;
+        Self::spawn_at(dir, database_url, options).await
+    }
+
+    /// Starts the app on `database_url` (an empty database), with `dir` as its scratch space.
+    pub async fn spawn_at(dir: tempfile::TempDir, database_url: String, options: Options) -> Self {
         let libvirt_uri = options.libvirt_uri.clone().unwrap_or_else(|| private_libvirt(dir.path(), &["test", "web"]));
         let options = Options { libvirt_uri: Some(libvirt_uri), ..options };
         let settings = settings_for(&database_url, &options, dir.path());
@@ -283,6 +291,24 @@ impl TestApp {
         pid
     }
 
+    /// SIGTERMs process `pid` and waits at most `limit` for it to exit: its
+    /// exit status and how long it took, or `None` if it was still running
+    /// (then it is SIGKILLed).
+    pub fn terminate_within(&mut self, pid: u32, limit: Duration) -> Option<(std::process::ExitStatus, Duration)> {
+        let started = Instant::now();
+        Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+        let child = self.children.iter_mut().find(|c| c.id() == pid).unwrap();
+        while started.elapsed() < limit {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some((status, started.elapsed()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
     /// SIGKILLs the worker process `pid`.
     pub fn kill_worker(&mut self, pid: u32) {
         if let Some(child) = self.children.iter_mut().find(|c| c.id() == pid) {
@@ -320,7 +346,7 @@ impl Drop for TestApp {
 
 fn env_for(database_url: &str, o: &Options, dir: &std::path::Path) -> Vec<(String, String)> {
     [
-        ("HYPERFLEET__DATA_DIR", dir.display().to_string()),
+        ("HYPERFLEET__DATA_DIR", o.data_dir.as_deref().unwrap_or(dir).display().to_string()),
         ("HYPERFLEET__DATABASE__URL", database_url.to_owned()),
         ("HYPERFLEET__DATABASE__MAX_CONNECTIONS", "8".into()),
         ("HYPERFLEET__API__LISTEN", "127.0.0.1:0".into()),
@@ -353,6 +379,19 @@ fn config_file(o: &Options, dir: &std::path::Path) -> Option<PathBuf> {
     let path = dir.join("hyperfleet.toml");
     std::fs::write(&path, text).unwrap();
     Some(path)
+}
+
+/// Settings for tests that drive load: no per-token rate limit in the way.
+pub fn unlimited_rate() -> Vec<(String, String)> {
+    [("HYPERFLEET__API__RATE_LIMIT_PER_S", "1000000"), ("HYPERFLEET__API__RATE_LIMIT_BURST", "1000000")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// A TCP port on loopback that was free a moment ago (for a process's own API).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Generates one test per backend from `async fn $name(backend: Backend)`.

@@ -66,7 +66,6 @@ impl WorkerConfig {
 }
 
 const REAP_EVERY: Duration = Duration::from_secs(2);
-const PRUNE_TRANSPORT_AFTER: Duration = Duration::from_secs(3600);
 
 /// Runs a worker until `shutdown` is cancelled, then drains it.
 pub async fn run(store: Store, cfg: WorkerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -85,15 +84,22 @@ pub async fn run(store: Store, cfg: WorkerConfig, shutdown: CancellationToken) -
         tasks.spawn(transport::serve(store.clone(), q, runner.clone(), cfg.poll_interval, transport_stop.clone()));
     }
     let background = CancellationToken::new();
+    let relay = store.clone();
+    let relay_stop = background.clone();
+    tokio::spawn(async move { relay_stop.run_until_cancelled(relay.relay_wakes()).await });
     tokio::spawn(housekeeping(store.clone(), hypervisor, cfg.clone(), worker_id.clone(), background.clone()));
 
     shutdown.cancelled().await;
-    tracing::info!("worker stopping: no new work; waiting for running operations");
+    tracing::info!(grace = ?cfg.shutdown_grace, "worker stopping: no new work; waiting for running operations");
     transport_stop.cancel();
     while tasks.join_next().await.is_some() {}
     runner.shutdown(cfg.shutdown_grace).await;
     background.cancel();
-    store.host_stopped(&cfg.host, &worker_id).await?;
+    if let Err(e) = store.host_stopped(&cfg.host, &worker_id).await {
+        // Only cosmetic: without it the host shows offline after three missed beats.
+        tracing::warn!(error = %e, "could not record the clean stop");
+    }
+    tracing::info!("worker stopped");
     Ok(())
 }
 
@@ -107,8 +113,6 @@ async fn housekeeping(
     let mut heartbeat = tokio::time::interval(cfg.heartbeat);
     let mut inventory = tokio::time::interval(cfg.inventory_interval);
     let mut reap = tokio::time::interval(REAP_EVERY);
-    let mut prune = tokio::time::interval(PRUNE_TRANSPORT_AFTER / 4);
-    let stale_after = cfg.lease.max(Duration::from_secs(5));
     let scanner = std::sync::Arc::new(isos::IsoScanner::default());
     loop {
         tokio::select! {
@@ -121,7 +125,8 @@ async fn housekeeping(
                 })
                 .await
                 .ok();
-                if let Err(e) = store.heartbeat(&cfg.host, &worker_id, info.as_ref()).await {
+                let problem = store.serving.problem();
+                if let Err(e) = store.heartbeat(&cfg.host, &worker_id, info.as_ref(), problem.as_deref()).await {
                     tracing::warn!(error = %e, "heartbeat failed");
                 }
             }
@@ -129,13 +134,10 @@ async fn housekeeping(
                 refresh_inventory(&store, &hypervisor, &cfg.host).await;
                 refresh_isos(&store, &scanner, &cfg).await;
             }
-            _ = reap.tick() => match store.reap(&cfg.backoff, stale_after).await {
-                Ok(r) if r.abandoned + r.rewoken > 0 => tracing::info!(abandoned = r.abandoned, rewoken = r.rewoken, "reaped"),
+            _ = reap.tick() => match store.reap(&cfg.backoff).await {
+                Ok(r) if r.abandoned > 0 => tracing::info!(abandoned = r.abandoned, "reaped"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "reaper failed"),
-            },
-            _ = prune.tick() => if let Err(e) = store.prune_transport(PRUNE_TRANSPORT_AFTER).await {
-                tracing::warn!(error = %e, "pruning finished transport jobs failed");
             },
         }
     }

@@ -1,6 +1,7 @@
-//! The runner turns a wake-up into at most one attempt: claim the operation in
-//! the ledger, run its job under a renewed lease, record how it ended. It
-//! tracks what runs so that shutdown can wait for it or hand it back.
+//! The runner carries out claimed operations: it runs each job under a renewed
+//! lease and records how the attempt ended. Its slots bound how many run at
+//! once (the queue claims only into a free slot); it tracks what runs so that
+//! shutdown can wait for it or hand it back.
 
 use std::{
     collections::HashMap,
@@ -9,16 +10,18 @@ use std::{
 };
 
 use hyperfleet_core::{
-    OperationId, Timestamp,
+    OperationId,
     backoff::Backoff,
-    store::{Claim, Finish, Store},
+    store::{Finish, Store},
 };
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{jobs, libvirt::Hypervisor};
+use crate::{jobs, libvirt::Hypervisor, transport::Claimed};
 
-/// A wake-up this early is slept on instead of re-armed (apalis keeps whole seconds).
-const SHORT_WAIT: Duration = Duration::from_secs(3);
+/// How often recording an outcome is tried before the lease is left to expire
+/// (the reaper then retries the operation), and the pause before each try.
+const RECORD_TRIES_MS: [u64; 5] = [0, 200, 1_000, 2_000, 5_000];
 
 #[derive(Debug, Clone)]
 pub struct Runner {
@@ -67,46 +70,31 @@ impl Runner {
         &self.inner.worker_id
     }
 
-    /// Handles one wake-up: claims and starts the operation, or leaves it to
-    /// whoever will wake it next. Returns once the attempt has started.
-    #[tracing::instrument(skip(self), fields(worker = %self.inner.worker_id))]
-    pub async fn dispatch(&self, id: OperationId) -> hyperfleet_core::Result<()> {
-        let inner = &self.inner;
-        // Held from before the claim until the attempt is recorded, so shutdown
-        // waits for an operation claimed while it began (it cannot slip between).
-        let in_flight = inner.tracker.token();
-        if inner.tracker.is_closed() {
-            return Ok(()); // shutting down: the reaper or the next worker picks it up
+    /// This worker's host, id and lease: what a claim is made with.
+    pub fn identity(&self) -> (&str, &str, Duration) {
+        (&self.inner.host, &self.inner.worker_id, self.inner.lease)
+    }
+
+    /// Waits for a free slot; `None` once the runner is shutting down.
+    pub async fn slot(&self) -> Option<OwnedSemaphorePermit> {
+        if self.inner.tracker.is_closed() {
+            return None;
         }
-        // Backpressure: wait for a free slot before claiming, so a claimed
-        // operation always starts at once.
-        let Ok(permit) = inner.slots.clone().acquire_owned().await else { return Ok(()) };
-        if inner.tracker.is_closed() {
-            return Ok(()); // shutdown began while this waited for a slot
-        }
-        let mut claim = inner.store.claim(id, &inner.worker_id, &inner.host, inner.lease).await?;
-        if let Claim::NotDue(due) = claim {
-            let wait = Duration::from_micros(
-                due.0.signed_duration_since(Timestamp::now().0).num_microseconds().unwrap_or(0).max(0) as u64,
-            );
-            if wait > SHORT_WAIT {
-                let op = inner.store.operation(id).await?;
-                return inner.store.rearm(id, &op.queue, due).await;
-            }
-            tokio::time::sleep(wait).await;
-            claim = inner.store.claim(id, &inner.worker_id, &inner.host, inner.lease).await?;
-        }
-        let Claim::Claimed(op) = claim else { return Ok(()) };
+        self.inner.slots.clone().acquire_owned().await.ok()
+    }
+
+    /// Runs a claimed operation in its slot, in the background.
+    pub fn start(&self, claimed: Claimed) {
+        let Claimed { operation, slot } = claimed;
+        let id = operation.id;
         let cancel = CancellationToken::new();
         self.lock().insert(id, cancel.clone());
         let this = self.clone();
-        inner.tracker.spawn(async move {
-            this.execute(*op, cancel).await;
+        self.inner.tracker.spawn(async move {
+            this.execute(*operation, cancel).await;
             this.lock().remove(&id);
-            drop(permit);
-            drop(in_flight);
+            drop(slot);
         });
-        Ok(())
     }
 
     async fn execute(&self, op: hyperfleet_core::operation::Operation, cancel: CancellationToken) {
@@ -147,8 +135,9 @@ impl Runner {
             Finish::Succeeded(_) => tracing::info!(parent: &span, "attempt succeeded"),
             Finish::Cancelled(why) => tracing::info!(parent: &span, "cancelled: {why}"),
         }
-        // Recording the outcome must not be lost to a database blip: retry a few times.
-        for delay_ms in [0u64, 200, 1_000, 5_000] {
+        // Recording the outcome must not be lost to a database blip: retry a
+        // few times, then leave it to the reaper (the lease expires).
+        for delay_ms in RECORD_TRIES_MS {
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
             match inner.store.finish(&op, &inner.worker_id, finish.clone(), &inner.backoff).await {
                 Ok(status) => {
@@ -171,14 +160,19 @@ impl Runner {
         if tokio::time::timeout(grace, inner.tracker.wait()).await.is_ok() {
             return;
         }
+        // Hand back what is still running, all at once: each write waits at
+        // most the database's acquire timeout. (The jobs are not cancelled:
+        // that would record them as cancelled by a user; they end with the
+        // process, and another worker takes them up at once.)
         let left: Vec<OperationId> = self.lock().keys().copied().collect();
-        for id in left {
+        let hand_back = left.into_iter().map(|id| async move {
             let why = "the worker shut down before the operation finished; handed back";
             match inner.store.abandon(id, Some(&inner.worker_id), why, &inner.backoff).await {
                 Ok(_) => tracing::warn!(operation = %id, "handed back on shutdown"),
                 Err(e) => tracing::error!(operation = %id, error = %e, "could not hand back; its lease will expire"),
             }
-        }
+        });
+        futures::future::join_all(hand_back).await;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<OperationId, CancellationToken>> {

@@ -1,46 +1,175 @@
-//! apalis wiring: one apalis worker per queue, woken by in-process commits,
-//! by PostgreSQL LISTEN/NOTIFY, and by a poll interval (for SQLite written by
-//! other processes and for delayed retries). Its handler only hands the
-//! operation id to the [`Runner`]; apalis's own retries are not used.
+//! The ledger is the queue, and apalis runs the worker over it: each queue is
+//! an apalis backend (apalis-core's `CustomBackend`) whose task stream claims
+//! the next runnable operation straight from `operations` — no second job
+//! table to keep in step or to prune.
+//!
+//! The stream claims only when the runner has a free slot, so a claimed
+//! operation starts at once. Between claims it waits for a wake-up (a commit in
+//! this process, a PostgreSQL NOTIFY from another), the earliest due retry, or
+//! the poll interval. A database error never ends it: the queue is marked as
+//! not served (readiness, the heartbeat), the stream backs off and fetches
+//! again, and the mark is cleared by the next successful fetch.
 
 use std::time::Duration;
 
+use std::task::{Context, Poll};
+
 use apalis::prelude::*;
-use hyperfleet_core::{queue::Wake, store::Store};
+use apalis_core::{
+    backend::{Backend, BackendConfig, finalize::Ephemeral},
+    layers::Identity,
+    task::task_id::RandomId,
+};
+use futures::{Stream, StreamExt};
+use hyperfleet_core::{
+    Timestamp,
+    operation::Operation,
+    store::{Claim, Store},
+};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use crate::runner::Runner;
 
-async fn handle(wake: Wake, runner: Data<Runner>) -> Result<(), BoxDynError> {
-    runner.dispatch(wake.operation_id).await.map_err(|e| Box::new(e) as BoxDynError)
+/// A claimed operation and the runner slot it runs in: the apalis task.
+#[derive(Debug)]
+pub struct Claimed {
+    pub operation: Box<Operation>,
+    pub slot: OwnedSemaphorePermit,
 }
 
-async fn stopped(token: CancellationToken) -> Result<(), WorkerError> {
-    token.cancelled().await;
+/// Fetch failures back off from this to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+async fn handle(claimed: Claimed, runner: Data<Runner>) -> Result<(), BoxDynError> {
+    runner.start(claimed);
     Ok(())
 }
 
-/// Runs an apalis worker on `queue` until `shutdown`.
-pub async fn serve(store: Store, queue: String, runner: Runner, poll: Duration, shutdown: CancellationToken) {
-    // Unique per process: apalis refuses a worker name still within its heartbeat.
+/// Runs the apalis worker of `queue` until `stop`; its stream ends on `stop`.
+pub async fn serve(store: Store, queue: String, runner: Runner, poll: Duration, stop: CancellationToken) {
     let name = format!("{}:{queue}", runner.worker_id());
-    let wakes = store.wakes.subscribe(&queue);
-    let result = if let Some(pool) = store.sqlite_pool() {
-        let config = apalis_sqlite::Config::default().queue(&queue).batch_size(32).persist_results(false);
-        let strategy = Strategy::new().stream(wakes).interval(poll);
-        let backend = apalis_sqlite::SqliteStorage::<Wake>::new(pool).with_config(config).poll_with_strategy(strategy);
-        WorkerBuilder::new(name).backend(backend).data(runner).build(handle).run_until(stopped(shutdown.clone())).await
-    } else if let Some(pool) = store.postgres_pool() {
-        let config = apalis_postgres::Config::default().queue(&queue).batch_size(32).persist_results(false);
-        let notify = apalis_postgres::Pubsub::new(pool.clone(), queue.clone());
-        let strategy = Strategy::new().stream(wakes).stream(notify).interval(poll);
-        let backend =
-            apalis_postgres::PostgresStorage::<Wake>::new(pool).with_config(config).poll_with_strategy(strategy);
-        WorkerBuilder::new(name).backend(backend).data(runner).build(handle).run_until(stopped(shutdown.clone())).await
-    } else {
-        return;
+    let backend = LedgerQueue { claims: claims(store, queue.clone(), runner.clone(), poll, stop.clone()) };
+    let stopped = async move {
+        stop.cancelled().await;
+        Ok::<_, WorkerError>(())
     };
-    if let Err(e) = result {
-        tracing::error!(queue, error = %e, "queue transport stopped");
+    if let Err(e) = WorkerBuilder::new(name).backend(backend).data(runner).build(handle).run_until(stopped).await {
+        tracing::error!(queue, error = %e, "queue worker ended with an error");
+    }
+}
+
+/// One queue of the ledger as an apalis backend: its tasks are claimed operations.
+struct LedgerQueue {
+    claims: ClaimStream,
+}
+
+type ClaimStream = std::pin::Pin<Box<dyn Stream<Item = Claimed> + Send>>;
+
+impl Backend for LedgerQueue {
+    type Task = Task<Claimed>;
+    type Error = std::convert::Infallible;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>, _: &WorkerContext) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>, _: &WorkerContext) -> Poll<Option<Result<Self::Task, Self::Error>>> {
+        self.claims.poll_next_unpin(cx).map(|claimed| claimed.map(|c| Ok(Task::new(c))))
+    }
+
+    fn poll_close(&mut self, _: &mut Context<'_>, _: &WorkerContext) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl BackendConfig for LedgerQueue {
+    type Args = Claimed;
+    type Id = RandomId;
+    /// The outcome is recorded by the runner in the ledger, not by apalis.
+    type Kind = Ephemeral;
+    type Config = ();
+    type Layer = Identity;
+
+    fn config(&self) -> &Self::Config {
+        &()
+    }
+
+    fn middleware(&mut self, _: &mut WorkerContext) -> Self::Layer {
+        Identity::new()
+    }
+}
+
+fn claims(store: Store, queue: String, runner: Runner, poll: Duration, stop: CancellationToken) -> ClaimStream {
+    let wakes = store.wakes.subscribe(&queue);
+    let state = Fetch { store, queue, runner, poll, stop, wakes, backoff: MIN_BACKOFF };
+    futures::stream::unfold(state, |mut f| async move { Some((f.next_claim().await?, f)) }).boxed()
+}
+
+struct Fetch {
+    store: Store,
+    queue: String,
+    runner: Runner,
+    poll: Duration,
+    stop: CancellationToken,
+    wakes: hyperfleet_core::queue::WakeListener,
+    backoff: Duration,
+}
+
+impl Fetch {
+    /// Waits for a slot and a runnable operation; `None` once stopped.
+    async fn next_claim(&mut self) -> Option<Claimed> {
+        loop {
+            let slot = tokio::select! {
+                () = self.stop.cancelled() => return None,
+                slot = self.runner.slot() => slot?,
+            };
+            let (host, worker, lease) = self.runner.identity();
+            let wait = match self.store.claim_next(&self.queue, worker, host, lease).await {
+                Ok(Claim::Claimed(operation)) => {
+                    self.served();
+                    return Some(Claimed { operation, slot });
+                }
+                Ok(Claim::Contended) => {
+                    self.served();
+                    continue;
+                }
+                Ok(Claim::Idle(next_due)) => {
+                    self.served();
+                    let until_due = next_due.map(|due| {
+                        let micros = due.0.signed_duration_since(Timestamp::now().0).num_microseconds().unwrap_or(0);
+                        Duration::from_micros(micros.max(0) as u64)
+                    });
+                    until_due.map_or(self.poll, |d| d.min(self.poll))
+                }
+                Err(e) => {
+                    let wait = self.backoff;
+                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                    self.store.serving.failing(&self.queue, &e.to_string());
+                    tracing::warn!(queue = self.queue, error = %e, retry_in = ?wait, "could not fetch from the queue");
+                    drop(slot);
+                    tokio::select! {
+                        () = self.stop.cancelled() => return None,
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                    continue;
+                }
+            };
+            drop(slot);
+            tokio::select! {
+                () = self.stop.cancelled() => return None,
+                _ = self.wakes.next() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    fn served(&mut self) {
+        if self.backoff != MIN_BACKOFF {
+            tracing::info!(queue = self.queue, "serving the queue again");
+        }
+        self.backoff = MIN_BACKOFF;
+        self.store.serving.serving(&self.queue);
     }
 }

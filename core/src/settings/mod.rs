@@ -104,6 +104,12 @@ impl Settings {
         if self.database.max_connections == 0 {
             return Err(ConfigError::Invalid { key: "database.max_connections", message: "must be at least 1".into() });
         }
+        if !(100..=60_000).contains(&self.database.acquire_timeout_ms) {
+            return Err(ConfigError::Invalid {
+                key: "database.acquire_timeout_ms",
+                message: "must be 100-60000".into(),
+            });
+        }
         if self.worker.concurrency == 0 {
             return Err(ConfigError::Invalid { key: "worker.concurrency", message: "must be at least 1".into() });
         }
@@ -176,6 +182,7 @@ impl fmt::Debug for DatabaseSettings {
         f.debug_struct("DatabaseSettings")
             .field("url", &self.url.as_deref().map(redact_url))
             .field("max_connections", &self.max_connections)
+            .field("acquire_timeout_ms", &self.acquire_timeout_ms)
             .finish()
     }
 }

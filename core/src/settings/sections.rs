@@ -149,6 +149,19 @@ pub struct DatabaseSettings {
     pub url: Option<String>,
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
+    /// How long a request waits for a database connection before it answers
+    /// 503 `database_unavailable` (during an outage, clients learn it this fast).
+    #[serde(default = "default_acquire_timeout_ms")]
+    pub acquire_timeout_ms: u64,
+}
+
+impl DatabaseSettings {
+    pub fn pool(&self) -> crate::store::PoolConfig {
+        crate::store::PoolConfig {
+            max_connections: self.max_connections,
+            acquire_timeout: std::time::Duration::from_millis(self.acquire_timeout_ms.max(1)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -243,6 +256,9 @@ pub(super) fn default_data_dir() -> PathBuf {
 pub(super) fn default_max_connections() -> u32 {
     16
 }
+pub(super) fn default_acquire_timeout_ms() -> u64 {
+    3_000
+}
 pub(super) fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
@@ -291,7 +307,7 @@ pub(super) fn default_log_filter() -> String {
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        Self { url: None, max_connections: default_max_connections() }
+        Self { url: None, max_connections: default_max_connections(), acquire_timeout_ms: default_acquire_timeout_ms() }
     }
 }
 

@@ -11,7 +11,7 @@ use super::{
     Store,
     alerts::{ALERT_COLUMNS, AlertRow, AlertTx},
     read_db,
-    tx::{NewRow, PushWake},
+    tx::{LedgerTx, NewRow},
     with_db,
 };
 use crate::{
@@ -240,7 +240,7 @@ impl Store {
 }
 
 /// Inserts an `alert.deliver` operation and its wake-up inside `tx`.
-async fn enqueue_delivery<C: PushWake>(
+async fn enqueue_delivery<C: LedgerTx>(
     tx: &mut C,
     params: &DeliverParams,
     requested_by: &str,
@@ -262,14 +262,14 @@ async fn enqueue_delivery<C: PushWake>(
     let hash = new.request_hash();
     let row = NewRow { id, new: &new, hash: &hash, queue: &queue, retry_of: None, schedule_id: None, now };
     tx.insert_operation(row).await?;
-    tx.push_wake(&queue, id, None).await?;
+    tx.announce(&queue).await?;
     Ok(id)
 }
 
 /// What the ledger records, in the transaction that fails an operation for
 /// good: a `delivery failed` alert for the other channels when it was a
 /// delivery, else an `operation failed` warning linked to the operation.
-pub(crate) async fn alert_failed_for_good<C: AlertTx + PushWake>(
+pub(crate) async fn alert_failed_for_good<C: AlertTx + LedgerTx>(
     tx: &mut C,
     failed: FailedOp<'_>,
     now: Timestamp,

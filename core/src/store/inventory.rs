@@ -20,6 +20,8 @@ pub struct HostRecord {
     /// Set when the worker stopped cleanly.
     pub stopped_at: Option<Timestamp>,
     pub system: Option<Json<SystemInfo>>,
+    /// Why the worker cannot serve its queues right now, as of its last heartbeat.
+    pub problem: Option<String>,
 }
 
 impl HostRecord {
@@ -73,7 +75,7 @@ pub struct IsoRecord {
 }
 
 const HOST_COLUMNS: &str =
-    "name, libvirt_uri, worker_id, version, started_at, last_heartbeat, heartbeat_s, stopped_at, system";
+    "name, libvirt_uri, worker_id, version, started_at, last_heartbeat, heartbeat_s, stopped_at, system, problem";
 
 /// One domain as its host's worker last saw it.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
@@ -110,7 +112,8 @@ impl Store {
                 "INSERT INTO hosts (name, libvirt_uri, worker_id, version, started_at, last_heartbeat, heartbeat_s) \
                  VALUES ($1, $2, $3, $4, $5, $5, $6) ON CONFLICT (name) DO UPDATE SET libvirt_uri = excluded.libvirt_uri, \
                  worker_id = excluded.worker_id, version = excluded.version, started_at = excluded.started_at, \
-                 last_heartbeat = excluded.last_heartbeat, heartbeat_s = excluded.heartbeat_s, stopped_at = NULL",
+                 last_heartbeat = excluded.last_heartbeat, heartbeat_s = excluded.heartbeat_s, stopped_at = NULL, \
+                 problem = NULL",
             )
             .bind(host)
             .bind(libvirt_uri)
@@ -125,16 +128,25 @@ impl Store {
         Ok(())
     }
 
-    /// Records a heartbeat, with fresh system facts when given.
-    pub async fn heartbeat(&self, host: &str, worker_id: &str, system: Option<&SystemInfo>) -> Result<()> {
+    /// Records a heartbeat, with fresh system facts when given and what keeps
+    /// the worker from serving its queues (`None`: nothing).
+    pub async fn heartbeat(
+        &self,
+        host: &str,
+        worker_id: &str,
+        system: Option<&SystemInfo>,
+        problem: Option<&str>,
+    ) -> Result<()> {
         with_db!(self, |pool, Db| {
             sqlx::query::<Db>(
-                "UPDATE hosts SET last_heartbeat = $3, system = COALESCE($4, system) WHERE name = $1 AND worker_id = $2",
+                "UPDATE hosts SET last_heartbeat = $3, system = COALESCE($4, system), problem = $5 \
+                 WHERE name = $1 AND worker_id = $2",
             )
             .bind(host)
             .bind(worker_id)
             .bind(Timestamp::now())
             .bind(system.map(Json))
+            .bind(problem)
             .execute(pool)
             .await
             .map(|r| r.rows_affected())

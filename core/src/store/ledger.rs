@@ -11,8 +11,9 @@ use sqlx::types::Json;
 use super::{
     Store,
     alert_routing::{FailedOp, alert_failed_for_good},
+    read_db,
     rows::{OPERATION_COLUMNS, OperationRow},
-    tx::{AttemptEnd, PushWake},
+    tx::{AttemptEnd, LedgerTx},
     with_db,
 };
 use crate::{
@@ -21,18 +22,15 @@ use crate::{
     operation::{AttemptOutcome, ErrorClass, JobFailure, Operation, OperationStatus},
 };
 
-/// What a worker got when it tried to claim an operation.
+/// What a worker got when it asked its queue for work.
 #[derive(Debug)]
 pub enum Claim {
     /// Now running under this worker's lease, as attempt `operation.attempt_count`.
     Claimed(Box<Operation>),
-    /// Waiting for a retry; not before this time.
-    NotDue(Timestamp),
-    /// Another operation on the same VM runs or comes first (queued, running or
-    /// waiting for its retry): VM operations keep their order. It wakes this one when done.
-    Busy,
-    /// Already finished, running elsewhere, or unknown: nothing to do.
-    Nothing,
+    /// Nothing runnable now; the earliest waiting retry is due then, if any.
+    Idle(Option<Timestamp>),
+    /// Another worker took the same operation at the same moment: ask again.
+    Contended,
 }
 
 /// How an attempt ended, as the job body reports it.
@@ -49,29 +47,36 @@ type LeaseRow = (i32, i32, String, Option<String>, Option<String>, Option<String
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ReapReport {
     pub abandoned: usize,
-    pub rewoken: usize,
 }
 
 impl Store {
-    /// Claims `id` for `worker` on `host`: marks it running under a lease and
-    /// opens its attempt row, in one transaction.
-    #[tracing::instrument(skip(self))]
-    pub async fn claim(&self, id: OperationId, worker: &str, host: &str, lease: Duration) -> Result<Claim> {
-        // Try the claim first: it is what usually happens, in one round trip.
-        // Only when it does not take is the operation read to say why.
+    /// Claims the next runnable operation of `queue` for `worker` on `host`:
+    /// the oldest one that is queued or due for a retry, and not behind another
+    /// operation on its VM (VM operations keep their order; one runs at a time).
+    /// Marks it running under a lease and opens its attempt row, in one transaction.
+    #[tracing::instrument(skip(self), level = "debug")]
+    pub async fn claim_next(&self, queue: &str, worker: &str, host: &str, lease: Duration) -> Result<Claim> {
         let now = Timestamp::now();
+        // PostgreSQL: workers of several processes share a queue; each skips
+        // the row another is claiming instead of queueing behind its lock.
+        let lock = match self.kind() {
+            super::BackendKind::Postgres => "FOR UPDATE SKIP LOCKED",
+            super::BackendKind::Sqlite => "",
+        };
         let sql = format!(
             "UPDATE operations SET status = 'running', attempt_count = attempt_count + 1, lease_owner = $2, \
              lease_expires_at = $3, started_at = COALESCE(started_at, $4), updated_at = $4, next_attempt_at = NULL \
-             WHERE id = $1 AND status IN ('queued', 'retrying') AND (next_attempt_at IS NULL OR next_attempt_at <= $4) \
-             AND (vm IS NULL OR NOT EXISTS (SELECT 1 FROM operations o2 WHERE o2.host = operations.host \
-             AND o2.vm = operations.vm AND o2.id < operations.id AND o2.status IN ('queued', 'running', 'retrying'))) \
-             RETURNING {OPERATION_COLUMNS}"
+             WHERE id = (SELECT o.id FROM operations o WHERE o.queue = $1 \
+             AND (o.status = 'queued' OR (o.status = 'retrying' AND o.next_attempt_at <= $4)) \
+             AND (o.vm IS NULL OR NOT EXISTS (SELECT 1 FROM operations o2 WHERE o2.host = o.host AND o2.vm = o.vm \
+             AND o2.id <> o.id AND (o2.status = 'running' OR (o2.id < o.id AND o2.status IN ('queued', 'retrying'))))) \
+             ORDER BY o.id LIMIT 1 {lock}) \
+             AND status IN ('queued', 'retrying') RETURNING {OPERATION_COLUMNS}"
         );
         let claimed: Option<OperationRow> = with_db!(self, |pool, Db| {
             let mut tx = pool.begin().await?;
             let row = match sqlx::query_as::<Db, OperationRow>(AssertSqlSafe(sql.as_str()))
-                .bind(id)
+                .bind(queue)
                 .bind(worker)
                 .bind(now.plus(lease))
                 .bind(now)
@@ -79,8 +84,8 @@ impl Store {
                 .await
             {
                 Ok(row) => row,
-                // The one-running-per-VM index: another operation on this VM holds it.
-                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => None,
+                // The one-running-per-VM index: a concurrent claim won this VM.
+                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => return Ok(Claim::Contended),
                 Err(e) => return Err(e.into()),
             };
             if let Some(row) = &row {
@@ -88,7 +93,7 @@ impl Store {
                     "INSERT INTO operation_attempts (operation_id, attempt, worker, host, started_at) \
                      VALUES ($1, $2, $3, $4, $5)",
                 )
-                .bind(id)
+                .bind(row.id)
                 .bind(row.attempt_count)
                 .bind(worker)
                 .bind(host)
@@ -102,16 +107,15 @@ impl Store {
         if let Some(row) = claimed {
             return Ok(Claim::Claimed(Box::new(row.into())));
         }
-        let op = match self.operation(id).await {
-            Ok(op) => op,
-            Err(Error::NotFound { .. }) => return Ok(Claim::Nothing),
-            Err(e) => return Err(e),
-        };
-        Ok(match (op.status(), op.next_attempt_at) {
-            (OperationStatus::Queued | OperationStatus::Retrying, Some(due)) if due > now => Claim::NotDue(due),
-            (OperationStatus::Queued | OperationStatus::Retrying, _) if op.vm.is_some() => Claim::Busy,
-            _ => Claim::Nothing,
-        })
+        let next_due: Option<Timestamp> = read_db!(self, |pool, Db| {
+            sqlx::query_scalar::<Db, Option<Timestamp>>(
+                "SELECT MIN(next_attempt_at) FROM operations WHERE queue = $1 AND status = 'retrying'",
+            )
+            .bind(queue)
+            .fetch_one(pool)
+            .await
+        })?;
+        Ok(Claim::Idle(next_due))
     }
 
     /// Extends the lease. `None`: the lease was lost (the reaper took the
@@ -208,8 +212,8 @@ impl Store {
                 };
                 alert_failed_for_good(&mut *tx, failed, now).await?;
             }
-            if let Some(next) = next_at {
-                tx.push_wake(&queue, op.id, Some(next)).await?;
+            if next_at.is_some() {
+                tx.announce(&queue).await?;
             }
             if let (Some(host), Some(vm)) = (&op.host, &op.vm) {
                 tx.wake_next_on_vm(host, vm).await?;
@@ -228,9 +232,8 @@ impl Store {
 
     /// Takes back running operations whose lease expired (their worker died or
     /// hung): the open attempt is closed as `abandoned`, and the operation is
-    /// retried or, out of attempts, fails with class `abandoned`. Also re-wakes
-    /// runnable operations whose wake-up job was lost.
-    pub async fn reap(&self, backoff: &Backoff, stale_after: Duration) -> Result<ReapReport> {
+    /// retried or, out of attempts, fails with class `abandoned`.
+    pub async fn reap(&self, backoff: &Backoff) -> Result<ReapReport> {
         let now = Timestamp::now();
         let expired: Vec<OperationId> = with_db!(self, |pool, Db| {
             sqlx::query_scalar::<Db, OperationId>(
@@ -247,26 +250,7 @@ impl Store {
                 report.abandoned += 1;
             }
         }
-        let stale_before = now.minus(stale_after);
-        let stale: Vec<(OperationId, String)> = with_db!(self, |pool, Db| {
-            sqlx::query_as::<Db, (OperationId, String)>(
-                "UPDATE operations SET updated_at = $1 WHERE id IN (SELECT id FROM operations \
-                 WHERE status IN ('queued', 'retrying') AND updated_at < $2 \
-                 AND (next_attempt_at IS NULL OR next_attempt_at < $2) ORDER BY id LIMIT 200) RETURNING id, queue",
-            )
-            .bind(now)
-            .bind(stale_before)
-            .fetch_all(pool)
-            .await
-        })?;
-        for (id, queue) in &stale {
-            with_db!(self, |pool, Db| {
-                let mut conn = pool.acquire().await?;
-                conn.push_wake(queue, *id, None).await?;
-            });
-        }
-        report.rewoken = stale.len();
-        if report.abandoned + report.rewoken > 0 {
+        if report.abandoned > 0 {
             self.wakes.notify_all();
         }
         Ok(report)
@@ -291,7 +275,10 @@ impl Store {
             let Some((attempt, max, queue, host, vm, lease_owner, kind, params)) = row else { return Ok(false) };
             let message = format!("{why} (worker {})", lease_owner.as_deref().unwrap_or("?"));
             let retry = attempt < max;
-            let next_at = retry.then(|| now.plus(backoff.delay(attempt as u32)));
+            // Handed back by a stopping worker: runnable at once by another. Taken
+            // back from a dead one: after the backoff, as any failed attempt.
+            let delay = if owner.is_some() { Duration::ZERO } else { backoff.delay(attempt as u32) };
+            let next_at = retry.then(|| now.plus(delay));
             let status = if retry { "retrying" } else { "failed" };
             sqlx::query::<Db>(
                 "UPDATE operations SET status = $2, error_class = 'abandoned', error_code = 'abandoned', last_error = $3, \
@@ -326,8 +313,8 @@ impl Store {
                 };
                 alert_failed_for_good(&mut *tx, failed, now).await?;
             }
-            if let Some(next) = next_at {
-                tx.push_wake(&queue, id, Some(next)).await?;
+            if next_at.is_some() {
+                tx.announce(&queue).await?;
             }
             if let (Some(host), Some(vm)) = (&host, &vm) {
                 tx.wake_next_on_vm(host, vm).await?;
@@ -337,38 +324,5 @@ impl Store {
             Ok::<_, Error>(true)
         })?;
         Ok(done)
-    }
-
-    /// Pushes a wake-up for `id` at `at` outside any transition (a worker that
-    /// got a wake-up too early re-arms it).
-    pub async fn rearm(&self, id: OperationId, queue: &str, at: Timestamp) -> Result<()> {
-        with_db!(self, |pool, Db| {
-            let mut conn = pool.acquire().await?;
-            conn.push_wake(queue, id, Some(at)).await?;
-        });
-        Ok(())
-    }
-
-    /// Deletes apalis's finished wake-up jobs older than `age`: the ledger, not
-    /// apalis's table, is the history users read.
-    pub async fn prune_transport(&self, age: Duration) -> Result<u64> {
-        let before = Timestamp::now().minus(age);
-        let deleted = match &self.backend {
-            super::Backend::Sqlite(super::SqlitePools { write: pool, .. }) => {
-                sqlx::query("DELETE FROM Jobs WHERE status IN ('Done', 'Killed') AND done_at < $1")
-                    .bind(before.0.timestamp())
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            }
-            super::Backend::Postgres(pool) => {
-                sqlx::query("DELETE FROM apalis.jobs WHERE status IN ('Done', 'Killed') AND done_at < $1")
-                    .bind(before)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            }
-        };
-        Ok(deleted)
     }
 }

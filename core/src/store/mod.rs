@@ -21,6 +21,7 @@ mod silences;
 mod stats;
 mod tokens;
 mod tx;
+mod wakes;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
 
@@ -32,6 +33,7 @@ use sqlx::{
 };
 
 pub use alert_routing::ChannelStats;
+
 pub use alerts::{AlertFilter, AlertPage};
 pub use audit::{AuditEntry, AuditEvent, ChainCheck};
 pub use health::{FleetFigures, HealthEventRecord, HealthResultRecord, HealthRunRecord, HealthStateRecord};
@@ -41,8 +43,12 @@ pub use operations::{OperationFilter, OperationPage, Submitted};
 pub use retention::PruneReport;
 pub use schedules::{FireRecord, ScheduleDef, ScheduleRecord};
 pub use tokens::TokenRecord;
+pub use tx::WAKE_CHANNEL;
 
-use crate::{Error, Result, queue::Wakes};
+use crate::{
+    Error, Result,
+    queue::{Serving, Wakes},
+};
 
 /// Runs `$body` with `$pool` bound to the backend's pool for writing and `$db`
 /// to its sqlx database type.
@@ -107,6 +113,10 @@ pub(crate) struct SqlitePools {
 pub struct Store {
     pub(crate) backend: Backend,
     pub wakes: Arc<Wakes>,
+    /// Which of this process's queues are not being served, and why.
+    pub serving: Arc<Serving>,
+    /// The SQLite file's directory, whose free space readiness reports.
+    sqlite_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,8 +137,9 @@ impl BackendKind {
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
 
-/// Our own migration history lives apart from apalis's `_sqlx_migrations`, so
-/// neither migrator sees the other's rows as unknown.
+/// Our own migration history lives apart from `_sqlx_migrations` (which
+/// databases of earlier versions hold for apalis's tables), so neither
+/// migrator sees the other's rows as unknown.
 const MIGRATIONS_TABLE: &str = "hyperfleet_migrations";
 
 /// SQLite connection settings, chosen on purpose:
@@ -136,7 +147,7 @@ const MIGRATIONS_TABLE: &str = "hyperfleet_migrations";
 /// - `synchronous=FULL`: every commit is fsynced before it returns. An
 ///   operation answered with 202 is then on disk even across a power cut;
 ///   `NORMAL` would be faster but may roll back the last commits, i.e. lose
-///   accepted work. (apalis's own `setup()` sets `OFF`; we never call it.)
+///   accepted work.
 /// - a busy timeout, so concurrent writers queue instead of failing;
 /// - foreign keys on.
 pub fn sqlite_options(url: &str) -> Result<SqliteConnectOptions> {
@@ -149,9 +160,54 @@ pub fn sqlite_options(url: &str) -> Result<SqliteConnectOptions> {
         .foreign_keys(true))
 }
 
+/// How the store's connection pools behave.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolConfig {
+    pub max_connections: u32,
+    /// How long a request waits for a connection before it fails with
+    /// `database_unavailable`: during an outage callers learn it quickly.
+    pub acquire_timeout: Duration,
+}
+
+impl PoolConfig {
+    pub fn new(max_connections: u32) -> Self {
+        Self { max_connections, acquire_timeout: Duration::from_secs(3) }
+    }
+}
+
+/// Readiness is answered within this, whatever the database does.
+const READINESS_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// Below this much free space on the SQLite file's filesystem, readiness says `storage_full`.
+const MIN_FREE_BYTES: u64 = 1 << 20;
+
+/// Hands out the SQLite write connection only when it is clean. A COMMIT that
+/// fails (a full disk: SQLITE_FULL) can leave SQLite and sqlx disagreeing on
+/// whether a transaction is still open; reused, such a connection turned the
+/// next "commits" into savepoint releases inside a transaction that never
+/// committed — success answers for writes never stored. A connection in doubt
+/// is closed (SQLite rolls back whatever it still holds) and a fresh one opened.
+async fn writer_is_clean(conn: &mut sqlx::SqliteConnection) -> std::result::Result<bool, sqlx::Error> {
+    use sqlx::Connection as _;
+    conn.ping().await?; // runs any rollback still queued by a dropped transaction
+    if conn.is_in_transaction() {
+        tracing::warn!("discarding the SQLite write connection: a transaction did not end cleanly");
+        return Ok(false);
+    }
+    // BEGIN fails if SQLite itself still holds a transaction sqlx no longer tracks.
+    match sqlx::raw_sql("BEGIN; ROLLBACK").execute(&mut *conn).await {
+        Ok(_) => Ok(true),
+        Err(e) => {
+            tracing::warn!(error = %e, "discarding the SQLite write connection: it still held a transaction");
+            Ok(false)
+        }
+    }
+}
+
 impl Store {
     /// Connects without migrating (see [`Store::migrate`]).
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+    pub async fn connect(url: &str, pool: PoolConfig) -> Result<Self> {
+        let PoolConfig { max_connections, acquire_timeout } = pool;
         let backend = if url.starts_with("sqlite:") {
             if let Some(path) = sqlite_path(url)
                 && let Some(parent) = std::path::Path::new(&path).parent()
@@ -160,14 +216,17 @@ impl Store {
                 std::fs::create_dir_all(parent).map_err(Error::internal)?;
             }
             let options = sqlite_options(url)?;
+            // Writers queue for the one write connection; that wait is contention,
+            // not an outage, so it gets more room than `acquire_timeout`.
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
-                .acquire_timeout(Duration::from_secs(30))
+                .acquire_timeout(acquire_timeout.max(Duration::from_secs(10)))
+                .before_acquire(|conn, _| Box::pin(writer_is_clean(conn)))
                 .connect_with(options.clone())
                 .await?;
             let read = SqlitePoolOptions::new()
                 .max_connections(max_connections)
-                .acquire_timeout(Duration::from_secs(30))
+                .acquire_timeout(acquire_timeout)
                 .connect_with(options.read_only(true))
                 .await?;
             Backend::Sqlite(SqlitePools { write, read })
@@ -175,19 +234,23 @@ impl Store {
             let options = PgConnectOptions::from_str(url).map_err(|e| Error::invalid("invalid_database_url", e))?;
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
-                .acquire_timeout(Duration::from_secs(30))
+                .acquire_timeout(acquire_timeout)
                 .connect_with(options)
                 .await?;
             Backend::Postgres(pool)
         };
-        Ok(Self { backend, wakes: Arc::default() })
+        let sqlite_dir = sqlite_path(url)
+            .and_then(|p| std::path::Path::new(&p).parent().map(std::path::Path::to_path_buf))
+            .map(|d| if d.as_os_str().is_empty() { ".".into() } else { d });
+        Ok(Self { backend, wakes: Arc::default(), serving: Arc::default(), sqlite_dir })
     }
 
     /// A store that never connects: for code paths that need the type but no
     /// database (rendering the OpenAPI document).
     pub fn detached() -> Result<Self> {
         let pool = SqlitePoolOptions::new().connect_lazy_with(sqlite_options("sqlite::memory:")?);
-        Ok(Self { backend: Backend::Sqlite(SqlitePools { write: pool.clone(), read: pool }), wakes: Arc::default() })
+        let backend = Backend::Sqlite(SqlitePools { write: pool.clone(), read: pool });
+        Ok(Self { backend, wakes: Arc::default(), serving: Arc::default(), sqlite_dir: None })
     }
 
     pub fn kind(&self) -> BackendKind {
@@ -211,23 +274,17 @@ impl Store {
         }
     }
 
-    /// Applies apalis's migrations (its own history table, tolerant of ours)
-    /// and then the ledger's (in `hyperfleet_migrations`).
+    /// Applies the ledger's migrations (history in `hyperfleet_migrations`,
+    /// apart from the `_sqlx_migrations` of earlier versions' apalis tables).
     #[tracing::instrument(skip(self))]
     pub async fn migrate(&self) -> Result<()> {
         match &self.backend {
             Backend::Sqlite(SqlitePools { write: pool, .. }) => {
-                let mut apalis = apalis_sqlite::SqliteStorage::<()>::migrations();
-                apalis.set_ignore_missing(true);
-                apalis.run(pool).await.map_err(Error::internal)?;
                 let mut ours = clone_migrator(&SQLITE_MIGRATIONS);
                 ours.dangerous_set_table_name(MIGRATIONS_TABLE);
                 ours.run(pool).await.map_err(Error::internal)?;
             }
             Backend::Postgres(pool) => {
-                let mut apalis = apalis_postgres::PostgresStorage::<()>::migrations();
-                apalis.set_ignore_missing(true);
-                apalis.run(pool).await.map_err(Error::internal)?;
                 let mut ours = clone_migrator(&POSTGRES_MIGRATIONS);
                 ours.dangerous_set_table_name(MIGRATIONS_TABLE);
                 ours.run(pool).await.map_err(Error::internal)?;
@@ -236,17 +293,40 @@ impl Store {
         Ok(())
     }
 
-    /// Ready means: the database answers and every ledger migration is applied.
+    /// Ready means: the database answers within [`READINESS_TIMEOUT`], every
+    /// ledger migration is applied, and (SQLite) its disk has room to write.
     pub async fn readiness(&self) -> Result<()> {
+        match tokio::time::timeout(READINESS_TIMEOUT, self.check_ready()).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::database_unavailable(format!("no answer within {READINESS_TIMEOUT:?}"))),
+        }
+    }
+
+    async fn check_ready(&self) -> Result<()> {
+        if let Some(dir) = &self.sqlite_dir {
+            let free = free_bytes(dir).await?;
+            if free < MIN_FREE_BYTES {
+                return Err(Error::storage_full(format!("{free} bytes free in {}", dir.display())));
+            }
+        }
         let expected = match self.kind() {
             BackendKind::Sqlite => SQLITE_MIGRATIONS.iter().count(),
             BackendKind::Postgres => POSTGRES_MIGRATIONS.iter().count(),
         } as i64;
         let sql = "SELECT COUNT(*) FROM hyperfleet_migrations WHERE success";
         let applied: i64 = read_db!(self, |pool, Db| sqlx::query_scalar::<Db, i64>(sql).fetch_one(pool).await)
-            .map_err(|e| Error::Unavailable(format!("migrations not applied: {e}")))?;
+            .map_err(|e| match Error::from(e) {
+                Error::Internal(e) => {
+                    Error::Unavailable { code: "not_ready", message: format!("migrations not applied: {e}") }
+                }
+                other => other,
+            })?;
         if applied < expected {
-            return Err(Error::Unavailable(format!("{applied} of {expected} migrations applied")));
+            let message = format!("{applied} of {expected} migrations applied");
+            return Err(Error::Unavailable { code: "not_ready", message });
+        }
+        if let Some(problem) = self.serving.problem() {
+            return Err(Error::Unavailable { code: "queue_not_served", message: problem });
         }
         Ok(())
     }
@@ -260,6 +340,16 @@ impl Store {
             Backend::Postgres(p) => p.close().await,
         }
     }
+}
+
+/// Free bytes for unprivileged writers on `dir`'s filesystem.
+async fn free_bytes(dir: &std::path::Path) -> Result<u64> {
+    let dir = dir.to_path_buf();
+    let stat = tokio::task::spawn_blocking(move || nix::sys::statvfs::statvfs(&dir))
+        .await
+        .map_err(Error::internal)?
+        .map_err(Error::internal)?;
+    Ok(stat.blocks_available().saturating_mul(stat.fragment_size()))
 }
 
 fn clone_migrator(m: &Migrator) -> Migrator {

@@ -5,7 +5,7 @@ use sqlx::AssertSqlSafe;
 use super::{
     Store, read_db,
     rows::{ATTEMPT_COLUMNS, AttemptRow, OPERATION_COLUMNS, OperationRow},
-    tx::{NewRow, PushWake},
+    tx::{LedgerTx, NewRow},
     with_db,
 };
 use crate::{
@@ -105,7 +105,7 @@ impl Store {
         let row: OperationRow = with_db!(self, |pool, Db| {
             let mut tx = pool.begin().await?;
             let inserted = tx.insert_operation(row).await?;
-            tx.push_wake(&queue, id, None).await.map_err(InsertError::Other)?;
+            tx.announce(&queue).await.map_err(InsertError::Other)?;
             tx.commit().await?;
             inserted
         });

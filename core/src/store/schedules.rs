@@ -9,7 +9,7 @@ use sqlx::types::Json;
 use super::{
     Store, read_db,
     rows::OperationRow,
-    tx::{NewRow, PushWake},
+    tx::{LedgerTx, NewRow},
     with_db,
 };
 use crate::{
@@ -327,7 +327,7 @@ impl Store {
                     let op_id = if i == 0 { id } else { OperationId::new() };
                     let row = NewRow { id: op_id, new, hash, queue, retry_of: None, schedule_id: Some(s.id), now };
                     let _: OperationRow = tx.insert_operation(row).await?;
-                    tx.push_wake(queue, op_id, None).await?;
+                    tx.announce(queue).await?;
                     fired.push(op_id);
                 }
             }

@@ -1,17 +1,20 @@
 //! What the ledger does inside a caller's transaction, on either backend:
-//! insert an operation row, push its apalis wake-up job, wake the next
-//! operation on a freed VM, close an attempt row.
-
-use std::time::Duration;
+//! insert an operation row, announce work on a queue, wake the next operation
+//! on a freed VM, close an attempt row.
 
 use sqlx::{PgConnection, SqliteConnection, types::Json};
 
 use super::rows::{OPERATION_COLUMNS, OperationRow};
-use crate::{Error, OperationId, Result, Timestamp, operation::AttemptOutcome, queue::Wake};
+use crate::{OperationId, Result, Timestamp, operation::AttemptOutcome};
 
-/// Enqueue an apalis job that wakes `id`, inside the caller's transaction.
-pub(crate) trait PushWake {
-    async fn push_wake(&mut self, queue: &str, id: OperationId, run_at: Option<Timestamp>) -> Result<()>;
+/// The PostgreSQL channel on which commits announce work; the payload is the queue name.
+pub const WAKE_CHANNEL: &str = "hyperfleet_queue";
+
+/// The ledger's steps inside a caller's transaction.
+pub(crate) trait LedgerTx {
+    /// Tells workers in other processes, at commit, that `queue` has work (or a
+    /// new due time). In-process workers are told by the caller after commit.
+    async fn announce(&mut self, queue: &str) -> Result<()>;
 
     /// Wake the operation that is next in line on a VM that just became free.
     async fn wake_next_on_vm(&mut self, host: &str, vm: &str) -> Result<()>;
@@ -45,7 +48,7 @@ pub(crate) struct AttemptEnd<'a> {
     pub message: Option<&'a str>,
 }
 
-/// The backend-independent half of [`PushWake`], written once for both connection types.
+/// The backend-independent half of [`LedgerTx`], written once for both connection types.
 macro_rules! ledger_tx_common {
     ($db:ty) => {
         async fn wake_next_on_vm(&mut self, host: &str, vm: &str) -> Result<()> {
@@ -55,8 +58,8 @@ macro_rules! ledger_tx_common {
                 .bind(Timestamp::now())
                 .fetch_optional(&mut *self)
                 .await?;
-            if let Some((id, queue)) = next {
-                self.push_wake(&queue, id, None).await?;
+            if let Some((_, queue)) = next {
+                self.announce(&queue).await?;
             }
             Ok(())
         }
@@ -113,58 +116,26 @@ macro_rules! ledger_tx_common {
     };
 }
 
-const APALIS_MAX_ATTEMPTS: i64 = 3;
 const NEXT_ON_VM: &str = "SELECT id, queue FROM operations WHERE host = $1 AND vm = $2 \
     AND (status = 'queued' OR (status = 'retrying' AND next_attempt_at <= $3)) ORDER BY id LIMIT 1";
 
-/// Wake-ups are armed up to [`WAKE_EARLY`] before the operation is due: apalis
-/// keeps whole seconds on SQLite and PostgreSQL NOTIFYs only jobs already due,
-/// so an early wake-up lets the runner wait out the rest precisely instead of
-/// being a second or a poll interval late.
-pub const WAKE_EARLY: Duration = Duration::from_secs(1);
-
-fn early(run_at: Option<Timestamp>) -> Timestamp {
-    let now = Timestamp::now();
-    match run_at {
-        Some(t) if t.minus(WAKE_EARLY) > now => t.minus(WAKE_EARLY),
-        _ => now.minus(WAKE_EARLY),
-    }
-}
-
-fn wake_bytes(id: OperationId) -> Result<Vec<u8>> {
-    serde_json::to_vec(&Wake { operation_id: id }).map_err(Error::internal)
-}
-
-impl PushWake for SqliteConnection {
-    async fn push_wake(&mut self, queue: &str, id: OperationId, run_at: Option<Timestamp>) -> Result<()> {
-        let secs = early(run_at).0.timestamp();
-        let task = apalis_core::task::builder::TaskBuilder::new(wake_bytes(id)?)
-            .max_attempts(APALIS_MAX_ATTEMPTS as usize)
-            .run_at_timestamp(secs.max(0) as u64)
-            .build();
-        apalis_sqlite::queries::push_tasks(self, queue, &[task]).await?;
+impl LedgerTx for SqliteConnection {
+    /// One process writes a SQLite file; its workers are told in-process, and
+    /// workers of other processes find the work at their next poll.
+    async fn announce(&mut self, _queue: &str) -> Result<()> {
         Ok(())
     }
 
     ledger_tx_common!(sqlx::Sqlite);
 }
 
-impl PushWake for PgConnection {
-    async fn push_wake(&mut self, queue: &str, id: OperationId, run_at: Option<Timestamp>) -> Result<()> {
-        // apalis-postgres exposes no push for a caller's transaction; this is its
-        // insert, column for column (its trigger NOTIFYs listening workers).
-        let at = early(run_at);
-        sqlx::query::<sqlx::Postgres>(
-            "INSERT INTO apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, priority) \
-             VALUES ($1, $2, $3, 'Pending', 0, $4, $5, 0)",
-        )
-        .bind(ulid::Ulid::new().to_string())
-        .bind(queue)
-        .bind(wake_bytes(id)?)
-        .bind(APALIS_MAX_ATTEMPTS as i32)
-        .bind(at)
-        .execute(&mut *self)
-        .await?;
+impl LedgerTx for PgConnection {
+    async fn announce(&mut self, queue: &str) -> Result<()> {
+        sqlx::query::<sqlx::Postgres>("SELECT pg_notify($1, $2)")
+            .bind(WAKE_CHANNEL)
+            .bind(queue)
+            .execute(&mut *self)
+            .await?;
         Ok(())
     }
 
