@@ -28,6 +28,10 @@ pub struct AlertArgs {
 }
 
 pub async fn run(args: AlertArgs, default_url: String) -> anyhow::Result<()> {
+    // Refused here, with the known values, rather than sent.
+    if let Err(e) = hyperfleet_core::alert::Severity::parse(&args.severity) {
+        anyhow::bail!("{}: {e}", e.code());
+    }
     let mut labels = serde_json::Map::new();
     for label in &args.labels {
         let (name, value) = label.split_once('=').with_context(|| format!("--label `{label}`: expected NAME=VALUE"))?;

@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use hyperfleet_core::alert::{Alert, AlertEvent};
+use hyperfleet_core::alert::{
+    Alert, AlertEvent, AlertSource, AlertStatus, ChannelKind, EventKind, NotificationStatus, NotifyEvent, Severity,
+    SuppressReason,
+};
 use poem_openapi::{ApiResponse, Object, payload::Json};
 
 use crate::views::{AttemptView, OperationView};
@@ -14,17 +17,14 @@ pub struct AlertView {
     pub id: uuid::Uuid,
     /// Alerts with the same dedup key are one alert while it fires.
     pub dedup_key: String,
-    /// `health`, `operation`, `backup`, `fleet` or `manual`.
-    pub source: String,
+    pub source: AlertSource,
     #[oai(skip_serializing_if_is_none)]
     pub host: Option<String>,
-    /// `critical`, `warning` or `info`.
-    pub severity: String,
+    pub severity: Severity,
     pub title: String,
     pub message: String,
     pub labels: BTreeMap<String, String>,
-    /// `firing` or `resolved`.
-    pub status: String,
+    pub status: AlertStatus,
     pub first_seen: DateTime<Utc>,
     pub last_seen: DateTime<Utc>,
     #[oai(skip_serializing_if_is_none)]
@@ -46,13 +46,13 @@ impl From<Alert> for AlertView {
         Self {
             id: a.id.0,
             dedup_key: a.dedup_key,
-            source: a.source.as_str().into(),
+            source: a.source,
             host: a.host,
-            severity: a.severity.as_str().into(),
+            severity: a.severity,
             title: a.title,
             message: a.message,
             labels: a.labels,
-            status: a.status.as_str().into(),
+            status: a.status,
             first_seen: a.first_seen.0,
             last_seen: a.last_seen.0,
             resolved_at: a.resolved_at.map(|t| t.0),
@@ -76,10 +76,9 @@ pub struct AlertPageView {
 /// An entry of an alert's history.
 #[derive(Debug, Clone, Object)]
 pub struct AlertEventView {
-    /// `fired`, `repeated`, `escalated`, `resolved` or `acknowledged`.
-    pub kind: String,
+    pub kind: EventKind,
     pub at: DateTime<Utc>,
-    pub severity: String,
+    pub severity: Severity,
     pub message: String,
     /// A token name, or `hyperfleet` for the system's own sources.
     pub actor: String,
@@ -90,9 +89,9 @@ pub struct AlertEventView {
 impl From<AlertEvent> for AlertEventView {
     fn from(e: AlertEvent) -> Self {
         Self {
-            kind: e.kind.as_str().into(),
+            kind: e.kind,
             at: e.at.0,
-            severity: e.severity.as_str().into(),
+            severity: e.severity,
             message: e.message,
             actor: e.actor,
             operation_id: e.operation_id.map(|i| i.0),
@@ -105,13 +104,12 @@ impl From<AlertEvent> for AlertEventView {
 pub struct NotificationView {
     pub id: uuid::Uuid,
     pub channel: String,
-    /// `firing`, `resolved` or `test`.
-    pub event: String,
-    /// `pending` (being delivered), `delivered`, `failed` (every attempt failed) or `suppressed`.
-    pub status: String,
-    /// Why it was suppressed: `cooldown`, `silenced`, `acknowledged`, `below_severity` or `unmatched`.
+    pub event: NotifyEvent,
+    // `pending` (being delivered), `delivered`, `failed` (every attempt failed) or `suppressed`.
+    pub status: NotificationStatus,
+    // Why it was suppressed.
     #[oai(skip_serializing_if_is_none)]
-    pub reason: Option<String>,
+    pub reason: Option<SuppressReason>,
     #[oai(skip_serializing_if_is_none)]
     pub silence_id: Option<uuid::Uuid>,
     pub created_at: DateTime<Utc>,
@@ -133,7 +131,7 @@ pub struct DeliveryView {
 
 #[derive(Debug, Clone, Object)]
 pub struct SuppressedCount {
-    pub reason: String,
+    pub reason: SuppressReason,
     pub count: i64,
 }
 
@@ -152,8 +150,7 @@ pub struct AlertDetailView {
 #[derive(Debug, Clone, Object)]
 #[oai(deny_unknown_fields)]
 pub struct AlertRequest {
-    /// `critical`, `warning` or `info`.
-    pub severity: String,
+    pub severity: Severity,
     /// 1-512 characters.
     pub title: String,
     /// Up to 16384 characters.
@@ -205,19 +202,18 @@ pub enum TestQueued {
 #[derive(Debug, Clone, Object)]
 pub struct ChannelView {
     pub name: String,
-    /// `email`, `slack`, `discord`, `teams` or `webhook`.
     #[oai(rename = "type")]
-    pub kind: String,
-    pub min_severity: String,
+    pub kind: ChannelKind,
+    pub min_severity: Severity,
     pub send_resolved: bool,
     pub timeout_s: u64,
     /// Where it sends: `smtp://host:port → recipients`, or the webhook's origin (its path is a secret).
     pub target: String,
     /// The channel's settings as configured, secrets shown as `***`.
     pub config: serde_json::Value,
-    /// Status of the last delivery: `pending`, `delivered` or `failed`.
+    // Status of the last delivery.
     #[oai(skip_serializing_if_is_none)]
-    pub last_status: Option<String>,
+    pub last_status: Option<NotificationStatus>,
     #[oai(skip_serializing_if_is_none)]
     pub last_at: Option<DateTime<Utc>>,
     #[oai(skip_serializing_if_is_none)]

@@ -42,9 +42,9 @@ impl AlertsApi {
         Ok(NotificationView {
             id: n.id.0,
             channel: n.channel,
-            event: n.event.as_str().into(),
-            status: n.status.as_str().into(),
-            reason: n.reason.map(|r| r.as_str().into()),
+            event: n.event,
+            status: n.status,
+            reason: n.reason,
             silence_id: n.silence_id.map(|s| s.0),
             created_at: n.created_at.0,
             delivered_at: n.delivered_at.map(|t| t.0),
@@ -62,12 +62,9 @@ impl AlertsApi {
     async fn list(
         &self,
         _auth: ViewerAuth,
-        /// `firing` or `resolved`.
-        status: Query<Option<String>>,
-        /// `critical`, `warning` or `info`.
-        severity: Query<Option<String>>,
-        /// `health`, `operation`, `backup`, `fleet` or `manual`.
-        source: Query<Option<String>>,
+        status: Query<Option<AlertStatus>>,
+        severity: Query<Option<Severity>>,
+        source: Query<Option<AlertSource>>,
         host: Query<Option<String>>,
         /// Last seen at or after this time (RFC 3339).
         since: Query<Option<String>>,
@@ -80,9 +77,9 @@ impl AlertsApi {
     ) -> ApiResult<Json<AlertPageView>> {
         let limit = page_limit(limit.0)?;
         let filter = AlertFilter {
-            status: status.0.as_deref().map(AlertStatus::parse).transpose()?,
-            severity: severity.0.as_deref().map(Severity::parse).transpose()?,
-            source: source.0.as_deref().map(AlertSource::parse).transpose()?,
+            status: status.0,
+            severity: severity.0,
+            source: source.0,
             host: host.0,
             since: parse_time("since", since.0)?,
             until: parse_time("until", until.0)?,
@@ -103,7 +100,7 @@ impl AlertsApi {
         let new = NewAlert {
             source: AlertSource::Manual,
             host: r.host,
-            severity: Severity::parse(&r.severity)?,
+            severity: r.severity,
             title: r.title,
             message: r.message,
             labels: r.labels.unwrap_or_default(),
@@ -197,8 +194,8 @@ impl AlertsApi {
             }
             items.push(ChannelView {
                 name: c.name.clone(),
-                kind: c.kind.as_str().into(),
-                min_severity: c.min_severity.as_str().into(),
+                kind: c.kind,
+                min_severity: c.min_severity,
                 send_resolved: c.send_resolved(),
                 timeout_s: c.timeout_s,
                 target: c.target(),

@@ -68,6 +68,10 @@ impl From<Error> for ApiError {
                 tracing::warn!(request_id = %current_request_id(), code, "{message}");
                 Self::Unavailable(body(code, format!("{message}; nothing was confirmed written, retry later")))
             }
+            Error::Corrupt(message) => {
+                tracing::error!(request_id = %current_request_id(), "stored data the code does not know: {message}");
+                Self::Internal(body(code, format!("stored data the code does not know: {message}")))
+            }
             Error::Internal(cause) => {
                 tracing::error!(request_id = %current_request_id(), error = %cause, source = ?cause, "internal error");
                 Self::Internal(body(code, "internal error; the request id identifies it in the server log"))

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use hyperfleet_core::{
     OperationId, commands,
+    health::Status,
     store::{HealthEventRecord, HealthResultRecord, HealthRunRecord, HealthStateRecord},
 };
 use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, param::Query, payload::Json};
@@ -24,8 +25,8 @@ pub struct HealthApi {
 #[derive(Debug, Clone, Object)]
 pub struct HealthCheckView {
     pub check: String,
-    /// After hysteresis: `ok`, `warn` or `error`.
-    pub status: String,
+    // After hysteresis.
+    pub status: Status,
     /// This run's own verdict before hysteresis (`hold`: between the clear and warn thresholds).
     pub raw_status: String,
     pub message: String,
@@ -57,8 +58,8 @@ pub struct HealthRunView {
     /// The `health.run` operation's id.
     pub id: uuid::Uuid,
     pub host: String,
-    /// The worst check status.
-    pub status: String,
+    // The worst check status.
+    pub status: Status,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     /// Every check (on `health_run_get` only).
@@ -106,11 +107,11 @@ pub enum HealthRunsAccepted {
 #[derive(Debug, Clone, Object)]
 pub struct CheckStateView {
     pub check: String,
-    pub status: String,
+    pub status: Status,
     pub since: DateTime<Utc>,
-    /// A worse status measured but not yet held for its `for_s`.
+    // A worse status measured but not yet held for its `for_s`.
     #[oai(skip_serializing_if_is_none)]
-    pub pending: Option<String>,
+    pub pending: Option<Status>,
     #[oai(skip_serializing_if_is_none)]
     pub pending_since: Option<DateTime<Utc>>,
 }
@@ -118,7 +119,7 @@ pub struct CheckStateView {
 #[derive(Debug, Clone, Object)]
 pub struct HostHealthView {
     pub host: String,
-    pub status: String,
+    pub status: Status,
     pub checks: Vec<CheckStateView>,
 }
 
@@ -127,8 +128,8 @@ pub struct HealthEventView {
     pub id: i64,
     pub host: String,
     pub check: String,
-    pub from_status: String,
-    pub to_status: String,
+    pub from_status: Status,
+    pub to_status: Status,
     pub message: String,
     pub at: DateTime<Utc>,
 }
@@ -149,20 +150,15 @@ impl From<HealthEventRecord> for HealthEventView {
 
 #[derive(Debug, Clone, Object)]
 pub struct HealthOverviewView {
-    /// The worst status over every host.
-    pub status: String,
+    // The worst status over every host.
+    pub status: Status,
     pub hosts: Vec<HostHealthView>,
     /// The latest transitions, newest first.
     pub events: Vec<HealthEventView>,
 }
 
-fn worst<'a>(statuses: impl Iterator<Item = &'a str>) -> String {
-    statuses
-        .map(hyperfleet_core::health::Status::parse)
-        .max()
-        .unwrap_or(hyperfleet_core::health::Status::Ok)
-        .as_str()
-        .into()
+fn worst(statuses: impl Iterator<Item = Status>) -> Status {
+    statuses.max().unwrap_or(Status::Ok)
 }
 
 #[OpenApi(prefix_path = "/api/v1", tag = "Tag::Health")]
@@ -221,13 +217,9 @@ impl HealthApi {
         }
         let hosts: Vec<HostHealthView> = by_host
             .into_iter()
-            .map(|(host, checks)| HostHealthView {
-                status: worst(checks.iter().map(|c| c.status.as_str())),
-                host,
-                checks,
-            })
+            .map(|(host, checks)| HostHealthView { status: worst(checks.iter().map(|c| c.status)), host, checks })
             .collect();
         let events = self.state.store.health_events(50).await?.into_iter().map(HealthEventView::from).collect();
-        Ok(Json(HealthOverviewView { status: worst(hosts.iter().map(|h| h.status.as_str())), hosts, events }))
+        Ok(Json(HealthOverviewView { status: worst(hosts.iter().map(|h| h.status)), hosts, events }))
     }
 }

@@ -8,7 +8,7 @@ use hyperfleet_core::{
     store::{HostRecord, IsoRecord, SystemInfo, VmRecord},
     vm::VmName,
 };
-use poem_openapi::{Object, OpenApi, param::Path, payload::Json};
+use poem_openapi::{Enum, Object, OpenApi, param::Path, payload::Json};
 
 use crate::{AppState, Tag, auth::ViewerAuth, error::ApiResult};
 
@@ -16,13 +16,25 @@ pub struct HostsApi {
     pub state: AppState,
 }
 
+/// A host's worker as its heartbeats tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum HostStatus {
+    /// Heart-beating and serving its queues.
+    Online,
+    /// Heart-beating, but it cannot serve its queues (see `problem`).
+    Degraded,
+    /// Heartbeats missed.
+    Offline,
+    /// Its worker shut down cleanly.
+    Stopped,
+}
+
 #[derive(Debug, Clone, Object)]
 pub struct HostView {
     pub name: String,
     pub libvirt_uri: String,
-    /// `online`, `degraded` (heart-beating, but it cannot serve its queues:
-    /// see `problem`), `offline` (heartbeats missed) or `stopped` (its worker shut down cleanly).
-    pub status: String,
+    pub status: HostStatus,
     /// Why the worker cannot serve its queues, as of its last heartbeat.
     #[oai(skip_serializing_if_is_none)]
     pub problem: Option<String>,
@@ -41,22 +53,22 @@ impl HostView {
     fn new(h: HostRecord, vms: &[VmRecord], now: Timestamp) -> Self {
         let mut vm_counts = BTreeMap::new();
         for vm in vms.iter().filter(|v| v.host == h.name) {
-            *vm_counts.entry(vm.state.clone()).or_insert(0) += 1;
+            *vm_counts.entry(vm.state.as_str().to_owned()).or_insert(0) += 1;
         }
         let online = h.online(now);
         let status = if online && h.problem.is_some() {
-            "degraded"
+            HostStatus::Degraded
         } else if online {
-            "online"
+            HostStatus::Online
         } else if h.stopped_at.is_some() {
-            "stopped"
+            HostStatus::Stopped
         } else {
-            "offline"
+            HostStatus::Offline
         };
         Self {
             vm_total: vm_counts.values().sum(),
             vm_counts,
-            status: status.into(),
+            status,
             online,
             name: h.name,
             libvirt_uri: h.libvirt_uri,

@@ -58,9 +58,9 @@ impl OperationsApi {
         &self,
         _auth: ViewerAuth,
         /// Only operations in this status.
-        status: Query<Option<String>>,
-        /// Only operations of this kind, e.g. `vm.start`.
-        kind: Query<Option<String>>,
+        status: Query<Option<OperationStatus>>,
+        /// Only operations of this kind.
+        kind: Query<Option<OperationKind>>,
         /// Only operations on this VM.
         vm: Query<Option<String>>,
         /// Only operations on this host.
@@ -76,8 +76,8 @@ impl OperationsApi {
     ) -> ApiResult<Json<OperationPageView>> {
         let limit = page_limit(limit.0)?;
         let filter = OperationFilter {
-            status: status.0.as_deref().map(OperationStatus::parse).transpose()?,
-            kind: kind.0.as_deref().map(OperationKind::parse).transpose()?,
+            status: status.0,
+            kind: kind.0,
             host: host.0,
             vm: vm.0,
             since: parse_time("since", since.0)?,

@@ -3,6 +3,7 @@
 use chrono::{DateTime, FixedOffset, Utc};
 use hyperfleet_core::{
     ScheduleId, Timestamp, commands,
+    operation::{OperationKind, OperationStatus},
     schedule::MissedTicks,
     store::{FireRecord, ScheduleDef, ScheduleRecord},
 };
@@ -53,14 +54,13 @@ pub struct ScheduleView {
     pub cron: String,
     /// IANA time zone the cron expression is read in.
     pub timezone: String,
-    /// The operation kind it enqueues, e.g. `noop`.
-    pub kind: String,
+    // The operation kind it enqueues.
+    pub kind: OperationKind,
     pub params: serde_json::Value,
     #[oai(skip_serializing_if_is_none)]
     pub host: Option<String>,
     pub enabled: bool,
-    /// `skip` or `run_once`.
-    pub missed_ticks: String,
+    pub missed_ticks: MissedTicks,
     pub jitter_s: i32,
     #[oai(skip_serializing_if_is_none)]
     pub next_fire_at: Option<DateTime<Utc>>,
@@ -68,9 +68,9 @@ pub struct ScheduleView {
     pub last_fire_at: Option<DateTime<Utc>>,
     #[oai(skip_serializing_if_is_none)]
     pub last_operation_id: Option<uuid::Uuid>,
-    /// Status of the last operation it fired.
+    // Status of the last operation it fired (absent once retention removed it).
     #[oai(skip_serializing_if_is_none)]
-    pub last_outcome: Option<String>,
+    pub last_outcome: Option<OperationStatus>,
     /// The next five fire times, in the schedule's time zone.
     pub upcoming: Vec<DateTime<FixedOffset>>,
     pub created_by: String,
@@ -82,7 +82,7 @@ pub struct ScheduleView {
 }
 
 impl ScheduleView {
-    fn new(s: ScheduleRecord, last_outcome: Option<String>) -> Self {
+    fn new(s: ScheduleRecord, last_outcome: Option<OperationStatus>) -> Self {
         let upcoming = if s.enabled {
             s.spec().map(|spec| spec.upcoming_local(Timestamp::now(), 5)).unwrap_or_default()
         } else {
@@ -125,14 +125,14 @@ pub struct ScheduleRequest {
     pub cron: String,
     /// IANA name; default `UTC`.
     pub timezone: Option<String>,
-    pub kind: String,
+    pub kind: OperationKind,
     pub params: Option<serde_json::Value>,
     /// Host-bound work goes to this host's worker.
     pub host: Option<String>,
     /// Default true.
     pub enabled: Option<bool>,
-    /// `skip` (default) or `run_once`.
-    pub missed_ticks: Option<String>,
+    // Default `skip`.
+    pub missed_ticks: Option<MissedTicks>,
     /// Spread each fire over up to this many seconds (default 0).
     pub jitter_s: Option<u32>,
 }
@@ -144,11 +144,11 @@ pub struct SchedulePatch {
     pub name: Option<String>,
     pub cron: Option<String>,
     pub timezone: Option<String>,
-    pub kind: Option<String>,
+    pub kind: Option<OperationKind>,
     pub params: Option<serde_json::Value>,
     pub host: Option<String>,
     pub enabled: Option<bool>,
-    pub missed_ticks: Option<String>,
+    pub missed_ticks: Option<MissedTicks>,
     pub jitter_s: Option<u32>,
 }
 
@@ -170,11 +170,11 @@ fn def_of(r: ScheduleRequest) -> hyperfleet_core::Result<ScheduleDef> {
         name: r.name,
         cron: r.cron,
         timezone: r.timezone.unwrap_or_else(|| "UTC".into()),
-        kind: r.kind,
+        kind: r.kind.as_str().to_owned(),
         params: r.params.unwrap_or_else(|| json!({})),
         host: r.host,
         enabled: r.enabled.unwrap_or(true),
-        missed_ticks: r.missed_ticks.as_deref().map(MissedTicks::parse).transpose()?.unwrap_or(MissedTicks::Skip),
+        missed_ticks: r.missed_ticks.unwrap_or(MissedTicks::Skip),
         jitter_s: r.jitter_s.unwrap_or(0),
     })
 }
@@ -252,11 +252,11 @@ impl SchedulesApi {
             name: p.name.unwrap_or_else(|| before.name.clone()),
             cron: p.cron.unwrap_or_else(|| before.cron.clone()),
             timezone: Some(p.timezone.unwrap_or_else(|| before.timezone.clone())),
-            kind: p.kind.unwrap_or_else(|| before.kind.clone()),
+            kind: p.kind.unwrap_or(before.kind),
             params: Some(p.params.unwrap_or_else(|| before.params.0.clone())),
             host: p.host.or_else(|| before.host.clone()),
             enabled: Some(p.enabled.unwrap_or(before.enabled)),
-            missed_ticks: Some(p.missed_ticks.unwrap_or_else(|| before.missed_ticks.clone())),
+            missed_ticks: Some(p.missed_ticks.unwrap_or(before.missed_ticks)),
             jitter_s: Some(p.jitter_s.unwrap_or(before.jitter_s as u32)),
         })?;
         let after = self.state.store.update_schedule(id, &def).await?;

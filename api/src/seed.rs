@@ -9,7 +9,7 @@ use std::time::Duration;
 use hyperfleet_core::{
     Error, Timestamp, commands,
     operation::OperationStatus,
-    vm::{PowerParams, VmAction, VmName},
+    vm::{PowerParams, VmAction, VmName, VmState},
 };
 use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, param::Query, payload::Json};
 
@@ -101,13 +101,13 @@ pub enum SeedSystemAnswer {
     Ok(Json<SeedSystemInfo>),
 }
 
-fn virsh_state(state: &str) -> &str {
+fn virsh_state(state: VmState) -> &'static str {
     match state {
-        "blocked" => "idle",
-        "shutdown" => "in shutdown",
-        "shutoff" => "shut off",
-        "nostate" => "no state",
-        other => other,
+        VmState::Blocked => "idle",
+        VmState::Shutdown => "in shutdown",
+        VmState::Shutoff => "shut off",
+        VmState::Nostate => "no state",
+        other => other.as_str(),
     }
 }
 
@@ -192,7 +192,7 @@ impl SeedApi {
             .await?
             .into_iter()
             .map(|v| SeedVm {
-                state: virsh_state(&v.state).to_owned(),
+                state: virsh_state(v.state).to_owned(),
                 cpu: v.vcpus.to_string(),
                 memory: format!("{} KiB", v.memory_kib),
                 name: v.name,
@@ -267,7 +267,7 @@ impl SeedApi {
             returncode: code,
             operation_id: op.id.to_string(),
         };
-        Ok(match op.status() {
+        Ok(match op.status {
             OperationStatus::Succeeded => SeedCommand::Done(Json(result(
                 true,
                 format!("Domain '{vm}' {}\n", past_tense(action)),
@@ -310,6 +310,6 @@ mod tests {
         assert_eq!(uptime_text(3 * 86_400 + 3_600 + 120), "up 3 days, 1 hour, 2 minutes");
         assert_eq!(human(5 * 1024 * 1024 * 1024), "5.0G");
         assert_eq!(human(50 * 1024 * 1024 * 1024), "50G");
-        assert_eq!(virsh_state("shutoff"), "shut off");
+        assert_eq!(virsh_state(VmState::Shutoff), "shut off");
     }
 }

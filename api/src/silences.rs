@@ -8,7 +8,7 @@ use hyperfleet_core::{
     commands,
 };
 use poem_openapi::{
-    ApiResponse, Object, OpenApi,
+    ApiResponse, Enum, Object, OpenApi,
     param::{Path, Query},
     payload::Json,
 };
@@ -31,8 +31,10 @@ pub struct SilencesApi {
 #[oai(deny_unknown_fields)]
 pub struct MatcherView {
     pub name: String,
-    /// `=` (default), `!=`, `=~` or `!~` (regular expressions match the whole value).
-    #[oai(skip_serializing_if_is_none)]
+    /// `=` (default), `!=`, `=~` or `!~` (regular expressions match the whole
+    /// value). A pattern rather than an enum: generators such as progenitor
+    /// cannot name enum variants made of symbols.
+    #[oai(skip_serializing_if_is_none, validator(pattern = "^(=|!=|=~|!~)$"))]
     pub op: Option<String>,
     pub value: String,
 }
@@ -46,33 +48,41 @@ pub struct SilenceView {
     pub created_by: String,
     pub comment: String,
     pub created_at: DateTime<Utc>,
-    /// `pending`, `active` or `expired`.
-    pub state: String,
+    pub state: SilenceState,
+}
+
+/// Whether a silence mutes alerts now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum SilenceState {
+    Pending,
+    Active,
+    Expired,
 }
 
 impl From<Silence> for SilenceView {
     fn from(s: Silence) -> Self {
         let now = Timestamp::now();
         let state = if s.ends_at <= now {
-            "expired"
+            SilenceState::Expired
         } else if s.starts_at > now {
-            "pending"
+            SilenceState::Pending
         } else {
-            "active"
+            SilenceState::Active
         };
         Self {
             id: s.id.0,
             matchers: s
                 .matchers
                 .into_iter()
-                .map(|m| MatcherView { name: m.name, op: Some(m.op.as_str().into()), value: m.value })
+                .map(|m| MatcherView { name: m.name, op: Some(m.op.as_str().to_owned()), value: m.value })
                 .collect(),
             starts_at: s.starts_at.0,
             ends_at: s.ends_at.0,
             created_by: s.created_by,
             comment: s.comment,
             created_at: s.created_at.0,
-            state: state.into(),
+            state,
         }
     }
 }

@@ -20,8 +20,7 @@ pub struct TokensApi {
 pub struct TokenView {
     pub id: uuid::Uuid,
     pub name: String,
-    /// `viewer`, `operator` or `admin`.
-    pub role: String,
+    pub role: Role,
     /// The token's first characters after `hf_` (not secret), to recognise it.
     pub prefix: String,
     pub created_by: String,
@@ -60,8 +59,7 @@ pub struct TokenListView {
 pub struct TokenCreateRequest {
     /// 1-64 characters of A-Z, a-z, 0-9, `.`, `_`, `-`, `@`; unique.
     pub name: String,
-    /// `viewer`, `operator` or `admin`.
-    pub role: String,
+    pub role: Role,
     /// Lifetime such as `30d`, `12h`, `90m`; no expiry when absent.
     pub expires_in: Option<String>,
 }
@@ -132,7 +130,7 @@ impl TokensApi {
     #[oai(path = "/tokens", method = "post", operation_id = "token_create")]
     async fn create(&self, auth: AdminAuth, body: Json<TokenCreateRequest>) -> ApiResult<TokenCreatedResponse> {
         let actor = &auth.0;
-        let role = Role::parse(&body.role)?;
+        let role = body.role;
         let expires_in = body.expires_in.as_deref().map(parse_duration).transpose()?;
         let rid = current_request_id();
         let (record, secret) =

@@ -3,23 +3,22 @@
 
 use chrono::{DateTime, Utc};
 use hyperfleet_core::{
-    operation::{Attempt, Operation},
+    operation::{Attempt, AttemptOutcome, ErrorClass, Operation, OperationKind, OperationStatus},
     store::VmRecord,
+    vm::VmState,
 };
 use poem_openapi::Object;
 
 #[derive(Debug, Clone, Object)]
 pub struct OperationView {
     pub id: uuid::Uuid,
-    /// `vm.start`, `vm.shutdown`, `vm.reboot`, `vm.destroy`, `vm.suspend`, `vm.resume`, `noop`.
-    pub kind: String,
+    pub kind: OperationKind,
     #[oai(skip_serializing_if_is_none)]
     pub host: Option<String>,
     #[oai(skip_serializing_if_is_none)]
     pub vm: Option<String>,
     pub params: serde_json::Value,
-    /// `queued`, `running`, `retrying`, `succeeded`, `failed` or `cancelled`.
-    pub status: String,
+    pub status: OperationStatus,
     /// Who asked: a token name or a schedule.
     pub requested_by: String,
     #[oai(skip_serializing_if_is_none)]
@@ -34,9 +33,8 @@ pub struct OperationView {
     pub cancel_requested: bool,
     #[oai(skip_serializing_if_is_none)]
     pub result: Option<serde_json::Value>,
-    /// `transient`, `permanent`, `timeout` or `abandoned`.
     #[oai(skip_serializing_if_is_none)]
-    pub error_class: Option<String>,
+    pub error_class: Option<ErrorClass>,
     #[oai(skip_serializing_if_is_none)]
     pub error_code: Option<String>,
     #[oai(skip_serializing_if_is_none)]
@@ -103,11 +101,11 @@ pub struct AttemptView {
     pub started_at: DateTime<Utc>,
     #[oai(skip_serializing_if_is_none)]
     pub finished_at: Option<DateTime<Utc>>,
-    /// `succeeded`, `failed`, `cancelled` or `abandoned`; absent while running.
+    // Absent while running. (No doc comment: it would wrap the enum's `$ref`.)
     #[oai(skip_serializing_if_is_none)]
-    pub outcome: Option<String>,
+    pub outcome: Option<AttemptOutcome>,
     #[oai(skip_serializing_if_is_none)]
-    pub error_class: Option<String>,
+    pub error_class: Option<ErrorClass>,
     #[oai(skip_serializing_if_is_none)]
     pub error_code: Option<String>,
     #[oai(skip_serializing_if_is_none)]
@@ -144,8 +142,7 @@ pub struct VmView {
     pub name: String,
     pub host: String,
     pub uuid: String,
-    /// `running`, `blocked`, `paused`, `shutdown`, `shutoff`, `crashed`, `pmsuspended`, `nostate`.
-    pub state: String,
+    pub state: VmState,
     /// libvirt's reason for the state (`booted`, `user`, `destroyed`, …).
     pub state_reason: String,
     pub vcpus: i32,

@@ -14,7 +14,7 @@ import httpx
 from hyperfleet_client import AuthenticatedClient, errors
 from hyperfleet_client.api.operations import operation_get
 from hyperfleet_client.api.vms import vm_list, vm_shutdown, vm_start
-from hyperfleet_client.models import OperationView, ShutdownRequest, VmListView
+from hyperfleet_client.models import OperationStatus, OperationView, ShutdownRequest, VmListView, VmState
 from hyperfleet_client.types import Response
 
 VM = "test"
@@ -46,7 +46,7 @@ def main() -> None:
     print(f"vm {vm.name} on {vm.host}: {vm.state}")
 
     # b. shut it down if running, else start it
-    if vm.state == "running":
+    if vm.state == VmState.RUNNING:
         action = "shutdown"
         sresp = vm_shutdown.sync_detailed(VM, client=client, body=ShutdownRequest(timeout_s=10))
     else:
@@ -67,9 +67,9 @@ def main() -> None:
         expect(gresp, 200)
         op = gresp.parsed
         assert isinstance(op, OperationView)
-        if op.status == "succeeded":
+        if op.status == OperationStatus.SUCCEEDED:
             break
-        if op.status in ("failed", "cancelled"):
+        if op.status in (OperationStatus.FAILED, OperationStatus.CANCELLED):
             fail(f"operation {op.id} {op.status}: {op.error_code} {op.last_error}")
         if time.monotonic() > deadline:
             fail(f"operation {op.id} still {op.status} after {DEADLINE_S:.0f} s")

@@ -9,6 +9,12 @@ import createClient from "openapi-fetch";
 import type { components, paths } from "./generated/hyperfleet.js";
 
 type Operation = components["schemas"]["OperationView"];
+// The spec's closed sets are enums: these are checked against them by tsc.
+type OperationStatus = components["schemas"]["OperationStatus"];
+type VmState = components["schemas"]["VmState"];
+const RUNNING: VmState = "running";
+const SUCCEEDED: OperationStatus = "succeeded";
+const GAVE_UP: OperationStatus[] = ["failed", "cancelled"];
 
 const VM = "test";
 const DEADLINE_MS = 30_000;
@@ -46,7 +52,7 @@ async function main(): Promise<void> {
   // b. shut it down if running, else start it
   let action: string;
   let submitted: { data?: Operation; error?: unknown; response: Response };
-  if (vm.state === "running") {
+  if (vm.state === RUNNING) {
     action = "shutdown";
     submitted = await client.POST("/api/v1/vms/{name}/shutdown", {
       params: { path: { name: VM } },
@@ -73,8 +79,8 @@ async function main(): Promise<void> {
     expectStatus(got.response, got.error, 200);
     if (!got.data) fail("operation_get: no body");
     op = got.data;
-    if (op.status === "succeeded") break;
-    if (op.status === "failed" || op.status === "cancelled") {
+    if (op.status === SUCCEEDED) break;
+    if (GAVE_UP.includes(op.status)) {
       fail(`operation ${op.id} ${op.status}: ${op.error_code ?? ""} ${op.last_error ?? ""}`);
     }
     if (Date.now() > deadline) fail(`operation ${op.id} still ${op.status} after 30 s`);

@@ -4,38 +4,14 @@
 //! Comparison is constant-time.
 
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::Error;
+use crate::{Error, closed_set::closed_set};
 
-/// `viewer < operator < admin`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Viewer,
-    Operator,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Viewer => "viewer",
-            Self::Operator => "operator",
-            Self::Admin => "admin",
-        }
-    }
-
-    pub fn parse(text: &str) -> Result<Self, Error> {
-        match text {
-            "viewer" => Ok(Self::Viewer),
-            "operator" => Ok(Self::Operator),
-            "admin" => Ok(Self::Admin),
-            _ => Err(Error::invalid("invalid_role", format!("`{text}` is not a role: viewer, operator or admin"))),
-        }
-    }
-}
+closed_set!(
+    /// `viewer < operator < admin`.
+    Role, "invalid_role", "a role" { Viewer = "viewer", Operator = "operator", Admin = "admin" }
+);
 
 /// Who is calling: the token's name and role.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -89,7 +89,7 @@ pub async fn wait_finished(
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         let op = store.operation(id).await?;
-        if op.status().is_terminal() || tokio::time::Instant::now() >= deadline {
+        if op.status.is_terminal() || tokio::time::Instant::now() >= deadline {
             return Ok(op);
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -25,6 +25,10 @@ pub enum Error {
     /// disk is full); nothing was confirmed written and retrying later may succeed.
     #[error("{message}")]
     Unavailable { code: &'static str, message: String },
+    /// A stored value the code does not know (a row edited by hand, or written
+    /// by a newer version): the read fails loudly instead of guessing.
+    #[error("{0}")]
+    Corrupt(String),
     /// A bug or an unexpected peer answer. The cause is logged, never sent to clients.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -64,6 +68,7 @@ impl Error {
             | Self::NotFound { code, .. }
             | Self::Conflict { code, .. }
             | Self::Unavailable { code, .. } => code,
+            Self::Corrupt(_) => "corrupt_record",
             Self::Unauthenticated(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::Internal(_) => "internal",
@@ -83,6 +88,12 @@ impl From<sqlx::Error> for Error {
             | sqlx::Error::Tls(_)
             | sqlx::Error::Protocol(_)
             | sqlx::Error::WorkerCrashed => Self::database_unavailable(&err),
+            sqlx::Error::ColumnDecode { index, source } if source.is::<crate::closed_set::UnknownValue>() => {
+                Self::Corrupt(format!("column `{index}`: {source}"))
+            }
+            sqlx::Error::Decode(source) if source.is::<crate::closed_set::UnknownValue>() => {
+                Self::Corrupt(source.to_string())
+            }
             sqlx::Error::Database(db) => match classify(db.code().as_deref()) {
                 Some(Peer::StorageFull) => Self::storage_full(db.message()),
                 Some(Peer::Unavailable) => Self::database_unavailable(db.message()),

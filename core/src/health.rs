@@ -6,33 +6,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Timestamp;
+use crate::{Timestamp, closed_set::closed_set};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Ok,
-    Warn,
-    Error,
-}
+closed_set!(
+    /// A check's status; ordered `ok < warn < error`.
+    HealthStatus, "invalid_health_status", "a health status" { Ok = "ok", Warn = "warn", Error = "error" }
+);
 
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::Warn => "warn",
-            Self::Error => "error",
-        }
-    }
-
-    pub fn parse(text: &str) -> Self {
-        match text {
-            "warn" => Self::Warn,
-            "error" => Self::Error,
-            _ => Self::Ok,
-        }
-    }
-}
+/// The health module's own short name for [`HealthStatus`].
+pub type Status = HealthStatus;
 
 /// One measurement's verdict before hysteresis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

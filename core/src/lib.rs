@@ -8,6 +8,7 @@
 pub mod alert;
 pub mod auth;
 pub mod backoff;
+pub mod closed_set;
 pub mod commands;
 pub mod error;
 pub mod health;

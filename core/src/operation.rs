@@ -5,77 +5,31 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{Error, OperationId, Timestamp, vm::VmAction};
+use crate::{Error, OperationId, Timestamp, closed_set::closed_set, vm::VmAction};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum OperationKind {
-    #[serde(rename = "vm.start")]
-    VmStart,
-    #[serde(rename = "vm.shutdown")]
-    VmShutdown,
-    #[serde(rename = "vm.reboot")]
-    VmReboot,
-    #[serde(rename = "vm.destroy")]
-    VmDestroy,
-    #[serde(rename = "vm.suspend")]
-    VmSuspend,
-    #[serde(rename = "vm.resume")]
-    VmResume,
-    /// Diagnostic: sleeps and optionally fails its first attempts.
-    #[serde(rename = "noop")]
-    Noop,
-    /// The health checks of one host.
-    #[serde(rename = "health.run")]
-    HealthRun,
-    /// Backup verification (not implemented yet: fails with `not_implemented`).
-    #[serde(rename = "backup.verify")]
-    BackupVerify,
-    /// Deletes finished operations, attempts and health runs past their retention.
-    #[serde(rename = "ledger.prune")]
-    LedgerPrune,
-    /// One notification of an alert to one channel (email or webhook).
-    #[serde(rename = "alert.deliver")]
-    AlertDeliver,
-}
+closed_set!(
+    /// What an operation does.
+    OperationKind, "invalid_kind", "an operation kind" {
+        VmStart = "vm.start",
+        VmShutdown = "vm.shutdown",
+        VmReboot = "vm.reboot",
+        VmDestroy = "vm.destroy",
+        VmSuspend = "vm.suspend",
+        VmResume = "vm.resume",
+        /// Diagnostic: sleeps and optionally fails its first attempts.
+        Noop = "noop",
+        /// The health checks of one host.
+        HealthRun = "health.run",
+        /// Backup verification (not implemented yet: fails with `not_implemented`).
+        BackupVerify = "backup.verify",
+        /// Deletes finished operations, attempts and health runs past their retention.
+        LedgerPrune = "ledger.prune",
+        /// One notification of an alert to one channel (email or webhook).
+        AlertDeliver = "alert.deliver",
+    }
+);
 
 impl OperationKind {
-    pub const ALL: [OperationKind; 11] = [
-        Self::VmStart,
-        Self::VmShutdown,
-        Self::VmReboot,
-        Self::VmDestroy,
-        Self::VmSuspend,
-        Self::VmResume,
-        Self::Noop,
-        Self::HealthRun,
-        Self::BackupVerify,
-        Self::LedgerPrune,
-        Self::AlertDeliver,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::VmStart => "vm.start",
-            Self::VmShutdown => "vm.shutdown",
-            Self::VmReboot => "vm.reboot",
-            Self::VmDestroy => "vm.destroy",
-            Self::VmSuspend => "vm.suspend",
-            Self::VmResume => "vm.resume",
-            Self::Noop => "noop",
-            Self::HealthRun => "health.run",
-            Self::BackupVerify => "backup.verify",
-            Self::LedgerPrune => "ledger.prune",
-            Self::AlertDeliver => "alert.deliver",
-        }
-    }
-
-    pub fn parse(text: &str) -> Result<Self, Error> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == text)
-            .ok_or_else(|| Error::invalid("invalid_kind", format!("`{text}` is not an operation kind")))
-    }
-
     pub fn vm_action(self) -> Option<VmAction> {
         Some(match self {
             Self::VmStart => VmAction::Start,
@@ -100,93 +54,47 @@ impl OperationKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OperationStatus {
-    Queued,
-    Running,
-    Retrying,
-    Succeeded,
-    Failed,
-    Cancelled,
-}
+closed_set!(
+    /// `queued → running → succeeded | failed | cancelled`, `retrying` between attempts.
+    OperationStatus, "invalid_status", "an operation status" {
+        Queued = "queued",
+        Running = "running",
+        Retrying = "retrying",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        Cancelled = "cancelled",
+    }
+);
 
 impl OperationStatus {
-    pub const ALL: [OperationStatus; 6] =
-        [Self::Queued, Self::Running, Self::Retrying, Self::Succeeded, Self::Failed, Self::Cancelled];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Running => "running",
-            Self::Retrying => "retrying",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(text: &str) -> Result<Self, Error> {
-        Self::ALL
-            .into_iter()
-            .find(|s| s.as_str() == text)
-            .ok_or_else(|| Error::invalid("invalid_status", format!("`{text}` is not an operation status")))
-    }
-
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
     }
 }
 
-/// Why an attempt failed; decides whether the ledger retries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorClass {
-    /// A peer hiccup (connection lost, libvirt busy): retried with backoff.
-    Transient,
-    /// Retrying cannot help (no such VM, invalid state): fails at once.
-    Permanent,
-    /// The action did not complete in its allotted time.
-    Timeout,
-    /// The worker running it disappeared (lease expired) or handed it back.
-    Abandoned,
-}
-
-impl ErrorClass {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Transient => "transient",
-            Self::Permanent => "permanent",
-            Self::Timeout => "timeout",
-            Self::Abandoned => "abandoned",
-        }
+closed_set!(
+    /// Why an attempt failed; decides whether the ledger retries.
+    ErrorClass, "invalid_error_class", "an error class" {
+        /// A peer hiccup (connection lost, libvirt busy): retried with backoff.
+        Transient = "transient",
+        /// Retrying cannot help (no such VM, invalid state): fails at once.
+        Permanent = "permanent",
+        /// The action did not complete in its allotted time.
+        Timeout = "timeout",
+        /// The worker running it disappeared (lease expired) or handed it back.
+        Abandoned = "abandoned",
     }
+);
 
-    pub fn parse(text: &str) -> Option<Self> {
-        [Self::Transient, Self::Permanent, Self::Timeout, Self::Abandoned].into_iter().find(|c| c.as_str() == text)
+closed_set!(
+    /// How one attempt ended.
+    AttemptOutcome, "invalid_outcome", "an attempt outcome" {
+        Succeeded = "succeeded",
+        Failed = "failed",
+        Cancelled = "cancelled",
+        Abandoned = "abandoned",
     }
-}
-
-/// How one attempt ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AttemptOutcome {
-    Succeeded,
-    Failed,
-    Cancelled,
-    Abandoned,
-}
-
-impl AttemptOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-            Self::Abandoned => "abandoned",
-        }
-    }
-}
+);
 
 /// The failure a job body reports for one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,11 +121,11 @@ impl std::fmt::Display for JobFailure {
 #[derive(Debug, Clone, Serialize)]
 pub struct Operation {
     pub id: OperationId,
-    pub kind: String,
+    pub kind: OperationKind,
     pub host: Option<String>,
     pub vm: Option<String>,
     pub params: Value,
-    pub status: String,
+    pub status: OperationStatus,
     pub requested_by: String,
     pub request_id: Option<String>,
     pub idempotency_key: Option<String>,
@@ -226,7 +134,7 @@ pub struct Operation {
     pub next_attempt_at: Option<Timestamp>,
     pub cancel_requested: bool,
     pub result: Option<Value>,
-    pub error_class: Option<String>,
+    pub error_class: Option<ErrorClass>,
     pub error_code: Option<String>,
     pub last_error: Option<String>,
     pub retry_of: Option<OperationId>,
@@ -234,21 +142,11 @@ pub struct Operation {
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
     pub updated_at: Timestamp,
-    /// The apalis queue that carries its wake-ups.
+    /// The queue it waits in (its host's, or the shared one).
     #[serde(skip)]
     pub queue: String,
     /// The schedule that fired it.
     pub schedule_id: Option<crate::ScheduleId>,
-}
-
-impl Operation {
-    pub fn status(&self) -> OperationStatus {
-        OperationStatus::parse(&self.status).unwrap_or(OperationStatus::Failed)
-    }
-
-    pub fn kind(&self) -> Result<OperationKind, Error> {
-        OperationKind::parse(&self.kind)
-    }
 }
 
 /// A row of `operation_attempts`: one try at an operation.
@@ -260,8 +158,8 @@ pub struct Attempt {
     pub host: String,
     pub started_at: Timestamp,
     pub finished_at: Option<Timestamp>,
-    pub outcome: Option<String>,
-    pub error_class: Option<String>,
+    pub outcome: Option<AttemptOutcome>,
+    pub error_class: Option<ErrorClass>,
     pub error_code: Option<String>,
     pub message: Option<String>,
 }

@@ -6,9 +6,8 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use serde::{Deserialize, Serialize};
 
-use crate::{Error, Timestamp, operation::OperationKind};
+use crate::{Error, Timestamp, closed_set::closed_set, operation::OperationKind};
 
 /// A valid cron expression in a valid time zone.
 #[derive(Debug, Clone)]
@@ -73,32 +72,15 @@ impl CronSpec {
     }
 }
 
-/// What happens to ticks that passed while no scheduler ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MissedTicks {
-    /// Forget them; carry on with the next tick.
-    Skip,
-    /// Fire once for the latest of them, then carry on.
-    RunOnce,
-}
-
-impl MissedTicks {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Skip => "skip",
-            Self::RunOnce => "run_once",
-        }
+closed_set!(
+    /// What happens to ticks that passed while no scheduler ran.
+    MissedTicks, "invalid_missed_ticks", "a missed-tick policy" {
+        /// Forget them; carry on with the next tick.
+        Skip = "skip",
+        /// Fire once for the latest of them, then carry on.
+        RunOnce = "run_once",
     }
-
-    pub fn parse(text: &str) -> Result<Self, Error> {
-        match text {
-            "skip" => Ok(Self::Skip),
-            "run_once" => Ok(Self::RunOnce),
-            _ => Err(Error::invalid("invalid_missed_ticks", format!("`{text}` is not `skip` or `run_once`"))),
-        }
-    }
-}
+);
 
 /// Operation kinds a schedule may fire.
 pub fn schedulable(kind: &str) -> Result<OperationKind, Error> {

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Error;
+use crate::{Error, closed_set::closed_set};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
@@ -41,6 +41,22 @@ impl std::fmt::Display for VmName {
         f.write_str(&self.0)
     }
 }
+
+closed_set!(
+    /// A domain's state as libvirt names it.
+    VmState, "invalid_vm_state", "a VM state" {
+        Running = "running",
+        Blocked = "blocked",
+        Paused = "paused",
+        /// Shutting down.
+        Shutdown = "shutdown",
+        Shutoff = "shutoff",
+        Crashed = "crashed",
+        /// Suspended by guest power management.
+        Pmsuspended = "pmsuspended",
+        Nostate = "nostate",
+    }
+);
 
 /// A power action on a VM. Each one is an operation kind `vm.<action>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

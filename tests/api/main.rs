@@ -26,4 +26,5 @@ mod schedules;
 mod schema;
 mod security;
 mod stop;
+mod typed_records;
 mod vm_power;

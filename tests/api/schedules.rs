@@ -18,7 +18,8 @@ async fn schedules_api_validates_and_describes(backend: Backend) {
         (json!({"name": "x", "cron": "* * *", "kind": "noop"}), "invalid_cron"),
         (json!({"name": "x", "cron": "* * * * *", "timezone": "Mars/Base", "kind": "noop"}), "invalid_timezone"),
         (json!({"name": "x", "cron": "* * * * *", "kind": "vm.start"}), "invalid_kind"),
-        (json!({"name": "x", "cron": "* * * * *", "kind": "noop", "missed_ticks": "always"}), "invalid_missed_ticks"),
+        (json!({"name": "x", "cron": "* * * * *", "kind": "noop", "missed_ticks": "always"}), "invalid_body"),
+        (json!({"name": "x", "cron": "* * * * *", "kind": "vm.explode"}), "invalid_body"),
         (json!({"name": "a b", "cron": "* * * * *", "kind": "noop"}), "invalid_schedule_name"),
     ] {
         let r = app.post("/api/v1/schedules", body.clone()).await;

@@ -11,6 +11,7 @@ use hyperfleet_core::{
     health::{Measurement, Status},
     settings::HealthSettings,
     store::{Store, SystemInfo},
+    vm::VmState,
 };
 
 use crate::{libvirt::Hypervisor, system::WatchedDirs};
@@ -32,10 +33,11 @@ pub async fn measure(hv: &Hypervisor, store: &Store, cfg: &HealthSettings, dirs:
     }
     match hv.list().await {
         Ok(vms) => {
-            let crashed: Vec<&str> = vms.iter().filter(|v| v.state == "crashed").map(|v| v.name.as_str()).collect();
+            let crashed: Vec<&str> =
+                vms.iter().filter(|v| v.state == VmState::Crashed).map(|v| v.name.as_str()).collect();
             let paused: Vec<String> = vms
                 .iter()
-                .filter(|v| v.state == "paused" && v.state_reason != "user")
+                .filter(|v| v.state == VmState::Paused && v.state_reason != "user")
                 .map(|v| format!("{} ({})", v.name, v.state_reason))
                 .collect();
             let m = if !crashed.is_empty() {

@@ -9,6 +9,7 @@ use hyperfleet_core::{
     Timestamp,
     operation::{ErrorClass, JobFailure},
     store::VmRecord,
+    vm::VmState,
 };
 use virt::{connect::Connect, domain::Domain, error::ErrorNumber};
 
@@ -98,9 +99,9 @@ impl Hypervisor {
         self.call(move |c| f(&c.lookup_domain_by_name(&name)?)).await
     }
 
-    /// The domain's state as libvirt names it (`running`, `shutoff`, …).
-    pub async fn state(&self, name: &str) -> Result<String, JobFailure> {
-        self.with_domain(name, |d| d.state().map(|(s, _)| s.to_string())).await
+    /// The domain's state.
+    pub async fn state(&self, name: &str) -> Result<VmState, JobFailure> {
+        self.with_domain(name, |d| d.state().map(|(s, _)| vm_state(&s.to_string()))).await
     }
 
     pub async fn versions(&self) -> Result<(u32, u32), JobFailure> {
@@ -119,13 +120,22 @@ fn record(host: &str, d: &Domain) -> Result<VmRecord, virt::error::Error> {
         host: host.to_owned(),
         name: d.name()?,
         uuid: d.uuid_string()?,
-        state: state.to_string(),
+        state: vm_state(&state.to_string()),
         state_reason: reason,
         vcpus: info.nr_virt_cpu as i32,
         memory_kib: info.max_mem as i64,
         autostart: d.autostart().unwrap_or(false),
         persistent: d.is_persistent().unwrap_or(false),
         updated_at: Timestamp::now(),
+    })
+}
+
+/// libvirt's state name as a [`VmState`]. A state newer than this code is
+/// reported as `nostate` (and logged) rather than failing the whole inventory.
+fn vm_state(name: &str) -> VmState {
+    VmState::parse(name).unwrap_or_else(|_| {
+        tracing::warn!(state = name, "libvirt reported a domain state this version does not know");
+        VmState::Nostate
     })
 }
 

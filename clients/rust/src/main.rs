@@ -56,7 +56,7 @@ async fn run() -> Result<(), String> {
     println!("vm {} on {}: {}", vm.name, vm.host, vm.state);
 
     // b. shut it down if running, else start it
-    let (action, submitted) = if vm.state == "running" {
+    let (action, submitted) = if vm.state == types::VmState::Running {
         let body = types::ShutdownRequest { timeout_s: Some(10), force: None };
         ("shutdown", client.vm_shutdown(VM, None, None, &body).await)
     } else {
@@ -81,9 +81,9 @@ async fn run() -> Result<(), String> {
         let got = client.operation_get(&id).await.map_err(|e| format!("operation_get: {e}"))?;
         expect_status(got.status().as_u16(), &[200])?;
         let op = got.into_inner();
-        match op.status.as_str() {
-            "succeeded" => break op,
-            "failed" | "cancelled" => {
+        match op.status {
+            types::OperationStatus::Succeeded => break op,
+            types::OperationStatus::Failed | types::OperationStatus::Cancelled => {
                 return Err(format!(
                     "operation {} {}: {} {}",
                     op.id,
@@ -109,7 +109,7 @@ async fn run() -> Result<(), String> {
             "  attempt {} worker={} outcome={}",
             a.attempt,
             a.worker,
-            a.outcome.as_deref().unwrap_or("-")
+            a.outcome.map_or_else(|| "-".to_owned(), |o| o.to_string())
         );
     }
     Ok(())

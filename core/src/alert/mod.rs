@@ -12,7 +12,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{AlertId, Error, OperationId, Result, SilenceId, Timestamp};
+use crate::{AlertId, Error, OperationId, Result, SilenceId, Timestamp, closed_set::closed_set};
 
 mod matcher;
 mod policy;
@@ -21,65 +21,34 @@ pub(crate) use matcher::label_name_ok;
 pub use matcher::{AlertFacts, Matcher, NewSilence, Silence, all_match};
 pub use policy::{ChannelHistory, Decision, Route, decide};
 
-macro_rules! text_enum {
-    ($(#[$doc:meta])* $name:ident, $code:literal, $what:literal {
-        $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)?
-    }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        pub enum $name { $($(#[$vdoc])* #[serde(rename = $text)] $variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$(Self::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $(Self::$variant => $text),+ }
-            }
-
-            pub fn parse(text: &str) -> Result<Self> {
-                Self::ALL.iter().copied().find(|v| v.as_str() == text).ok_or_else(|| {
-                    let known: Vec<&str> = Self::ALL.iter().map(|v| v.as_str()).collect();
-                    Error::invalid($code, format!("`{text}` is not {}; use one of: {}", $what, known.join(", ")))
-                })
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-text_enum!(
+closed_set!(
     /// Ordered: `info < warning < critical`.
     Severity, "invalid_severity", "a severity" { Info = "info", Warning = "warning", Critical = "critical" }
 );
-text_enum!(
+closed_set!(
     /// What raised the alert.
     AlertSource, "invalid_source", "an alert source" {
         Health = "health", Operation = "operation", Backup = "backup", Fleet = "fleet", Manual = "manual"
     }
 );
-text_enum!(AlertStatus, "invalid_alert_status", "an alert status" { Firing = "firing", Resolved = "resolved" });
-text_enum!(
+closed_set!(AlertStatus, "invalid_alert_status", "an alert status" { Firing = "firing", Resolved = "resolved" });
+closed_set!(
     /// An entry of an alert's history.
     EventKind, "invalid_event_kind", "an alert event" {
         Fired = "fired", Repeated = "repeated", Escalated = "escalated", Resolved = "resolved",
         Acknowledged = "acknowledged"
     }
 );
-text_enum!(
+closed_set!(
     /// What a notification tells its channel (the `event` field of webhook payloads).
     NotifyEvent, "invalid_notify_event", "a notification event" { Firing = "firing", Resolved = "resolved", Test = "test" }
 );
-text_enum!(
+closed_set!(
     NotificationStatus, "invalid_notification_status", "a notification status" {
         Pending = "pending", Delivered = "delivered", Failed = "failed", Suppressed = "suppressed"
     }
 );
-text_enum!(
+closed_set!(
     /// Why a notification was not sent.
     SuppressReason, "invalid_suppress_reason", "a suppression reason" {
         /// A notification of this alert went to the channel less than a repeat interval ago.
@@ -91,11 +60,11 @@ text_enum!(
         Unmatched = "unmatched"
     }
 );
-text_enum!(
+closed_set!(
     /// `=` equal, `!=` not equal, `=~` / `!~` whole-value regular expression.
     MatchOp, "invalid_matcher", "a matcher operator" { Eq = "=", Ne = "!=", Re = "=~", NotRe = "!~" }
 );
-text_enum!(
+closed_set!(
     ChannelKind, "invalid_channel_type", "a channel type" {
         Email = "email", Slack = "slack", Discord = "discord", Teams = "teams", Webhook = "webhook"
     }

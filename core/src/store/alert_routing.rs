@@ -34,7 +34,7 @@ const ROUTER_LOCK: i64 = 0x6866_2d61_6c65_7274;
 /// How a channel last heard of things, for `GET /channels`.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ChannelStats {
-    pub last_status: Option<String>,
+    pub last_status: Option<crate::alert::NotificationStatus>,
     pub last_at: Option<Timestamp>,
     pub last_detail: Option<String>,
     pub delivered: i64,
@@ -195,8 +195,9 @@ impl Store {
     }
 
     pub async fn channel_stats(&self, channel: &str) -> Result<ChannelStats> {
-        let last: Option<(String, Timestamp, Option<String>)> = read_db!(self, |pool, Db| {
-            sqlx::query_as::<Db, (String, Timestamp, Option<String>)>(
+        type Last = (crate::alert::NotificationStatus, Timestamp, Option<String>);
+        let last: Option<Last> = read_db!(self, |pool, Db| {
+            sqlx::query_as::<Db, Last>(
                 "SELECT status, COALESCE(delivered_at, created_at), detail FROM alert_notifications \
                  WHERE channel = $1 AND status <> 'suppressed' ORDER BY id DESC LIMIT 1",
             )
@@ -214,7 +215,7 @@ impl Store {
         })?;
         let count = |s: &str| counts.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
         Ok(ChannelStats {
-            last_status: last.as_ref().map(|l| l.0.clone()),
+            last_status: last.as_ref().map(|l| l.0),
             last_at: last.as_ref().map(|l| l.1),
             last_detail: last.and_then(|l| l.2),
             delivered: count("delivered"),
@@ -225,9 +226,9 @@ impl Store {
     }
 
     /// Suppressed notifications of an alert, counted per reason.
-    pub async fn suppressed_counts(&self, alert: AlertId) -> Result<Vec<(String, i64)>> {
+    pub async fn suppressed_counts(&self, alert: AlertId) -> Result<Vec<(crate::alert::SuppressReason, i64)>> {
         read_db!(self, |pool, Db| {
-            sqlx::query_as::<Db, (String, i64)>(
+            sqlx::query_as::<Db, (crate::alert::SuppressReason, i64)>(
                 "SELECT reason, COUNT(*) FROM alert_notifications WHERE alert_id = $1 AND status = 'suppressed' \
                  GROUP BY reason ORDER BY reason",
             )

@@ -45,7 +45,7 @@ async fn alert_check<C: AlertTx>(
 pub struct HealthRunRecord {
     pub id: OperationId,
     pub host: String,
-    pub status: String,
+    pub status: Status,
     pub started_at: Timestamp,
     pub finished_at: Timestamp,
 }
@@ -53,7 +53,7 @@ pub struct HealthRunRecord {
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct HealthResultRecord {
     pub check_name: String,
-    pub status: String,
+    pub status: Status,
     /// The measurement's own verdict before hysteresis (`ok`, `warn`, `error`, `hold`).
     pub raw_status: String,
     pub message: String,
@@ -66,9 +66,9 @@ pub struct HealthResultRecord {
 pub struct HealthStateRecord {
     pub host: String,
     pub check_name: String,
-    pub status: String,
+    pub status: Status,
     pub since: Timestamp,
-    pub candidate: Option<String>,
+    pub candidate: Option<Status>,
     pub candidate_since: Option<Timestamp>,
 }
 
@@ -77,8 +77,8 @@ pub struct HealthEventRecord {
     pub id: i64,
     pub host: String,
     pub check_name: String,
-    pub from_status: String,
-    pub to_status: String,
+    pub from_status: Status,
+    pub to_status: Status,
     pub message: String,
     pub at: Timestamp,
 }
@@ -118,9 +118,9 @@ impl Store {
             .await?;
             for m in measurements {
                 let prev = states.iter().find(|s| s.check_name == m.check).map(|s| CheckState {
-                    status: Status::parse(&s.status),
+                    status: s.status,
                     since: s.since,
-                    candidate: s.candidate.as_deref().zip(s.candidate_since).map(|(c, t)| (Status::parse(c), t)),
+                    candidate: s.candidate.zip(s.candidate_since),
                 });
                 let (state, transition) = step(prev.as_ref(), m.raw, m.for_s, now);
                 worst = worst.max(state.status);
@@ -175,7 +175,7 @@ impl Store {
             tx.commit().await?;
         });
         self.wakes.notify(crate::queue::ALERTS);
-        Ok(HealthRunRecord { id, host: host.to_owned(), status: worst.as_str().into(), started_at, finished_at: now })
+        Ok(HealthRunRecord { id, host: host.to_owned(), status: worst, started_at, finished_at: now })
     }
 
     pub async fn health_runs(&self, host: Option<&str>, limit: u32) -> Result<Vec<HealthRunRecord>> {

@@ -84,7 +84,7 @@ pub struct VmRecord {
     pub name: String,
     pub uuid: String,
     /// `running`, `blocked`, `paused`, `shutdown`, `shutoff`, `crashed`, `pmsuspended`, `nostate`.
-    pub state: String,
+    pub state: crate::vm::VmState,
     /// libvirt's reason for the state, e.g. `booted`, `user`, `destroyed`.
     pub state_reason: String,
     pub vcpus: i32,
@@ -314,7 +314,7 @@ where
     .bind(vm.host.clone())
     .bind(vm.name.clone())
     .bind(vm.uuid.clone())
-    .bind(vm.state.clone())
+    .bind(vm.state.as_str().to_owned())
     .bind(vm.state_reason.clone())
     .bind(vm.vcpus)
     .bind(vm.memory_kib)

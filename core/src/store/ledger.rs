@@ -203,7 +203,7 @@ impl Store {
             if status == OperationStatus::Failed {
                 let failed = FailedOp {
                     id: op.id,
-                    kind: &op.kind,
+                    kind: op.kind.as_str(),
                     host: op.host.as_deref(),
                     vm: op.vm.as_deref(),
                     params: &op.params,

@@ -222,7 +222,7 @@ impl Store {
             })?;
         }
         let op = self.operation(id).await?;
-        if op.status().is_terminal() && !cancelled && op.status() != OperationStatus::Cancelled {
+        if op.status.is_terminal() && !cancelled && op.status != OperationStatus::Cancelled {
             return Err(Error::conflict(
                 "operation_finished",
                 format!("operation {id} already finished as {}", op.status),
@@ -235,14 +235,14 @@ impl Store {
     #[tracing::instrument(skip(self))]
     pub async fn retry(&self, id: OperationId, requested_by: &str, request_id: Option<String>) -> Result<Operation> {
         let old = self.operation(id).await?;
-        if !matches!(old.status(), OperationStatus::Failed | OperationStatus::Cancelled) {
+        if !matches!(old.status, OperationStatus::Failed | OperationStatus::Cancelled) {
             return Err(Error::conflict(
                 "operation_not_retryable",
                 format!("operation {id} is {}; only failed or cancelled operations can be retried", old.status),
             ));
         }
         let new = NewOperation {
-            kind: old.kind()?,
+            kind: old.kind,
             host: old.host.clone(),
             vm: old.vm.clone(),
             params: old.params.clone(),

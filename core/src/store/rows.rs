@@ -5,7 +5,7 @@ use sqlx::types::Json;
 
 use crate::{
     OperationId, ScheduleId, Timestamp,
-    operation::{Attempt, Operation},
+    operation::{Attempt, AttemptOutcome, ErrorClass, Operation, OperationKind, OperationStatus},
 };
 
 pub(crate) const OPERATION_COLUMNS: &str = "id, kind, host, vm, params, status, requested_by, request_id, \
@@ -18,11 +18,11 @@ pub(crate) const ATTEMPT_COLUMNS: &str =
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct OperationRow {
     pub id: OperationId,
-    pub kind: String,
+    pub kind: OperationKind,
     pub host: Option<String>,
     pub vm: Option<String>,
     pub params: Json<Value>,
-    pub status: String,
+    pub status: OperationStatus,
     pub requested_by: String,
     pub request_id: Option<String>,
     pub idempotency_key: Option<String>,
@@ -32,7 +32,7 @@ pub(crate) struct OperationRow {
     pub next_attempt_at: Option<Timestamp>,
     pub cancel_requested: bool,
     pub result: Option<Json<Value>>,
-    pub error_class: Option<String>,
+    pub error_class: Option<ErrorClass>,
     pub error_code: Option<String>,
     pub last_error: Option<String>,
     pub retry_of: Option<OperationId>,
@@ -83,8 +83,8 @@ pub(crate) struct AttemptRow {
     pub host: String,
     pub started_at: Timestamp,
     pub finished_at: Option<Timestamp>,
-    pub outcome: Option<String>,
-    pub error_class: Option<String>,
+    pub outcome: Option<AttemptOutcome>,
+    pub error_class: Option<ErrorClass>,
     pub error_code: Option<String>,
     pub message: Option<String>,
 }

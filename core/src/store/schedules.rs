@@ -25,11 +25,11 @@ pub struct ScheduleRecord {
     pub name: String,
     pub cron: String,
     pub timezone: String,
-    pub kind: String,
+    pub kind: crate::operation::OperationKind,
     pub params: Json<Value>,
     pub host: Option<String>,
     pub enabled: bool,
-    pub missed_ticks: String,
+    pub missed_ticks: MissedTicks,
     pub jitter_s: i32,
     pub next_fire_at: Option<Timestamp>,
     pub last_fire_at: Option<Timestamp>,
@@ -233,7 +233,7 @@ impl Store {
             let current = latest.plus(MISSED_AFTER) >= now;
             let missed: Vec<Timestamp> = if current { ticks[..ticks.len() - 1].to_vec() } else { ticks.clone() };
             let mut plan: Vec<(Timestamp, bool)> = Vec::new();
-            if let (MissedTicks::RunOnce, Some(&last_missed)) = (MissedTicks::parse(&s.missed_ticks)?, missed.last()) {
+            if let (MissedTicks::RunOnce, Some(&last_missed)) = (s.missed_ticks, missed.last()) {
                 plan.push((last_missed, true));
             }
             if current {
@@ -243,7 +243,7 @@ impl Store {
                 tracing::warn!(
                     schedule = s.name,
                     missed = missed.len(),
-                    policy = s.missed_ticks,
+                    policy = s.missed_ticks.as_str(),
                     "ticks were missed while no scheduler ran"
                 );
             }
@@ -273,7 +273,7 @@ impl Store {
         fired_by: &str,
         manual: bool,
     ) -> Result<Vec<OperationId>> {
-        let kind = schedulable(&s.kind)?;
+        let kind = schedulable(s.kind.as_str())?;
         // A health run without a host means every host whose worker has not stopped.
         let targets: Vec<Option<String>> = if kind == crate::operation::OperationKind::HealthRun && s.host.is_none() {
             let hosts: Vec<Option<String>> =

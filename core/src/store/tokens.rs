@@ -14,7 +14,7 @@ use crate::{
 pub struct TokenRecord {
     pub id: TokenId,
     pub name: String,
-    pub role: String,
+    pub role: crate::auth::Role,
     /// The non-secret start of the token, to recognise it.
     pub prefix: String,
     pub created_by: String,

@@ -31,10 +31,7 @@ pub struct JobContext {
 
 /// Runs one attempt of `op`.
 pub async fn run(ctx: &JobContext, op: &Operation) -> Finish {
-    let kind = match op.kind() {
-        Ok(kind) => kind,
-        Err(e) => return Finish::Failed(JobFailure::new(ErrorClass::Permanent, "unknown_kind", e.to_string())),
-    };
+    let kind = op.kind;
     if ctx.cancel.is_cancelled() {
         return Finish::Cancelled("cancel requested before the attempt started".into());
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use hyperfleet_core::{
     operation::{ErrorClass, JobFailure, Operation},
     store::{Finish, Store},
-    vm::{PowerParams, VmAction},
+    vm::{PowerParams, VmAction, VmState},
 };
 use serde_json::json;
 
@@ -62,7 +62,7 @@ impl Done {
 enum Ready {
     Go,
     /// A retry found the VM already where the action leads.
-    AlreadyDone(String),
+    AlreadyDone(VmState),
 }
 
 /// Checks the VM's state before acting, so a wrong state is the same permanent
@@ -73,22 +73,22 @@ enum Ready {
 async fn precondition(ctx: &JobContext, vm: &str, action: VmAction, attempt: i32) -> Result<Ready, JobFailure> {
     let state = ctx.hypervisor.state(vm).await?;
     let goal = match action {
-        VmAction::Start | VmAction::Resume => Some("running"),
-        VmAction::Shutdown | VmAction::Destroy => Some("shutoff"),
-        VmAction::Suspend => Some("paused"),
+        VmAction::Start | VmAction::Resume => Some(VmState::Running),
+        VmAction::Shutdown | VmAction::Destroy => Some(VmState::Shutoff),
+        VmAction::Suspend => Some(VmState::Paused),
         VmAction::Reboot => None,
     };
-    if attempt > 1 && goal == Some(state.as_str()) {
+    if attempt > 1 && goal == Some(state) {
         return Ok(Ready::AlreadyDone(state));
     }
     let ok = match action {
-        VmAction::Start => matches!(state.as_str(), "shutoff" | "crashed"),
+        VmAction::Start => matches!(state, VmState::Shutoff | VmState::Crashed),
         VmAction::Shutdown | VmAction::Reboot => {
-            matches!(state.as_str(), "running" | "blocked" | "paused" | "shutdown")
+            matches!(state, VmState::Running | VmState::Blocked | VmState::Paused | VmState::Shutdown)
         }
-        VmAction::Destroy => state != "shutoff",
-        VmAction::Suspend => matches!(state.as_str(), "running" | "blocked"),
-        VmAction::Resume => state == "paused",
+        VmAction::Destroy => state != VmState::Shutoff,
+        VmAction::Suspend => matches!(state, VmState::Running | VmState::Blocked),
+        VmAction::Resume => state == VmState::Paused,
     };
     if ok {
         Ok(Ready::Go)
@@ -117,7 +117,7 @@ async fn shutdown(ctx: &JobContext, vm: &str, params: &PowerParams) -> Result<Do
     ctx.hypervisor.with_domain(vm, |d| d.shutdown()).await?;
     let started = Instant::now();
     loop {
-        if ctx.hypervisor.state(vm).await? == "shutoff" {
+        if ctx.hypervisor.state(vm).await? == VmState::Shutoff {
             let waited = started.elapsed().as_secs_f64();
             return Ok(Done::Ok { result: json!({ "action": "shutdown", "forced": false, "waited_s": waited }) });
         }
