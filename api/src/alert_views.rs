@@ -151,15 +151,23 @@ pub struct AlertDetailView {
 #[oai(deny_unknown_fields)]
 pub struct AlertRequest {
     pub severity: Severity,
-    /// 1-512 characters.
-    pub title: String,
+    /// 1-512 characters (all blank is a 422 `invalid_title`).
+    #[oai(validator(min_length = 1, max_length = 512))]
+    pub title: crate::text::Text,
     /// Up to 16384 characters.
-    pub message: String,
-    pub host: Option<String>,
-    /// Up to 32 labels; names are 1-64 of `A-Z a-z 0-9 _ . -`.
-    pub labels: Option<BTreeMap<String, String>>,
-    /// Default: derived from source, host and title.
-    pub dedup_key: Option<String>,
+    #[oai(validator(max_length = 16384))]
+    pub message: crate::text::Text,
+    #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))]
+    pub host: Option<crate::text::Text>,
+    /// Up to 32 labels; names are 1-64 of `A-Z a-z 0-9 _ . -` starting with a
+    /// letter or `_`, not `source`, `host`, `severity` or `title`; values up to
+    /// 256 characters (a name or value outside that is a 422 `invalid_labels`).
+    #[oai(validator(max_properties = 32))]
+    pub labels: Option<BTreeMap<String, crate::text::Text>>,
+    /// Default: derived from source, host and title. 1-512 characters without
+    /// control characters (all blank is a 422 `invalid_dedup_key`).
+    #[oai(validator(min_length = 1, max_length = 512, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"))]
+    pub dedup_key: Option<crate::text::Text>,
 }
 
 #[derive(Debug, ApiResponse)]
@@ -176,7 +184,7 @@ pub enum AlertRaised {
 #[oai(deny_unknown_fields)]
 pub struct TestRequest {
     /// One channel; default: every configured channel.
-    pub channel: Option<String>,
+    pub channel: Option<crate::text::Text>,
 }
 
 #[derive(Debug, Clone, Object)]

@@ -17,7 +17,7 @@ use crate::{
     AppState, Tag,
     auth::{OperatorAuth, ViewerAuth},
     error::ApiResult,
-    operations::{page_limit, parse_cursor, parse_time},
+    operations::page_limit,
     views::AttemptView,
 };
 
@@ -65,15 +65,16 @@ impl AlertsApi {
         status: Query<Option<AlertStatus>>,
         severity: Query<Option<Severity>>,
         source: Query<Option<AlertSource>>,
-        host: Query<Option<String>>,
+        #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))] host: Query<Option<String>>,
         /// Last seen at or after this time (RFC 3339).
-        since: Query<Option<String>>,
+        since: Query<Option<chrono::DateTime<chrono::Utc>>>,
         /// First seen before this time (RFC 3339).
-        until: Query<Option<String>>,
+        until: Query<Option<chrono::DateTime<chrono::Utc>>>,
         /// Page size, 1-500 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
         limit: Query<Option<u32>>,
         /// The `next_cursor` of the previous page.
-        cursor: Query<Option<String>>,
+        cursor: Query<Option<uuid::Uuid>>,
     ) -> ApiResult<Json<AlertPageView>> {
         let limit = page_limit(limit.0)?;
         let filter = AlertFilter {
@@ -81,9 +82,9 @@ impl AlertsApi {
             severity: severity.0,
             source: source.0,
             host: host.0,
-            since: parse_time("since", since.0)?,
-            until: parse_time("until", until.0)?,
-            cursor: parse_cursor(cursor.0, AlertId::parse)?,
+            since: since.0.map(hyperfleet_core::Timestamp),
+            until: until.0.map(hyperfleet_core::Timestamp),
+            cursor: cursor.0.map(AlertId),
             limit,
         };
         let page = self.state.store.alerts(&filter).await?;
@@ -99,12 +100,12 @@ impl AlertsApi {
         let r = body.0;
         let new = NewAlert {
             source: AlertSource::Manual,
-            host: r.host,
+            host: r.host.map(String::from),
             severity: r.severity,
-            title: r.title,
-            message: r.message,
-            labels: r.labels.unwrap_or_default(),
-            dedup_key: r.dedup_key,
+            title: r.title.into(),
+            message: r.message.into(),
+            labels: r.labels.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into())).collect(),
+            dedup_key: r.dedup_key.map(String::from),
             operation_id: None,
             exclude_channel: None,
             actor: auth.0.name.clone(),
@@ -120,8 +121,8 @@ impl AlertsApi {
 
     /// Get an alert with its events, notifications (sent and suppressed) and deliveries with every attempt.
     #[oai(path = "/alerts/:id", method = "get", operation_id = "alert_get")]
-    async fn get(&self, _auth: ViewerAuth, id: Path<String>) -> ApiResult<Json<AlertDetailView>> {
-        let id = AlertId::parse(&id)?;
+    async fn get(&self, _auth: ViewerAuth, id: Path<uuid::Uuid>) -> ApiResult<Json<AlertDetailView>> {
+        let id = AlertId(id.0);
         let store = &self.state.store;
         let alert = store.alert(id).await?;
         let mut notifications = Vec::new();
@@ -143,15 +144,15 @@ impl AlertsApi {
 
     /// Acknowledge a firing alert: it stops repeating until it resolves. 409 `alert_not_firing` once resolved.
     #[oai(path = "/alerts/:id/ack", method = "post", operation_id = "alert_ack")]
-    async fn ack(&self, auth: OperatorAuth, id: Path<String>) -> ApiResult<Json<AlertView>> {
-        let id = AlertId::parse(&id)?;
+    async fn ack(&self, auth: OperatorAuth, id: Path<uuid::Uuid>) -> ApiResult<Json<AlertView>> {
+        let id = AlertId(id.0);
         Ok(Json(self.state.store.acknowledge_alert(id, &auth.0.name).await?.into()))
     }
 
     /// Resolve a firing alert by hand (channels that heard it fire are told). Resolving twice changes nothing.
     #[oai(path = "/alerts/:id/resolve", method = "post", operation_id = "alert_resolve")]
-    async fn resolve(&self, auth: OperatorAuth, id: Path<String>) -> ApiResult<Json<AlertView>> {
-        let id = AlertId::parse(&id)?;
+    async fn resolve(&self, auth: OperatorAuth, id: Path<uuid::Uuid>) -> ApiResult<Json<AlertView>> {
+        let id = AlertId(id.0);
         Ok(Json(self.state.store.resolve_alert(id, &auth.0.name).await?.into()))
     }
 

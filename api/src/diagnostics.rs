@@ -13,6 +13,7 @@ pub struct DiagnosticsApi {
 #[oai(deny_unknown_fields)]
 pub struct NoopRequest {
     /// How long each attempt sleeps, in milliseconds (at most one hour).
+    #[oai(validator(maximum(value = "3600000")))]
     pub sleep_ms: Option<u64>,
     /// The first `fail_times` attempts fail with a transient error.
     pub fail_times: Option<u32>,
@@ -25,7 +26,7 @@ impl DiagnosticsApi {
     async fn noop(
         &self,
         auth: OperatorAuth,
-        #[oai(name = "Idempotency-Key")] key: Header<Option<String>>,
+        #[oai(name = "Idempotency-Key", validator(pattern = "^[!-~]{1,200}$"))] key: Header<Option<String>>,
         body: Json<Option<NoopRequest>>,
     ) -> ApiResult<Enqueued> {
         let params = body.0.map_or_else(NoopParams::default, |b| NoopParams {

@@ -35,6 +35,11 @@ pub enum ApiError {
     /// The request conflicts with the current state; nothing was changed.
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
+    /// The request fits the schema but breaks a rule the schema cannot
+    /// express (a cron field out of range, an unknown time zone, a time window
+    /// in the past); the code says which. Nothing was changed.
+    #[oai(status = 422)]
+    Unprocessable(Json<ErrorBody>),
     /// The request body is larger than the server accepts.
     #[oai(status = 413)]
     PayloadTooLarge(Json<ErrorBody>),
@@ -59,7 +64,9 @@ impl From<Error> for ApiError {
     fn from(err: Error) -> Self {
         let code = err.code();
         match &err {
-            Error::InvalidInput { message, .. } => Self::BadRequest(body(code, message.clone())),
+            // Requests that break the schema are refused before any handler runs
+            // (400, see `render_poem_error`); what a handler refuses passed it.
+            Error::InvalidInput { message, .. } => Self::Unprocessable(body(code, message.clone())),
             Error::NotFound { what, .. } => Self::NotFound(body(code, format!("{what} not found"))),
             Error::Conflict { message, .. } => Self::Conflict(body(code, message.clone())),
             Error::Unauthenticated(message) => Self::Unauthorized(body(code, message.clone())),
@@ -90,26 +97,27 @@ pub async fn render_poem_error(err: poem::Error) -> poem::Response {
         return err.into_response(); // our own ApiError, already in shape
     }
     let status = err.status();
-    let (code, message) = if err.is::<poem_openapi::error::ParseParamError>() {
-        ("invalid_parameter", err.to_string())
-    } else if err.is::<poem_openapi::error::ParseRequestPayloadError>() {
-        ("invalid_body", err.to_string())
-    } else if err.is::<poem_openapi::error::ContentTypeError>() {
-        ("unsupported_media_type", err.to_string())
-    } else {
-        match status {
-            StatusCode::NOT_FOUND => ("not_found", "no such route".to_owned()),
-            StatusCode::UNAUTHORIZED => ("unauthorized", "send `Authorization: Bearer <token>`".to_owned()),
-            StatusCode::SERVICE_UNAVAILABLE => ("timeout", "the request took too long".to_owned()),
-            StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "method not allowed on this route".to_owned()),
-            StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large".to_owned()),
-            s if s.is_client_error() => ("bad_request", err.to_string()),
-            _ => {
-                tracing::error!(request_id = %current_request_id(), error = %err, "unhandled error");
-                ("internal", "internal error".to_owned())
+    let (code, message) =
+        if err.is::<poem_openapi::error::ParseParamError>() || err.is::<poem_openapi::error::ParsePathError>() {
+            ("invalid_parameter", err.to_string())
+        } else if err.is::<poem_openapi::error::ParseRequestPayloadError>() {
+            ("invalid_body", err.to_string())
+        } else if err.is::<poem_openapi::error::ContentTypeError>() {
+            ("unsupported_media_type", err.to_string())
+        } else {
+            match status {
+                StatusCode::NOT_FOUND => ("not_found", "no such route".to_owned()),
+                StatusCode::UNAUTHORIZED => ("unauthorized", "send `Authorization: Bearer <token>`".to_owned()),
+                StatusCode::SERVICE_UNAVAILABLE => ("timeout", "the request took too long".to_owned()),
+                StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "method not allowed on this route".to_owned()),
+                StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large".to_owned()),
+                s if s.is_client_error() => ("bad_request", err.to_string()),
+                _ => {
+                    tracing::error!(request_id = %current_request_id(), error = %err, "unhandled error");
+                    ("internal", "internal error".to_owned())
+                }
             }
-        }
-    };
+        };
     let status = if status == StatusCode::INTERNAL_SERVER_ERROR && code != "internal" {
         StatusCode::BAD_REQUEST
     } else {

@@ -89,7 +89,8 @@ pub struct HealthRunListView {
 #[oai(deny_unknown_fields)]
 pub struct HealthRunRequest {
     /// One host; every host whose worker runs when absent.
-    pub host: Option<String>,
+    #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))]
+    pub host: Option<crate::text::Text>,
 }
 
 #[derive(Debug, Clone, Object)]
@@ -179,8 +180,10 @@ impl HealthApi {
         &self,
         _auth: ViewerAuth,
         /// Only this host's runs.
+        #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))]
         host: Query<Option<String>>,
         /// 1-500 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
         limit: Query<Option<u32>>,
     ) -> ApiResult<Json<HealthRunListView>> {
         let limit = limit.0.unwrap_or(50);
@@ -193,8 +196,8 @@ impl HealthApi {
 
     /// One health run with every check.
     #[oai(path = "/health/runs/:id", method = "get", operation_id = "health_run_get")]
-    async fn get(&self, _auth: ViewerAuth, id: Path<String>) -> ApiResult<Json<HealthRunView>> {
-        let id = OperationId::parse(&id)?;
+    async fn get(&self, _auth: ViewerAuth, id: Path<uuid::Uuid>) -> ApiResult<Json<HealthRunView>> {
+        let id = OperationId(id.0);
         let (run, results) = self.state.store.health_run(id).await?;
         let mut view = HealthRunView::from(run);
         view.checks = Some(results.into_iter().map(HealthCheckView::from).collect());

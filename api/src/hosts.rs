@@ -190,7 +190,11 @@ impl HostsApi {
 
     /// Get one host.
     #[oai(path = "/hosts/:host", method = "get", operation_id = "host_get")]
-    async fn get(&self, _auth: ViewerAuth, host: Path<String>) -> ApiResult<Json<HostView>> {
+    async fn get(
+        &self,
+        _auth: ViewerAuth,
+        #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))] host: Path<String>,
+    ) -> ApiResult<Json<HostView>> {
         let record = self.state.store.host(&host_name(&host)?).await?;
         let vms = self.state.store.vms().await?;
         Ok(Json(HostView::new(record, &vms, Timestamp::now())))
@@ -198,7 +202,11 @@ impl HostsApi {
 
     /// System facts of one host (CPU, memory, disks, libvirt and QEMU versions).
     #[oai(path = "/hosts/:host/system", method = "get", operation_id = "host_system")]
-    async fn system(&self, _auth: ViewerAuth, host: Path<String>) -> ApiResult<Json<SystemView>> {
+    async fn system(
+        &self,
+        _auth: ViewerAuth,
+        #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))] host: Path<String>,
+    ) -> ApiResult<Json<SystemView>> {
         let record = self.state.store.host(&host_name(&host)?).await?;
         let info = record.system.clone().map(|j| j.0).ok_or_else(|| {
             hyperfleet_core::Error::not_found(

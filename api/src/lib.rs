@@ -4,6 +4,7 @@
 
 mod alert_views;
 mod alerts;
+mod allow;
 pub mod auth;
 mod diagnostics;
 pub mod error;
@@ -14,8 +15,10 @@ pub mod request_id;
 mod schedules;
 mod seed;
 mod silences;
+mod spec;
 mod submit;
 mod system;
+mod text;
 mod tokens;
 pub mod views;
 mod vms;
@@ -126,12 +129,17 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
 /// The whole HTTP application.
 pub fn app(state: AppState, limits: Limits) -> impl Endpoint {
     let api = service(state.clone());
-    let spec = api.spec_endpoint();
+    let document = spec::tighten(&api.spec());
+    let allow = std::sync::Arc::new(allow::AllowTable::from_spec(&document));
     let docs = api.swagger_ui();
+    let served = poem::endpoint::make_sync(move |_| {
+        poem::Response::builder().content_type("application/json; charset=utf-8").body(document.clone())
+    });
     Route::new()
         .nest("/", api)
-        .at("/openapi.json", spec)
+        .at("/openapi.json", poem::get(served))
         .nest("/docs", docs)
+        .around(request_id::body_check)
         .around(move |next, req| {
             let state = state.clone();
             async move {
@@ -142,10 +150,11 @@ pub fn app(state: AppState, limits: Limits) -> impl Endpoint {
             }
         })
         .around(move |next, req| request_id::with_request_id(next, req, limits.body_bytes))
+        .around(move |next, req| allow::with_allow(next, req, allow.clone()))
 }
 
 /// The OpenAPI document, pretty-printed (what `hyperfleet openapi` prints and
 /// `openapi/hyperfleet.json` holds).
 pub fn spec_json() -> Result<String> {
-    Ok(service(AppState::new(Store::detached()?, 1, 1, 1)).spec())
+    Ok(spec::tighten(&service(AppState::new(Store::detached()?, 1, 1, 1)).spec()))
 }

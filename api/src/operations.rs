@@ -23,15 +23,6 @@ pub struct OperationsApi {
     pub state: AppState,
 }
 
-pub(crate) fn parse_time(name: &str, text: Option<String>) -> Result<Option<Timestamp>, Error> {
-    text.map(|t| {
-        chrono::DateTime::parse_from_rfc3339(&t).map(|d| Timestamp(d.with_timezone(&chrono::Utc))).map_err(|_| {
-            Error::invalid("invalid_timestamp", format!("`{name}` must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z"))
-        })
-    })
-    .transpose()
-}
-
 /// A list's `limit`: 1-500, default 50.
 pub(crate) fn page_limit(limit: Option<u32>) -> Result<u32, Error> {
     let limit = limit.unwrap_or(50);
@@ -39,14 +30,6 @@ pub(crate) fn page_limit(limit: Option<u32>) -> Result<u32, Error> {
         return Err(Error::invalid("invalid_limit", "`limit` must be 1-500"));
     }
     Ok(limit)
-}
-
-/// A list's `cursor`: an id this API returned as `next_cursor`.
-pub(crate) fn parse_cursor<T>(cursor: Option<String>, parse: fn(&str) -> Result<T, Error>) -> Result<Option<T>, Error> {
-    cursor
-        .as_deref()
-        .map(|c| parse(c).map_err(|_| Error::invalid("invalid_cursor", "`cursor` is not a cursor this API returned")))
-        .transpose()
 }
 
 #[OpenApi(prefix_path = "/api/v1", tag = "Tag::Operations")]
@@ -62,17 +45,20 @@ impl OperationsApi {
         /// Only operations of this kind.
         kind: Query<Option<OperationKind>>,
         /// Only operations on this VM.
+        #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))]
         vm: Query<Option<String>>,
         /// Only operations on this host.
+        #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))]
         host: Query<Option<String>>,
         /// Created at or after this time (RFC 3339).
-        since: Query<Option<String>>,
+        since: Query<Option<chrono::DateTime<chrono::Utc>>>,
         /// Created before this time (RFC 3339).
-        until: Query<Option<String>>,
+        until: Query<Option<chrono::DateTime<chrono::Utc>>>,
         /// Page size, 1-500 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
         limit: Query<Option<u32>>,
         /// The `next_cursor` of the previous page.
-        cursor: Query<Option<String>>,
+        cursor: Query<Option<uuid::Uuid>>,
     ) -> ApiResult<Json<OperationPageView>> {
         let limit = page_limit(limit.0)?;
         let filter = OperationFilter {
@@ -80,9 +66,9 @@ impl OperationsApi {
             kind: kind.0,
             host: host.0,
             vm: vm.0,
-            since: parse_time("since", since.0)?,
-            until: parse_time("until", until.0)?,
-            cursor: parse_cursor(cursor.0, OperationId::parse)?,
+            since: since.0.map(Timestamp),
+            until: until.0.map(Timestamp),
+            cursor: cursor.0.map(OperationId),
             limit,
         };
         let page = self.state.store.list_operations(&filter).await?;
@@ -94,8 +80,8 @@ impl OperationsApi {
 
     /// Get one operation with all its attempts.
     #[oai(path = "/operations/:id", method = "get", operation_id = "operation_get")]
-    async fn get(&self, _auth: ViewerAuth, id: Path<String>) -> ApiResult<Json<OperationView>> {
-        let id = OperationId::parse(&id)?;
+    async fn get(&self, _auth: ViewerAuth, id: Path<uuid::Uuid>) -> ApiResult<Json<OperationView>> {
+        let id = OperationId(id.0);
         let op = self.state.store.operation(id).await?;
         let attempts = self.state.store.attempts(id).await?;
         let mut view = OperationView::from(op);
@@ -106,15 +92,15 @@ impl OperationsApi {
 
     /// Cancel an operation: at once when queued or waiting to retry; when running, at its next safe point.
     #[oai(path = "/operations/:id/cancel", method = "post", operation_id = "operation_cancel")]
-    async fn cancel(&self, _auth: OperatorAuth, id: Path<String>) -> ApiResult<Json<OperationView>> {
-        let id = OperationId::parse(&id)?;
+    async fn cancel(&self, _auth: OperatorAuth, id: Path<uuid::Uuid>) -> ApiResult<Json<OperationView>> {
+        let id = OperationId(id.0);
         Ok(Json(self.state.store.cancel(id).await?.into()))
     }
 
     /// Retry a failed or cancelled operation as a new operation linked to it.
     #[oai(path = "/operations/:id/retry", method = "post", operation_id = "operation_retry")]
-    async fn retry(&self, auth: OperatorAuth, id: Path<String>) -> ApiResult<crate::submit::Enqueued> {
-        let id = OperationId::parse(&id)?;
+    async fn retry(&self, auth: OperatorAuth, id: Path<uuid::Uuid>) -> ApiResult<crate::submit::Enqueued> {
+        let id = OperationId(id.0);
         let origin = self.state.origin(&auth.0, None)?;
         let op = self.state.store.retry(id, &origin.requested_by, Some(current_request_id())).await?;
         let submitted = hyperfleet_core::store::Submitted { operation: op, replayed: false };

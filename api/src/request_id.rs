@@ -39,6 +39,29 @@ fn security_headers(path: &str, headers: &mut poem::http::HeaderMap) {
     headers.insert("content-security-policy", HeaderValue::from_static(csp));
 }
 
+/// What was wrong with the body, found while reading it.
+#[derive(Debug, Clone, Copy)]
+enum BodyProblem {
+    TooLarge,
+    Null,
+}
+
+/// Middleware inside authentication: refuses a body that was too large or a
+/// literal `null`.
+pub async fn body_check<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    match req.extensions().get::<BodyProblem>() {
+        Some(BodyProblem::TooLarge) => {
+            Ok(crate::error::render_poem_error(poem::Error::from_status(poem::http::StatusCode::PAYLOAD_TOO_LARGE))
+                .await)
+        }
+        Some(BodyProblem::Null) => {
+            let body = crate::error::body("invalid_body", "the body is `null`: send an object, or no body");
+            Ok(crate::error::ApiError::BadRequest(body).into_response())
+        }
+        None => next.call(req).await.map(IntoResponse::into_response),
+    }
+}
+
 /// Middleware: assigns the id, runs the request inside a span carrying it,
 /// bounds the body, and sets the response header.
 pub async fn with_request_id<E: Endpoint>(next: E, mut req: Request, body_limit: usize) -> poem::Result<Response> {
@@ -64,8 +87,7 @@ pub async fn with_request_id<E: Endpoint>(next: E, mut req: Request, body_limit:
             }
             true
         }
-        Some(_) => false,
-        None => match req.take_body().into_bytes_limit(body_limit).await {
+        _ => match req.take_body().into_bytes_limit(body_limit).await {
             Ok(bytes) => {
                 req.set_body(bytes);
                 false
@@ -73,16 +95,25 @@ pub async fn with_request_id<E: Endpoint>(next: E, mut req: Request, body_limit:
             Err(_) => true,
         },
     };
+    // Every request body is an object (or absent); a literal JSON `null` would
+    // otherwise read as "no body" and be accepted against the schema.
+    let null_body = !too_large && writes && {
+        let bytes = req.take_body().into_bytes().await.unwrap_or_default();
+        let null = bytes.trim_ascii() == b"null";
+        req.set_body(bytes);
+        null
+    };
     let path = req.uri().path().to_owned();
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    // Refused only after authentication (see `body_check`): a caller without a
+    // token learns nothing but 401.
+    if too_large {
+        req.extensions_mut().insert(BodyProblem::TooLarge);
+    } else if null_body {
+        req.extensions_mut().insert(BodyProblem::Null);
+    }
     let resp = REQUEST_ID
         .scope(id.clone(), async move {
-            if too_large {
-                return crate::error::render_poem_error(poem::Error::from_status(
-                    poem::http::StatusCode::PAYLOAD_TOO_LARGE,
-                ))
-                .await;
-            }
             match next.call(req).await {
                 Ok(r) => r.into_response(),
                 Err(e) => crate::error::render_poem_error(e).await,

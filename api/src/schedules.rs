@@ -121,19 +121,27 @@ pub struct ScheduleListView {
 #[derive(Debug, Clone, Object)]
 #[oai(deny_unknown_fields)]
 pub struct ScheduleRequest {
-    pub name: String,
-    pub cron: String,
-    /// IANA name; default `UTC`.
-    pub timezone: Option<String>,
+    /// 1-64 characters of A-Z, a-z, 0-9, `.`, `_`, `-`.
+    #[oai(validator(pattern = "^[A-Za-z0-9._-]{1,64}$"))]
+    pub name: crate::text::Text,
+    /// 5 fields (`min hour dom month dow`) or 6-7 (with seconds, year); an
+    /// expression cron cannot read is a 422 `invalid_cron`.
+    #[oai(validator(min_length = 1, max_length = 256))]
+    pub cron: crate::text::Text,
+    /// IANA name; default `UTC` (an unknown zone is a 422 `invalid_timezone`).
+    #[oai(validator(min_length = 1, max_length = 64))]
+    pub timezone: Option<crate::text::Text>,
     pub kind: OperationKind,
     pub params: Option<serde_json::Value>,
     /// Host-bound work goes to this host's worker.
-    pub host: Option<String>,
+    #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))]
+    pub host: Option<crate::text::Text>,
     /// Default true.
     pub enabled: Option<bool>,
     // Default `skip`.
     pub missed_ticks: Option<MissedTicks>,
     /// Spread each fire over up to this many seconds (default 0).
+    #[oai(validator(maximum(value = "3600")))]
     pub jitter_s: Option<u32>,
 }
 
@@ -141,14 +149,19 @@ pub struct ScheduleRequest {
 #[derive(Debug, Clone, Object)]
 #[oai(deny_unknown_fields)]
 pub struct SchedulePatch {
-    pub name: Option<String>,
-    pub cron: Option<String>,
-    pub timezone: Option<String>,
+    #[oai(validator(pattern = "^[A-Za-z0-9._-]{1,64}$"))]
+    pub name: Option<crate::text::Text>,
+    #[oai(validator(min_length = 1, max_length = 256))]
+    pub cron: Option<crate::text::Text>,
+    #[oai(validator(min_length = 1, max_length = 64))]
+    pub timezone: Option<crate::text::Text>,
     pub kind: Option<OperationKind>,
     pub params: Option<serde_json::Value>,
-    pub host: Option<String>,
+    #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))]
+    pub host: Option<crate::text::Text>,
     pub enabled: Option<bool>,
     pub missed_ticks: Option<MissedTicks>,
+    #[oai(validator(maximum(value = "3600")))]
     pub jitter_s: Option<u32>,
 }
 
@@ -167,12 +180,12 @@ pub enum Triggered {
 
 fn def_of(r: ScheduleRequest) -> hyperfleet_core::Result<ScheduleDef> {
     Ok(ScheduleDef {
-        name: r.name,
-        cron: r.cron,
-        timezone: r.timezone.unwrap_or_else(|| "UTC".into()),
+        name: r.name.into(),
+        cron: r.cron.into(),
+        timezone: r.timezone.map_or_else(|| "UTC".to_owned(), String::from),
         kind: r.kind.as_str().to_owned(),
         params: r.params.unwrap_or_else(|| json!({})),
-        host: r.host,
+        host: r.host.map(String::from),
         enabled: r.enabled.unwrap_or(true),
         missed_ticks: r.missed_ticks.unwrap_or(MissedTicks::Skip),
         jitter_s: r.jitter_s.unwrap_or(0),
@@ -229,8 +242,8 @@ impl SchedulesApi {
 
     /// Get a schedule with its next five fire times and latest fires.
     #[oai(path = "/schedules/:id", method = "get", operation_id = "schedule_get")]
-    async fn get(&self, _auth: ViewerAuth, id: Path<String>) -> ApiResult<Json<ScheduleView>> {
-        let id = ScheduleId::parse(&id)?;
+    async fn get(&self, _auth: ViewerAuth, id: Path<uuid::Uuid>) -> ApiResult<Json<ScheduleView>> {
+        let id = ScheduleId(id.0);
         let s = self.state.store.schedule(id).await?;
         let mut view = self.view(s).await?;
         view.fires = Some(self.state.store.fires(id, 20).await?.into_iter().map(FireView::from).collect());
@@ -242,19 +255,19 @@ impl SchedulesApi {
     async fn update(
         &self,
         auth: AdminAuth,
-        id: Path<String>,
+        id: Path<uuid::Uuid>,
         body: Json<SchedulePatch>,
     ) -> ApiResult<Json<ScheduleView>> {
-        let id = ScheduleId::parse(&id)?;
+        let id = ScheduleId(id.0);
         let before = self.state.store.schedule(id).await?;
         let p = body.0;
         let def = def_of(ScheduleRequest {
-            name: p.name.unwrap_or_else(|| before.name.clone()),
-            cron: p.cron.unwrap_or_else(|| before.cron.clone()),
-            timezone: Some(p.timezone.unwrap_or_else(|| before.timezone.clone())),
+            name: p.name.unwrap_or_else(|| before.name.clone().into()),
+            cron: p.cron.unwrap_or_else(|| before.cron.clone().into()),
+            timezone: Some(p.timezone.unwrap_or_else(|| before.timezone.clone().into())),
             kind: p.kind.unwrap_or(before.kind),
             params: Some(p.params.unwrap_or_else(|| before.params.0.clone())),
-            host: p.host.or_else(|| before.host.clone()),
+            host: p.host.or_else(|| before.host.clone().map(Into::into)),
             enabled: Some(p.enabled.unwrap_or(before.enabled)),
             missed_ticks: Some(p.missed_ticks.unwrap_or(before.missed_ticks)),
             jitter_s: Some(p.jitter_s.unwrap_or(before.jitter_s as u32)),
@@ -276,8 +289,8 @@ impl SchedulesApi {
 
     /// Delete a schedule (its fired operations stay in the ledger).
     #[oai(path = "/schedules/:id", method = "delete", operation_id = "schedule_delete")]
-    async fn delete(&self, auth: AdminAuth, id: Path<String>) -> ApiResult<Json<ScheduleView>> {
-        let id = ScheduleId::parse(&id)?;
+    async fn delete(&self, auth: AdminAuth, id: Path<uuid::Uuid>) -> ApiResult<Json<ScheduleView>> {
+        let id = ScheduleId(id.0);
         let before = self.state.store.delete_schedule(id).await?;
         let rid = current_request_id();
         let target = format!("schedule/{id}");
@@ -296,8 +309,8 @@ impl SchedulesApi {
 
     /// Fire a schedule now (recorded as manual).
     #[oai(path = "/schedules/:id/trigger", method = "post", operation_id = "schedule_trigger")]
-    async fn trigger(&self, auth: OperatorAuth, id: Path<String>) -> ApiResult<Triggered> {
-        let id = ScheduleId::parse(&id)?;
+    async fn trigger(&self, auth: OperatorAuth, id: Path<uuid::Uuid>) -> ApiResult<Triggered> {
+        let id = ScheduleId(id.0);
         let op = self.state.store.trigger(id, &auth.0.name).await?;
         let view = crate::views::OperationView::from(self.state.store.operation(op).await?);
         Ok(Triggered::Accepted(Json(view), format!("/api/v1/operations/{op}")))

@@ -141,7 +141,11 @@ fn percent(used: u64, total: u64) -> u64 {
 impl SeedApi {
     /// System information of a host (the seed's `/api/system/info`).
     #[oai(path = "/system/info", method = "get", operation_id = "seed_system_info", deprecated)]
-    async fn system_info(&self, _auth: ViewerAuth, host: Query<Option<String>>) -> ApiResult<SeedSystemAnswer> {
+    async fn system_info(
+        &self,
+        _auth: ViewerAuth,
+        #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))] host: Query<Option<String>>,
+    ) -> ApiResult<SeedSystemAnswer> {
         let now = Timestamp::now();
         let hosts = self.state.store.hosts().await?;
         let chosen = match &host.0 {
@@ -221,25 +225,41 @@ impl SeedApi {
 
     /// Start a VM and wait for the outcome (the seed's `POST /api/vms/{name}/start`).
     #[oai(path = "/vms/:name/start", method = "post", operation_id = "seed_vm_start", deprecated)]
-    async fn start(&self, auth: OperatorAuth, name: Path<String>) -> ApiResult<SeedCommand> {
+    async fn start(
+        &self,
+        auth: OperatorAuth,
+        #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))] name: Path<String>,
+    ) -> ApiResult<SeedCommand> {
         self.act(&auth.0, &name, VmAction::Start).await
     }
 
     /// Shut a VM down and wait for the outcome (the seed's `POST /api/vms/{name}/shutdown`).
     #[oai(path = "/vms/:name/shutdown", method = "post", operation_id = "seed_vm_shutdown", deprecated)]
-    async fn shutdown(&self, auth: OperatorAuth, name: Path<String>) -> ApiResult<SeedCommand> {
+    async fn shutdown(
+        &self,
+        auth: OperatorAuth,
+        #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))] name: Path<String>,
+    ) -> ApiResult<SeedCommand> {
         self.act(&auth.0, &name, VmAction::Shutdown).await
     }
 
     /// Reboot a VM and wait for the outcome (the seed's `POST /api/vms/{name}/reboot`).
     #[oai(path = "/vms/:name/reboot", method = "post", operation_id = "seed_vm_reboot", deprecated)]
-    async fn reboot(&self, auth: OperatorAuth, name: Path<String>) -> ApiResult<SeedCommand> {
+    async fn reboot(
+        &self,
+        auth: OperatorAuth,
+        #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))] name: Path<String>,
+    ) -> ApiResult<SeedCommand> {
         self.act(&auth.0, &name, VmAction::Reboot).await
     }
 
     /// Destroy a VM and wait for the outcome (the seed's `POST /api/vms/{name}/destroy`).
     #[oai(path = "/vms/:name/destroy", method = "post", operation_id = "seed_vm_destroy", deprecated)]
-    async fn destroy(&self, auth: OperatorAuth, name: Path<String>) -> ApiResult<SeedCommand> {
+    async fn destroy(
+        &self,
+        auth: OperatorAuth,
+        #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))] name: Path<String>,
+    ) -> ApiResult<SeedCommand> {
         self.act(&auth.0, &name, VmAction::Destroy).await
     }
 }

@@ -18,7 +18,6 @@ use crate::{
     AppState, Tag,
     auth::{OperatorAuth, ViewerAuth},
     error::ApiResult,
-    operations::parse_time,
     request_id::current_request_id,
 };
 
@@ -30,13 +29,17 @@ pub struct SilencesApi {
 #[derive(Debug, Clone, Object)]
 #[oai(deny_unknown_fields)]
 pub struct MatcherView {
-    pub name: String,
+    /// `source`, `host`, `severity`, `title` or a label name.
+    #[oai(validator(pattern = "^[A-Za-z_][A-Za-z0-9_.-]{0,63}$"))]
+    pub name: crate::text::Text,
     /// `=` (default), `!=`, `=~` or `!~` (regular expressions match the whole
     /// value). A pattern rather than an enum: generators such as progenitor
     /// cannot name enum variants made of symbols.
     #[oai(skip_serializing_if_is_none, validator(pattern = "^(=|!=|=~|!~)$"))]
-    pub op: Option<String>,
-    pub value: String,
+    pub op: Option<crate::text::Text>,
+    /// Up to 512 characters (a regular expression that does not compile is a 422).
+    #[oai(validator(max_length = 512))]
+    pub value: crate::text::Text,
 }
 
 #[derive(Debug, Clone, Object)]
@@ -75,7 +78,11 @@ impl From<Silence> for SilenceView {
             matchers: s
                 .matchers
                 .into_iter()
-                .map(|m| MatcherView { name: m.name, op: Some(m.op.as_str().to_owned()), value: m.value })
+                .map(|m| MatcherView {
+                    name: m.name.into(),
+                    op: Some(m.op.as_str().to_owned().into()),
+                    value: m.value.into(),
+                })
                 .collect(),
             starts_at: s.starts_at.0,
             ends_at: s.ends_at.0,
@@ -96,13 +103,15 @@ pub struct SilenceListView {
 #[oai(deny_unknown_fields)]
 pub struct SilenceRequest {
     /// 1-16 matchers; all must match.
+    #[oai(validator(min_items = 1, max_items = 16))]
     pub matchers: Vec<MatcherView>,
-    /// RFC 3339; default now.
-    pub starts_at: Option<String>,
-    /// RFC 3339; later than `starts_at` and than now.
-    pub ends_at: String,
-    /// Why (1-1024 characters).
-    pub comment: String,
+    /// Default now.
+    pub starts_at: Option<DateTime<Utc>>,
+    /// Later than `starts_at` and than now (else a 422 `invalid_time_window`).
+    pub ends_at: DateTime<Utc>,
+    /// Why, in 1-1024 characters (all blank is a 422 `invalid_comment`).
+    #[oai(validator(min_length = 1, max_length = 1024))]
+    pub comment: crate::text::Text,
 }
 
 #[derive(Debug, ApiResponse)]
@@ -133,18 +142,17 @@ impl SilencesApi {
             .into_iter()
             .map(|m| {
                 Ok(Matcher {
-                    name: m.name,
+                    name: m.name.into(),
                     op: m.op.as_deref().map(MatchOp::parse).transpose()?.unwrap_or(MatchOp::Eq),
-                    value: m.value,
+                    value: m.value.into(),
                 })
             })
             .collect::<hyperfleet_core::Result<Vec<_>>>()?;
-        let ends_at = parse_time("ends_at", Some(r.ends_at))?.unwrap_or_else(Timestamp::now);
         let new = NewSilence {
             matchers,
-            starts_at: parse_time("starts_at", r.starts_at)?,
-            ends_at,
-            comment: r.comment,
+            starts_at: r.starts_at.map(Timestamp),
+            ends_at: Timestamp(r.ends_at),
+            comment: r.comment.into(),
             created_by: auth.0.name.clone(),
         };
         let silence = self.state.store.create_silence(&new).await?;
@@ -159,8 +167,8 @@ impl SilencesApi {
 
     /// Expire a silence now; it stays in the history.
     #[oai(path = "/silences/:id", method = "delete", operation_id = "silence_delete")]
-    async fn delete(&self, auth: OperatorAuth, id: Path<String>) -> ApiResult<Json<SilenceView>> {
-        let id = SilenceId::parse(&id)?;
+    async fn delete(&self, auth: OperatorAuth, id: Path<uuid::Uuid>) -> ApiResult<Json<SilenceView>> {
+        let id = SilenceId(id.0);
         let silence = self.state.store.expire_silence(id).await?;
         let rid = current_request_id();
         let target = format!("silence/{id}");

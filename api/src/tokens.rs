@@ -58,10 +58,12 @@ pub struct TokenListView {
 #[oai(deny_unknown_fields)]
 pub struct TokenCreateRequest {
     /// 1-64 characters of A-Z, a-z, 0-9, `.`, `_`, `-`, `@`; unique.
-    pub name: String,
+    #[oai(validator(pattern = "^[A-Za-z0-9._@-]{1,64}$"))]
+    pub name: crate::text::Text,
     pub role: Role,
-    /// Lifetime such as `30d`, `12h`, `90m`; no expiry when absent.
-    pub expires_in: Option<String>,
+    /// Lifetime such as `30d`, `12h`, `90m` or `3600s`; no expiry when absent.
+    #[oai(validator(pattern = "^[1-9][0-9]{0,5}[smhd]$"))]
+    pub expires_in: Option<crate::text::Text>,
 }
 
 /// The new token: `secret` is shown this once and never stored.
@@ -141,9 +143,9 @@ impl TokensApi {
 
     /// Revoke an API token (idempotent).
     #[oai(path = "/tokens/:id", method = "delete", operation_id = "token_revoke")]
-    async fn revoke(&self, auth: AdminAuth, id: Path<String>) -> ApiResult<Json<TokenView>> {
+    async fn revoke(&self, auth: AdminAuth, id: Path<uuid::Uuid>) -> ApiResult<Json<TokenView>> {
         let actor = &auth.0;
-        let id = TokenId::parse(&id)?;
+        let id = TokenId(id.0);
         let rid = current_request_id();
         Ok(Json(commands::revoke_token(&self.state.store, &actor.name, Some(&rid), id).await?.into()))
     }
@@ -154,6 +156,7 @@ impl TokensApi {
         &self,
         _auth: AdminAuth,
         /// How many events, 1-1000 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
         limit: Query<Option<u32>>,
     ) -> ApiResult<Json<AuditListView>> {
         let limit = limit.0.unwrap_or(100);

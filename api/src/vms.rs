@@ -27,6 +27,7 @@ pub struct VmsApi {
 #[oai(deny_unknown_fields)]
 pub struct ShutdownRequest {
     /// Seconds to wait for the guest to reach SHUTOFF (default 120, at most 3600).
+    #[oai(validator(minimum(value = "1"), maximum(value = "3600")))]
     pub timeout_s: Option<u32>,
     /// Destroy the VM if it has not shut down when the timeout expires.
     pub force: Option<bool>,
@@ -68,8 +69,9 @@ impl VmsApi {
     async fn get(
         &self,
         _auth: ViewerAuth,
-        name: Path<String>,
+        #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))] name: Path<String>,
         /// The VM's host; needed only when the name exists on several hosts.
+        #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))]
         host: Query<Option<String>>,
     ) -> ApiResult<Json<VmView>> {
         let vm = VmName::parse(&name)?;
@@ -81,9 +83,9 @@ impl VmsApi {
     async fn start(
         &self,
         auth: OperatorAuth,
-        name: Path<String>,
-        host: Query<Option<String>>,
-        #[oai(name = "Idempotency-Key")] key: Header<Option<String>>,
+        #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))] name: Path<String>,
+        #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))] host: Query<Option<String>>,
+        #[oai(name = "Idempotency-Key", validator(pattern = "^[!-~]{1,200}$"))] key: Header<Option<String>>,
         _body: Json<Option<PowerRequest>>,
     ) -> ApiResult<Enqueued> {
         self.act(&auth.0, &name, host.0, VmAction::Start, PowerParams::default(), key.0).await
@@ -94,9 +96,9 @@ impl VmsApi {
     async fn shutdown(
         &self,
         auth: OperatorAuth,
-        name: Path<String>,
-        host: Query<Option<String>>,
-        #[oai(name = "Idempotency-Key")] key: Header<Option<String>>,
+        #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))] name: Path<String>,
+        #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))] host: Query<Option<String>>,
+        #[oai(name = "Idempotency-Key", validator(pattern = "^[!-~]{1,200}$"))] key: Header<Option<String>>,
         body: Json<Option<ShutdownRequest>>,
     ) -> ApiResult<Enqueued> {
         let params = body.0.map_or_else(PowerParams::default, |b| PowerParams {
@@ -111,9 +113,9 @@ impl VmsApi {
     async fn reboot(
         &self,
         auth: OperatorAuth,
-        name: Path<String>,
-        host: Query<Option<String>>,
-        #[oai(name = "Idempotency-Key")] key: Header<Option<String>>,
+        #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))] name: Path<String>,
+        #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))] host: Query<Option<String>>,
+        #[oai(name = "Idempotency-Key", validator(pattern = "^[!-~]{1,200}$"))] key: Header<Option<String>>,
         _body: Json<Option<PowerRequest>>,
     ) -> ApiResult<Enqueued> {
         self.act(&auth.0, &name, host.0, VmAction::Reboot, PowerParams::default(), key.0).await
@@ -124,9 +126,9 @@ impl VmsApi {
     async fn destroy(
         &self,
         auth: OperatorAuth,
-        name: Path<String>,
-        host: Query<Option<String>>,
-        #[oai(name = "Idempotency-Key")] key: Header<Option<String>>,
+        #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))] name: Path<String>,
+        #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))] host: Query<Option<String>>,
+        #[oai(name = "Idempotency-Key", validator(pattern = "^[!-~]{1,200}$"))] key: Header<Option<String>>,
         _body: Json<Option<PowerRequest>>,
     ) -> ApiResult<Enqueued> {
         self.act(&auth.0, &name, host.0, VmAction::Destroy, PowerParams::default(), key.0).await
@@ -137,9 +139,9 @@ impl VmsApi {
     async fn suspend(
         &self,
         auth: OperatorAuth,
-        name: Path<String>,
-        host: Query<Option<String>>,
-        #[oai(name = "Idempotency-Key")] key: Header<Option<String>>,
+        #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))] name: Path<String>,
+        #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))] host: Query<Option<String>>,
+        #[oai(name = "Idempotency-Key", validator(pattern = "^[!-~]{1,200}$"))] key: Header<Option<String>>,
         _body: Json<Option<PowerRequest>>,
     ) -> ApiResult<Enqueued> {
         self.act(&auth.0, &name, host.0, VmAction::Suspend, PowerParams::default(), key.0).await
@@ -150,9 +152,9 @@ impl VmsApi {
     async fn resume(
         &self,
         auth: OperatorAuth,
-        name: Path<String>,
-        host: Query<Option<String>>,
-        #[oai(name = "Idempotency-Key")] key: Header<Option<String>>,
+        #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))] name: Path<String>,
+        #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))] host: Query<Option<String>>,
+        #[oai(name = "Idempotency-Key", validator(pattern = "^[!-~]{1,200}$"))] key: Header<Option<String>>,
         _body: Json<Option<PowerRequest>>,
     ) -> ApiResult<Enqueued> {
         self.act(&auth.0, &name, host.0, VmAction::Resume, PowerParams::default(), key.0).await

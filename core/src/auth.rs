@@ -82,13 +82,14 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, Error> {
     let bad = || Error::invalid("invalid_duration", format!("`{text}` is not a duration like 30d, 12h, 90m or 3600s"));
     let (num, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
     let n: u64 = num.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+    let unit_secs: u64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
         _ => return Err(bad()),
     };
+    let secs = n.checked_mul(unit_secs).ok_or_else(bad)?;
     if secs == 0 {
         return Err(bad());
     }

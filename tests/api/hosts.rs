@@ -28,7 +28,7 @@ async fn hosts_report_liveness_vm_counts_and_system(backend: Backend) {
     let r = app.get("/api/v1/hosts/nohost").await;
     assert_eq!((r.status, r.body["code"].as_str()), (404, Some("host_not_found")));
     let r = app.get("/api/v1/hosts/bad%3Bhost/system").await;
-    assert_eq!((r.status, r.body["code"].as_str()), (400, Some("invalid_host_name")));
+    assert_eq!((r.status, r.body["code"].as_str()), (400, Some("invalid_parameter")));
     app.stop().await;
 }
 
@@ -96,7 +96,7 @@ async fn seed_api_keeps_its_shapes_and_answers_honestly(backend: Backend) {
     assert!(r.body["error"].as_str().unwrap().contains("shutoff"), "{}", r.body);
 
     let r = app.request("POST", "/api/vms/test%3Breboot/start", None, &[]).await;
-    assert_eq!((r.status, r.body["code"].as_str()), (400, Some("invalid_vm_name")));
+    assert_eq!((r.status, r.body["code"].as_str()), (400, Some("invalid_parameter")));
     let spec = app.get("/openapi.json").await.body;
     assert_eq!(spec["paths"]["/api/vms/list"]["get"]["deprecated"], true);
     app.stop().await;

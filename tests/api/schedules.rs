@@ -13,17 +13,18 @@ use crate::helpers::{Backend, Options, TestApp};
 
 async fn schedules_api_validates_and_describes(backend: Backend) {
     let app = TestApp::spawn_with(backend, Options { worker: false, ..Options::default() }).await;
-    for (body, code) in [
-        (json!({"name": "x", "cron": "61 * * * *", "kind": "noop"}), "invalid_cron"),
-        (json!({"name": "x", "cron": "* * *", "kind": "noop"}), "invalid_cron"),
-        (json!({"name": "x", "cron": "* * * * *", "timezone": "Mars/Base", "kind": "noop"}), "invalid_timezone"),
-        (json!({"name": "x", "cron": "* * * * *", "kind": "vm.start"}), "invalid_kind"),
-        (json!({"name": "x", "cron": "* * * * *", "kind": "noop", "missed_ticks": "always"}), "invalid_body"),
-        (json!({"name": "x", "cron": "* * * * *", "kind": "vm.explode"}), "invalid_body"),
-        (json!({"name": "a b", "cron": "* * * * *", "kind": "noop"}), "invalid_schedule_name"),
+    for (body, status, code) in [
+        (json!({"name": "x", "cron": "61 * * * *", "kind": "noop"}), 422, "invalid_cron"),
+        (json!({"name": "x", "cron": "* * *", "kind": "noop"}), 422, "invalid_cron"),
+        (json!({"name": "x", "cron": "", "kind": "noop"}), 400, "invalid_body"),
+        (json!({"name": "x", "cron": "* * * * *", "timezone": "Mars/Base", "kind": "noop"}), 422, "invalid_timezone"),
+        (json!({"name": "x", "cron": "* * * * *", "kind": "vm.start"}), 422, "invalid_kind"),
+        (json!({"name": "x", "cron": "* * * * *", "kind": "noop", "missed_ticks": "always"}), 400, "invalid_body"),
+        (json!({"name": "x", "cron": "* * * * *", "kind": "vm.explode"}), 400, "invalid_body"),
+        (json!({"name": "a b", "cron": "* * * * *", "kind": "noop"}), 400, "invalid_body"),
     ] {
         let r = app.post("/api/v1/schedules", body.clone()).await;
-        assert_eq!((r.status, r.body["code"].as_str()), (400, Some(code)), "{body}: {}", r.body);
+        assert_eq!((r.status, r.body["code"].as_str()), (status, Some(code)), "{body}: {}", r.body);
         assert!(r.body["message"].as_str().unwrap().len() > 10);
     }
     assert!(app.get("/api/v1/schedules").await.body["items"].as_array().unwrap().is_empty(), "nothing stored");
@@ -53,7 +54,7 @@ async fn schedules_api_validates_and_describes(backend: Backend) {
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body["upcoming"][0].as_str().unwrap().ends_with("+00:00"));
     let r = app.request("PATCH", &format!("/api/v1/schedules/{id}"), Some(r#"{"cron": "nope"}"#), &[]).await;
-    assert_eq!(r.status, 400);
+    assert_eq!((r.status, r.body["code"].as_str()), (422, Some("invalid_cron")), "{}", r.body);
     assert_eq!(
         app.get(&format!("/api/v1/schedules/{id}")).await.body["cron"],
         "*/10 * * * *",

@@ -57,11 +57,14 @@ async fn run() -> Result<(), String> {
 
     // b. shut it down if running, else start it
     let (action, submitted) = if vm.state == types::VmState::Running {
-        let body = types::ShutdownRequest { timeout_s: Some(10), force: None };
-        ("shutdown", client.vm_shutdown(VM, None, None, &body).await)
+        let body = types::ShutdownRequest { timeout_s: std::num::NonZeroU32::new(10), force: None };
+        // Path parameters with a pattern are checked newtypes in the generated client.
+        let name: types::VmShutdownName = VM.parse().map_err(|e| format!("vm name: {e}"))?;
+        ("shutdown", client.vm_shutdown(&name, None, None, &body).await)
     } else {
-        let body = types::PowerRequest(serde_json::Map::new());
-        ("start", client.vm_start(VM, None, None, &body).await)
+        let body = types::PowerRequest {};
+        let name: types::VmStartName = VM.parse().map_err(|e| format!("vm name: {e}"))?;
+        ("start", client.vm_start(&name, None, None, &body).await)
     };
     let submitted = submitted.map_err(|e| format!("vm_{action}: {e}"))?;
     expect_status(submitted.status().as_u16(), &[202])?;
@@ -75,7 +78,7 @@ async fn run() -> Result<(), String> {
     println!("{action}: operation {} {} (Location: {location})", op.id, op.status);
 
     // c. poll the operation
-    let id = op.id.to_string();
+    let id = op.id;
     let started = Instant::now();
     let op = loop {
         let got = client.operation_get(&id).await.map_err(|e| format!("operation_get: {e}"))?;
