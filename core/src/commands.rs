@@ -185,8 +185,8 @@ pub async fn health_run(store: &Store, host: Option<&str>, origin: Origin) -> Re
 }
 
 /// On first start (no schedules at all): health checks every 15 minutes on
-/// every host, backup verification on Sundays at 03:00, and hourly pruning of
-/// the ledger past its retention.
+/// every host and hourly pruning of the ledger past its retention. (No stub:
+/// backup verification gets its schedule when it is real.)
 pub async fn ensure_default_schedules(store: &Store) -> Result<()> {
     if !store.schedules().await?.is_empty() {
         return Ok(());
@@ -194,7 +194,6 @@ pub async fn ensure_default_schedules(store: &Store) -> Result<()> {
     use crate::{schedule::MissedTicks, store::ScheduleDef};
     let defaults = [
         ("health", "*/15 * * * *", "health.run", MissedTicks::RunOnce, 30),
-        ("backup-verify", "0 3 * * Sun", "backup.verify", MissedTicks::RunOnce, 300),
         ("ledger-prune", "17 * * * *", "ledger.prune", MissedTicks::RunOnce, 60),
     ];
     for (name, cron, kind, missed_ticks, jitter_s) in defaults {

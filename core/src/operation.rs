@@ -20,7 +20,8 @@ closed_set!(
         Noop = "noop",
         /// The health checks of one host.
         HealthRun = "health.run",
-        /// Backup verification (not implemented yet: fails with `not_implemented`).
+        /// Backup verification: not available yet (kept for earlier versions' history;
+        /// it can be neither scheduled nor submitted).
         BackupVerify = "backup.verify",
         /// Deletes finished operations, attempts and health runs past their retention.
         LedgerPrune = "ledger.prune",

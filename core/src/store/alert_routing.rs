@@ -294,17 +294,6 @@ pub(crate) async fn alert_failed_for_good<C: AlertTx + LedgerTx>(
         .dedup(format!("fleet:delivery-failed:{}", params.channel));
         alert.exclude_channel = Some(params.channel);
         alert
-    } else if failed.kind == OperationKind::BackupVerify.as_str() {
-        let mut alert = NewAlert::system(
-            AlertSource::Backup,
-            Severity::Warning,
-            "Backup verification failed",
-            format!("Backup verification {} failed: {}: {}", failed.id, failed.code, failed.message),
-        )
-        .on_host(failed.host)
-        .dedup(format!("backup:{}:verify", failed.host.unwrap_or("-")));
-        alert.operation_id = Some(failed.id);
-        alert
     } else {
         let target = failed.vm.map(|vm| format!(" on VM {vm}")).unwrap_or_default();
         let mut alert = NewAlert::system(

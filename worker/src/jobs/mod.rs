@@ -46,11 +46,6 @@ pub async fn run(ctx: &JobContext, op: &Operation) -> Finish {
             }
             Err(e) => Finish::Failed(JobFailure::new(ErrorClass::Transient, "prune_failed", e.to_string())),
         },
-        OperationKind::BackupVerify => Finish::Failed(JobFailure::new(
-            ErrorClass::Permanent,
-            "not_implemented",
-            "backup verification is not implemented yet; this schedule fires so that its history exists",
-        )),
         other => match other.vm_action() {
             Some(action) => vm_power::run(ctx, op, action).await,
             None => Finish::Failed(JobFailure::new(ErrorClass::Permanent, "not_implemented", other.as_str())),
