@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use hyperfleet_core::{
     OperationId, commands,
     health::Status,
+    operation::{OperationKind, OperationStatus},
     store::{HealthEventRecord, HealthResultRecord, HealthRunRecord, HealthStateRecord},
 };
 use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, param::Query, payload::Json};
@@ -58,13 +59,19 @@ pub struct HealthRunView {
     /// The `health.run` operation's id.
     pub id: uuid::Uuid,
     pub host: String,
-    // The worst check status.
-    pub status: Status,
+    // The worst check status; absent until the run has recorded its checks.
+    #[oai(skip_serializing_if_is_none)]
+    pub status: Option<Status>,
     pub started_at: DateTime<Utc>,
-    pub finished_at: DateTime<Utc>,
+    #[oai(skip_serializing_if_is_none)]
+    pub finished_at: Option<DateTime<Utc>>,
     /// Every check (on `health_run_get` only).
     #[oai(skip_serializing_if_is_none)]
     pub checks: Option<Vec<HealthCheckView>>,
+    // The `health.run` operation's status, while the run has no checks recorded
+    // (queued, running, retrying, or failed without measuring).
+    #[oai(skip_serializing_if_is_none)]
+    pub operation_status: Option<OperationStatus>,
 }
 
 impl From<HealthRunRecord> for HealthRunView {
@@ -72,10 +79,11 @@ impl From<HealthRunRecord> for HealthRunView {
         Self {
             id: r.id.0,
             host: r.host,
-            status: r.status,
+            status: Some(r.status),
             started_at: r.started_at.0,
-            finished_at: r.finished_at.0,
+            finished_at: Some(r.finished_at.0),
             checks: None,
+            operation_status: None,
         }
     }
 }
@@ -198,10 +206,27 @@ impl HealthApi {
     #[oai(path = "/health/runs/:id", method = "get", operation_id = "health_run_get")]
     async fn get(&self, _auth: ViewerAuth, id: Path<uuid::Uuid>) -> ApiResult<Json<HealthRunView>> {
         let id = OperationId(id.0);
-        let (run, results) = self.state.store.health_run(id).await?;
-        let mut view = HealthRunView::from(run);
-        view.checks = Some(results.into_iter().map(HealthCheckView::from).collect());
-        Ok(Json(view))
+        match self.state.store.health_run(id).await {
+            Ok((run, results)) => {
+                let mut view = HealthRunView::from(run);
+                view.checks = Some(results.into_iter().map(HealthCheckView::from).collect());
+                Ok(Json(view))
+            }
+            // Accepted but not measured yet: the run is its operation until then.
+            Err(not_found @ hyperfleet_core::Error::NotFound { .. }) => match self.state.store.operation(id).await {
+                Ok(op) if op.kind == OperationKind::HealthRun => Ok(Json(HealthRunView {
+                    id: op.id.0,
+                    host: op.host.unwrap_or_default(),
+                    status: None,
+                    started_at: op.started_at.unwrap_or(op.created_at).0,
+                    finished_at: op.finished_at.map(|t| t.0),
+                    checks: Some(Vec::new()),
+                    operation_status: Some(op.status),
+                })),
+                _ => Err(not_found.into()),
+            },
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The current state of every check on every host, and the latest transitions.

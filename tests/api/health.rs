@@ -277,7 +277,29 @@ async fn thresholds_drive_each_check_to_each_status(backend: Backend) {
     }
 }
 
+/// A run that was accepted but has not measured yet is readable: the run is its
+/// operation until then (a client that follows a 202 never meets a 404).
+async fn an_accepted_run_is_readable_before_it_measures(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Options { worker: false, ..Options::default() }).await;
+    // A registered host whose worker is not running: its run waits in the queue.
+    let store = hyperfleet_core::store::Store::connect(&app.database_url, hyperfleet_core::store::PoolConfig::new(1))
+        .await
+        .unwrap();
+    store.register_host("hv1", "test:///default", "absent-worker", "test", 5).await.unwrap();
+    store.close().await;
+    let r = app.post("/api/v1/health/runs", json!({"host": "hv1"})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let op = r.body["items"][0]["id"].as_str().unwrap().to_owned();
+    let r = app.get(&format!("/api/v1/health/runs/{op}")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!((r.body["operation_status"].as_str(), r.body.get("status")), (Some("queued"), None), "{}", r.body);
+    let r = app.get("/api/v1/health/runs/01a21473-2ed8-711f-b864-66188e1ddf85").await;
+    assert_eq!((r.status, r.body["code"].as_str()), (404, Some("health_run_not_found")));
+    app.stop().await;
+}
+
 crate::on_both_backends!(
+    an_accepted_run_is_readable_before_it_measures,
     thresholds_drive_each_check_to_each_status,
     a_run_measures_every_check,
     vm_states_from_the_domain_xml,
