@@ -12,7 +12,7 @@ use std::{
 use hyperfleet_core::{
     OperationId,
     backoff::Backoff,
-    store::{Finish, Store},
+    store::{Finish, Recorded, Store},
 };
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -140,11 +140,11 @@ impl Runner {
         for delay_ms in RECORD_TRIES_MS {
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
             match inner.store.finish(&op, &inner.worker_id, finish.clone(), &inner.backoff).await {
-                Ok(status) => {
+                Ok(Recorded::Status(status)) => {
                     tracing::info!(parent: &span, status = status.as_str(), "recorded");
                     return;
                 }
-                Err(hyperfleet_core::Error::Conflict { .. }) => {
+                Ok(Recorded::LeaseLost) => {
                     tracing::warn!(parent: &span, "lease lost before the outcome was recorded");
                     return;
                 }

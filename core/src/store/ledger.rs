@@ -33,6 +33,16 @@ pub enum Claim {
     Contended,
 }
 
+/// What recording an attempt's outcome did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Recorded; the operation is now in this status.
+    Status(OperationStatus),
+    /// The lease was lost (the reaper took the operation back): nothing was
+    /// recorded, and the attempt is the reaper's to close.
+    LeaseLost,
+}
+
 /// How an attempt ended, as the job body reports it.
 #[derive(Debug, Clone)]
 pub enum Finish {
@@ -139,13 +149,7 @@ impl Store {
     /// Records how attempt `op.attempt_count` ended and moves the operation on:
     /// succeeded, cancelled, retrying (durable backoff) or failed.
     #[tracing::instrument(skip(self, op, finish), fields(id = %op.id, attempt = op.attempt_count))]
-    pub async fn finish(
-        &self,
-        op: &Operation,
-        worker: &str,
-        finish: Finish,
-        backoff: &Backoff,
-    ) -> Result<OperationStatus> {
+    pub async fn finish(&self, op: &Operation, worker: &str, finish: Finish, backoff: &Backoff) -> Result<Recorded> {
         let now = Timestamp::now();
         let (status, outcome, result, failure, next_at) = match finish {
             Finish::Succeeded(v) => (OperationStatus::Succeeded, AttemptOutcome::Succeeded, Some(v), None, None),
@@ -194,10 +198,9 @@ impl Store {
             .await?
             .rows_affected();
             if updated == 0 {
-                return Err(Error::conflict(
-                    "lease_lost",
-                    format!("operation {} is no longer leased to {worker}", op.id),
-                ));
+                // Said apart from every error: an error from the same call (an
+                // alert conflict, say) must not read as a lost lease.
+                return Ok(Recorded::LeaseLost);
             }
             tx.close_attempt(op.id, op.attempt_count, now, AttemptEnd { outcome, class, code, message }).await?;
             if status == OperationStatus::Failed {
@@ -227,7 +230,7 @@ impl Store {
         if status == OperationStatus::Failed {
             self.wakes.notify(crate::queue::ALERTS);
         }
-        Ok(status)
+        Ok(Recorded::Status(status))
     }
 
     /// Takes back running operations whose lease expired (their worker died or

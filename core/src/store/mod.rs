@@ -38,7 +38,7 @@ pub use alerts::{AlertFilter, AlertPage};
 pub use audit::{AuditEntry, AuditEvent, ChainCheck};
 pub use health::{FleetFigures, HealthEventRecord, HealthResultRecord, HealthRunRecord, HealthStateRecord};
 pub use inventory::{DiskUsage, HostRecord, IsoRecord, SystemInfo, VmRecord};
-pub use ledger::{Claim, Finish, ReapReport};
+pub use ledger::{Claim, Finish, ReapReport, Recorded};
 pub use operations::{OperationFilter, OperationPage, Submitted};
 pub use retention::PruneReport;
 pub use schedules::{FireRecord, ScheduleDef, ScheduleRecord};
