@@ -212,17 +212,20 @@ impl HealthApi {
                 view.checks = Some(results.into_iter().map(HealthCheckView::from).collect());
                 Ok(Json(view))
             }
-            // Accepted but not measured yet: the run is its operation until then.
+            // Accepted but not measured yet (or failed without measuring): the run
+            // is its operation until then. A succeeded one without results was pruned.
             Err(not_found @ hyperfleet_core::Error::NotFound { .. }) => match self.state.store.operation(id).await {
-                Ok(op) if op.kind == OperationKind::HealthRun => Ok(Json(HealthRunView {
-                    id: op.id.0,
-                    host: op.host.unwrap_or_default(),
-                    status: None,
-                    started_at: op.started_at.unwrap_or(op.created_at).0,
-                    finished_at: op.finished_at.map(|t| t.0),
-                    checks: Some(Vec::new()),
-                    operation_status: Some(op.status),
-                })),
+                Ok(op) if op.kind == OperationKind::HealthRun && op.status != OperationStatus::Succeeded => {
+                    Ok(Json(HealthRunView {
+                        id: op.id.0,
+                        host: op.host.unwrap_or_default(),
+                        status: None,
+                        started_at: op.started_at.unwrap_or(op.created_at).0,
+                        finished_at: op.finished_at.map(|t| t.0),
+                        checks: Some(Vec::new()),
+                        operation_status: Some(op.status),
+                    }))
+                }
                 _ => Err(not_found.into()),
             },
             Err(e) => Err(e.into()),
