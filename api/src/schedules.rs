@@ -200,7 +200,12 @@ fn summary(s: &ScheduleRecord) -> serde_json::Value {
 impl SchedulesApi {
     async fn view(&self, s: ScheduleRecord) -> hyperfleet_core::Result<ScheduleView> {
         let outcome = match s.last_operation_id {
-            Some(id) => Some(self.state.store.operation(id).await?.status),
+            Some(id) => match self.state.store.operation(id).await {
+                Ok(op) => Some(op.status),
+                // Retention removed it; the schedule stays readable without it.
+                Err(hyperfleet_core::Error::NotFound { .. }) => None,
+                Err(e) => return Err(e),
+            },
             None => None,
         };
         Ok(ScheduleView::new(s, outcome))

@@ -31,7 +31,10 @@ async fn age(app: &TestApp, backend: Backend, sql: &str, id: &str) {
 async fn prune_keeps_what_it_should(backend: Backend) {
     let env = vec![("HYPERFLEET__RETENTION__ALERTS_DAYS".to_owned(), "90".to_owned())];
     let app = TestApp::spawn_with(backend, Options { env, ..Options::default() }).await;
-    let old_ok = app.noop(0, 0).await;
+    // Fired by a schedule: once pruned, the schedule still lists (without its last outcome).
+    let r = app.post("/api/v1/schedules", json!({"name": "nightly", "cron": "0 0 1 1 *", "kind": "noop"})).await;
+    let r = app.post(&format!("/api/v1/schedules/{}/trigger", r.body["id"].as_str().unwrap()), json!({})).await;
+    let old_ok = r.body["id"].as_str().unwrap().to_owned();
     let recent_ok = app.noop(0, 0).await;
     let r = app.post("/api/v1/vms/test/resume", json!({})).await; // fails: it is running
     let old_failed = r.body["id"].as_str().unwrap().to_owned();
@@ -82,6 +85,10 @@ async fn prune_keeps_what_it_should(backend: Backend) {
         kept.push(app.get(&format!("/api/v1/alerts/{id}")).await.status);
     }
     assert_eq!(kept, [404, 200, 200], "firing alerts are kept however old");
+    let r = app.get("/api/v1/schedules").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let nightly = r.body["items"].as_array().unwrap().iter().find(|s| s["name"] == "nightly").unwrap().clone();
+    assert_eq!((nightly["last_operation_id"].as_str(), nightly.get("last_outcome")), (Some(old_ok.as_str()), None));
     app.stop().await;
 }
 
