@@ -261,13 +261,22 @@ fn plausible_address(a: &str) -> bool {
     matches!(a.split_once('@'), Some((l, d)) if !l.is_empty() && !d.is_empty() && !a.contains(char::is_whitespace))
 }
 
-/// `https://hooks.slack.com/services/T/B/x` → `https://hooks.slack.com/***`.
+/// A URL as people may see it: scheme, host and port only. Credentials in the
+/// userinfo, the path and the query (each often the secret of a webhook) are
+/// hidden: `https://user:pw@hooks.slack.com/services/T/B/x?k=v` →
+/// `https://***@hooks.slack.com/***`.
 pub fn redact_path(url: &str) -> String {
     let start = url.find("://").map_or(0, |i| i + 3);
-    match url[start..].find(['/', '?']) {
-        Some(i) => format!("{}/***", &url[..start + i]),
-        None => url.to_owned(),
-    }
+    let rest = &url[start..];
+    let (authority, tail) = match rest.find(['/', '?', '#']) {
+        Some(i) => (&rest[..i], true),
+        None => (rest, false),
+    };
+    let host = match authority.rfind('@') {
+        Some(at) => format!("***@{}", &authority[at + 1..]),
+        None => authority.to_owned(),
+    };
+    format!("{}{host}{}", &url[..start], if tail { "/***" } else { "" })
 }
 
 impl AlertSettings {
@@ -311,6 +320,7 @@ impl AlertSettings {
 
 #[cfg(test)]
 mod tests {
+    use super::redact_path;
     use crate::settings::Settings;
 
     fn load(toml: &str, env: &[(&str, &str)]) -> Result<Settings, String> {
@@ -362,6 +372,14 @@ mod tests {
         assert_eq!(hook.url.as_ref().unwrap().reveal().unwrap(), "https://hooks.example.org/T0/B0/xyz");
         assert_eq!(hook.secret.as_ref().unwrap().reveal().unwrap(), std::env::var("PATH").unwrap());
         assert_eq!(hook.target(), "https://hooks.example.org/***");
+        for (url, shown) in [
+            ("http://hookuser:HOOKPASS123@10.0.0.1:8080/hook?token=t", "http://***@10.0.0.1:8080/***"),
+            ("https://user:pw@example.org", "https://***@example.org"),
+            ("https://example.org?key=k", "https://example.org/***"),
+            ("https://example.org", "https://example.org"),
+        ] {
+            assert_eq!(redact_path(url), shown, "{url}");
+        }
         assert!(hook.send_resolved(), "webhooks get resolves by default");
         let mail = &s.alerts.channels[1];
         assert_eq!(mail.smtp_port(), 587, "STARTTLS by default");
