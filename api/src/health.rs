@@ -194,10 +194,7 @@ impl HealthApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
         limit: Query<Option<u32>>,
     ) -> ApiResult<Json<HealthRunListView>> {
-        let limit = limit.0.unwrap_or(50);
-        if !(1..=500).contains(&limit) {
-            return Err(hyperfleet_core::Error::invalid("invalid_limit", "`limit` must be 1-500").into());
-        }
+        let limit = crate::operations::page_limit(limit.0)?;
         let runs = self.state.store.health_runs(host.0.as_deref(), limit).await?;
         Ok(Json(HealthRunListView { items: runs.into_iter().map(HealthRunView::from).collect() }))
     }

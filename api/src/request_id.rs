@@ -78,6 +78,9 @@ pub async fn with_request_id<E: Endpoint>(next: E, mut req: Request, body_limit:
     if req.content_type().is_none() && writes {
         req.headers_mut().insert(poem::http::header::CONTENT_TYPE, "application/json".parse().expect("static header"));
     }
+    // Every request body is an object (or absent); a literal JSON `null` would
+    // otherwise read as "no body" and be accepted against the schema.
+    let mut null_body = false;
     let too_large = match req.header("content-length").and_then(|v| v.parse::<usize>().ok()) {
         Some(len) if len > body_limit => {
             // Read (and drop) a moderately oversized body so the client sees the
@@ -89,19 +92,12 @@ pub async fn with_request_id<E: Endpoint>(next: E, mut req: Request, body_limit:
         }
         _ => match req.take_body().into_bytes_limit(body_limit).await {
             Ok(bytes) => {
+                null_body = writes && bytes.trim_ascii() == b"null";
                 req.set_body(bytes);
                 false
             }
             Err(_) => true,
         },
-    };
-    // Every request body is an object (or absent); a literal JSON `null` would
-    // otherwise read as "no body" and be accepted against the schema.
-    let null_body = !too_large && writes && {
-        let bytes = req.take_body().into_bytes().await.unwrap_or_default();
-        let null = bytes.trim_ascii() == b"null";
-        req.set_body(bytes);
-        null
     };
     let path = req.uri().path().to_owned();
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());

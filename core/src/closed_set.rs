@@ -40,6 +40,13 @@ macro_rules! closed_set {
                 match self { $(Self::$variant => $text),+ }
             }
 
+            /// Reads a stored value; an unknown one is the loud decode error.
+            fn from_stored(text: &str) -> Result<Self, sqlx::error::BoxDynError> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == text).ok_or_else(|| {
+                    Box::new($crate::closed_set::UnknownValue { value: text.to_owned(), what: $what }) as _
+                })
+            }
+
             /// Parses input text; an unknown value is an input error (400) naming the known ones.
             pub fn parse(text: &str) -> $crate::Result<Self> {
                 Self::ALL.iter().copied().find(|v| v.as_str() == text).ok_or_else(|| {
@@ -103,19 +110,13 @@ macro_rules! closed_set {
 
         impl<'r> sqlx::Decode<'r, sqlx::Sqlite> for $name {
             fn decode(value: sqlx::sqlite::SqliteValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
-                let text = <&str as sqlx::Decode<'r, sqlx::Sqlite>>::decode(value)?;
-                Self::ALL.iter().copied().find(|v| v.as_str() == text).ok_or_else(|| {
-                    Box::new($crate::closed_set::UnknownValue { value: text.to_owned(), what: $what }) as _
-                })
+                Self::from_stored(<&str as sqlx::Decode<'r, sqlx::Sqlite>>::decode(value)?)
             }
         }
 
         impl<'r> sqlx::Decode<'r, sqlx::Postgres> for $name {
             fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
-                let text = <&str as sqlx::Decode<'r, sqlx::Postgres>>::decode(value)?;
-                Self::ALL.iter().copied().find(|v| v.as_str() == text).ok_or_else(|| {
-                    Box::new($crate::closed_set::UnknownValue { value: text.to_owned(), what: $what }) as _
-                })
+                Self::from_stored(<&str as sqlx::Decode<'r, sqlx::Postgres>>::decode(value)?)
             }
         }
     };

@@ -94,11 +94,13 @@ impl From<sqlx::Error> for Error {
             sqlx::Error::Decode(source) if source.is::<crate::closed_set::UnknownValue>() => {
                 Self::Corrupt(source.to_string())
             }
-            sqlx::Error::Database(db) => match classify(db.code().as_deref()) {
-                Some(Peer::StorageFull) => Self::storage_full(db.message()),
-                Some(Peer::Unavailable) => Self::database_unavailable(db.message()),
-                None => Self::internal(err),
-            },
+            sqlx::Error::Database(db) => {
+                match classify(db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some(), db.code().as_deref()) {
+                    Some(Peer::StorageFull) => Self::storage_full(db.message()),
+                    Some(Peer::Unavailable) => Self::database_unavailable(db.message()),
+                    None => Self::internal(err),
+                }
+            }
             _ => Self::internal(err),
         }
     }
@@ -109,10 +111,12 @@ enum Peer {
     Unavailable,
 }
 
-/// SQLite reports (extended) result codes as numbers, PostgreSQL SQLSTATEs.
-fn classify(code: Option<&str>) -> Option<Peer> {
+/// SQLite reports (extended) result codes as numbers, PostgreSQL SQLSTATEs —
+/// which may be all digits too (`53100`), so the backend says which is which.
+fn classify(sqlite: bool, code: Option<&str>) -> Option<Peer> {
     let code = code?;
-    if let Ok(sqlite) = code.parse::<i32>() {
+    if sqlite {
+        let Ok(sqlite) = code.parse::<i32>() else { return None };
         // The primary code is the low byte of an extended one.
         return match sqlite & 0xff {
             13 => Some(Peer::StorageFull),                   // SQLITE_FULL
@@ -126,5 +130,34 @@ fn classify(code: Option<&str>) -> Option<Peer> {
         c if c.starts_with("53") || c.starts_with("08") => Some(Peer::Unavailable),
         "57P01" | "57P02" | "57P03" | "57P05" => Some(Peer::Unavailable),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Peer, classify};
+
+    fn kind(sqlite: bool, code: &str) -> &'static str {
+        match classify(sqlite, Some(code)) {
+            Some(Peer::StorageFull) => "full",
+            Some(Peer::Unavailable) => "unavailable",
+            None => "other",
+        }
+    }
+
+    #[test]
+    fn database_errors_are_sorted_by_code() {
+        // SQLite: primary codes and extended ones (low byte).
+        assert_eq!(kind(true, "13"), "full");
+        assert_eq!(kind(true, "5"), "unavailable");
+        assert_eq!(kind(true, "778"), "unavailable", "SQLITE_IOERR_WRITE");
+        assert_eq!(kind(true, "2067"), "other", "a unique violation is the caller's business");
+        // PostgreSQL SQLSTATEs, all-digit ones included.
+        assert_eq!(kind(false, "53100"), "full");
+        assert_eq!(kind(false, "57P01"), "unavailable", "admin shutdown");
+        assert_eq!(kind(false, "08006"), "unavailable", "connection failure");
+        assert_eq!(kind(false, "53300"), "unavailable", "too many connections");
+        assert_eq!(kind(false, "23505"), "other");
+        assert!(classify(true, None).is_none());
     }
 }

@@ -389,26 +389,7 @@ async fn a_channel_that_never_recovers_fails_and_alerts_elsewhere(backend: Backe
     assert!(broken.all().iter().all(|r| r.json["alert"]["title"] == "Original"));
 }
 
-/// A viewer sees where a webhook sends (scheme, host, port), never the
-/// credentials in its userinfo, its path or its query.
-async fn webhook_urls_are_shown_without_credentials(backend: Backend) {
-    let config = "[[alerts.channels]]\nname = \"hook\"\ntype = \"webhook\"\n\
-                  url = \"http://hookuser:HOOKPASS123@127.0.0.1:9/hooks/T0/xyz?token=abc\"\n";
-    let app = spawn(backend, config, &[]).await;
-    let r = app.post("/api/v1/tokens", json!({"name": "looker", "role": "viewer"})).await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let viewer = r.body["secret"].as_str().unwrap().to_owned();
-    let r = app.request_as(Some(&viewer), "GET", "/api/v1/channels", None, &[]).await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let shown = r.body.to_string();
-    for secret in ["hookuser", "HOOKPASS123", "T0", "xyz", "token=abc"] {
-        assert!(!shown.contains(secret), "{secret} shown to a viewer: {shown}");
-    }
-    assert_eq!(r.body["items"][0]["target"], "http://***@127.0.0.1:9/***", "{shown}");
-}
-
 crate::on_both_backends!(
-    webhook_urls_are_shown_without_credentials,
     email_reaches_a_real_smtp_server,
     smtp_auth_uses_the_password_from_a_file,
     smtp_down_then_up_is_delivered_after_retries,

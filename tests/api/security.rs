@@ -276,7 +276,26 @@ async fn hostile_input_is_rejected_and_writes_nothing(backend: Backend) {
     app.stop().await;
 }
 
+/// A viewer sees where a webhook sends (scheme, host, port), never the
+/// credentials in its userinfo, its path or its query.
+async fn webhook_urls_are_shown_without_credentials(backend: Backend) {
+    let config = "[[alerts.channels]]\nname = \"hook\"\ntype = \"webhook\"\n\
+                  url = \"http://hookuser:HOOKPASS123@127.0.0.1:9/hooks/T0/xyz?token=abc\"\n";
+    let app = crate::alerts::spawn(backend, config, &[]).await;
+    let r = app.post("/api/v1/tokens", json!({"name": "looker", "role": "viewer"})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let viewer = r.body["secret"].as_str().unwrap().to_owned();
+    let r = app.request_as(Some(&viewer), "GET", "/api/v1/channels", None, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let shown = r.body.to_string();
+    for secret in ["hookuser", "HOOKPASS123", "T0", "xyz", "token=abc"] {
+        assert!(!shown.contains(secret), "{secret} shown to a viewer: {shown}");
+    }
+    assert_eq!(r.body["items"][0]["target"], "http://***@127.0.0.1:9/***", "{shown}");
+}
+
 crate::on_both_backends!(
+    webhook_urls_are_shown_without_credentials,
     every_endpoint_needs_the_right_role,
     tokens_are_attributed_revocable_expiring_and_audited,
     rate_limit_answers_429_with_retry_after,

@@ -257,7 +257,7 @@ pub(super) fn default_max_connections() -> u32 {
     16
 }
 pub(super) fn default_acquire_timeout_ms() -> u64 {
-    3_000
+    crate::store::DEFAULT_ACQUIRE_TIMEOUT.as_millis() as u64
 }
 pub(super) fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))

@@ -215,15 +215,13 @@ impl Store {
                 };
                 alert_failed_for_good(&mut *tx, failed, now).await?;
             }
-            if next_at.is_some() {
+            // A retry, or the next operation on this VM (always on the same host
+            // queue), waits on `queue`.
+            if next_at.is_some() || op.vm.is_some() {
                 tx.announce(&queue).await?;
-            }
-            if let (Some(host), Some(vm)) = (&op.host, &op.vm) {
-                tx.wake_next_on_vm(host, vm).await?;
             }
             tx.commit().await?;
         });
-        // A retry, or the next operation on this VM (same host queue), waits on `queue`.
         if next_at.is_some() || op.vm.is_some() {
             self.wakes.notify(&queue);
         }
@@ -316,11 +314,8 @@ impl Store {
                 };
                 alert_failed_for_good(&mut *tx, failed, now).await?;
             }
-            if next_at.is_some() {
+            if next_at.is_some() || vm.is_some() {
                 tx.announce(&queue).await?;
-            }
-            if let (Some(host), Some(vm)) = (&host, &vm) {
-                tx.wake_next_on_vm(host, vm).await?;
             }
             tx.commit().await?;
             tracing::warn!(operation = %id, attempt, status, "{message}");

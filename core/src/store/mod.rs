@@ -169,9 +169,12 @@ pub struct PoolConfig {
     pub acquire_timeout: Duration,
 }
 
+/// `database.acquire_timeout_ms` when not configured.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
 impl PoolConfig {
     pub fn new(max_connections: u32) -> Self {
-        Self { max_connections, acquire_timeout: Duration::from_secs(3) }
+        Self { max_connections, acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT }
     }
 }
 
@@ -208,12 +211,12 @@ impl Store {
     /// Connects without migrating (see [`Store::migrate`]).
     pub async fn connect(url: &str, pool: PoolConfig) -> Result<Self> {
         let PoolConfig { max_connections, acquire_timeout } = pool;
+        let sqlite_dir = sqlite_path(url)
+            .and_then(|p| std::path::Path::new(&p).parent().map(std::path::Path::to_path_buf))
+            .map(|d| if d.as_os_str().is_empty() { ".".into() } else { d });
         let backend = if url.starts_with("sqlite:") {
-            if let Some(path) = sqlite_path(url)
-                && let Some(parent) = std::path::Path::new(&path).parent()
-                && !parent.as_os_str().is_empty()
-            {
-                std::fs::create_dir_all(parent).map_err(Error::internal)?;
+            if let Some(dir) = &sqlite_dir {
+                std::fs::create_dir_all(dir).map_err(Error::internal)?;
             }
             let options = sqlite_options(url)?;
             // Writers queue for the one write connection; that wait is contention,
@@ -239,9 +242,6 @@ impl Store {
                 .await?;
             Backend::Postgres(pool)
         };
-        let sqlite_dir = sqlite_path(url)
-            .and_then(|p| std::path::Path::new(&p).parent().map(std::path::Path::to_path_buf))
-            .map(|d| if d.as_os_str().is_empty() { ".".into() } else { d });
         Ok(Self { backend, wakes: Arc::default(), serving: Arc::default(), sqlite_dir })
     }
 

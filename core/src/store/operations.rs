@@ -201,8 +201,9 @@ impl Store {
             .bind(now)
             .fetch_optional(&mut *tx)
             .await?;
-            if let Some((Some(host), Some(vm))) = &row {
-                tx.wake_next_on_vm(host, vm).await?;
+            // The next operation on this VM waits in its host's queue.
+            if let Some((Some(host), Some(_))) = &row {
+                tx.announce(&crate::queue::host_queue(host)).await?;
             }
             tx.commit().await?;
             Ok::<_, Error>(row.is_some())

@@ -16,9 +16,6 @@ pub(crate) trait LedgerTx {
     /// new due time). In-process workers are told by the caller after commit.
     async fn announce(&mut self, queue: &str) -> Result<()>;
 
-    /// Wake the operation that is next in line on a VM that just became free.
-    async fn wake_next_on_vm(&mut self, host: &str, vm: &str) -> Result<()>;
-
     /// Closes the open row of `attempt` with its outcome.
     async fn close_attempt(&mut self, id: OperationId, attempt: i32, now: Timestamp, end: AttemptEnd<'_>)
     -> Result<()>;
@@ -51,19 +48,6 @@ pub(crate) struct AttemptEnd<'a> {
 /// The backend-independent half of [`LedgerTx`], written once for both connection types.
 macro_rules! ledger_tx_common {
     ($db:ty) => {
-        async fn wake_next_on_vm(&mut self, host: &str, vm: &str) -> Result<()> {
-            let next: Option<(OperationId, String)> = sqlx::query_as::<$db, (OperationId, String)>(NEXT_ON_VM)
-                .bind(host)
-                .bind(vm)
-                .bind(Timestamp::now())
-                .fetch_optional(&mut *self)
-                .await?;
-            if let Some((_, queue)) = next {
-                self.announce(&queue).await?;
-            }
-            Ok(())
-        }
-
         async fn insert_operation(&mut self, r: NewRow<'_>) -> std::result::Result<OperationRow, sqlx::Error> {
             let sql = format!(
                 "INSERT INTO operations (id, kind, host, vm, params, status, queue, requested_by, request_id, \
@@ -115,9 +99,6 @@ macro_rules! ledger_tx_common {
         }
     };
 }
-
-const NEXT_ON_VM: &str = "SELECT id, queue FROM operations WHERE host = $1 AND vm = $2 \
-    AND (status = 'queued' OR (status = 'retrying' AND next_attempt_at <= $3)) ORDER BY id LIMIT 1";
 
 impl LedgerTx for SqliteConnection {
     /// One process writes a SQLite file; its workers are told in-process, and
