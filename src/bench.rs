@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hyperfleet_core::{
-    commands::{self, Origin},
+    app::{App, Origin},
     operation::NoopParams,
     settings::Settings,
     store::Store,
@@ -42,8 +42,12 @@ pub struct BenchReport {
 pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
     let settings = bench_settings(Settings::load(None, std::iter::empty())?, &args.database, args.concurrency)?;
     let components = crate::Components { api: false, worker: true, scheduler: false };
-    let running =
-        crate::start(&settings, components, crate::Bootstrap { migrate: true, first_admin_token: false }).await?;
+    let running = crate::start(
+        &settings,
+        components,
+        crate::Bootstrap { migrate: true, first_admin_token: false, ..Default::default() },
+    )
+    .await?;
     let store = running.store.clone();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -110,7 +114,7 @@ pub(crate) fn bench_settings(mut settings: Settings, database: &str, concurrency
 
 async fn submit(store: &Store, tag: &str) -> anyhow::Result<()> {
     let origin = Origin { requested_by: tag.to_owned(), request_id: None, idempotency_key: None, max_attempts: 3 };
-    commands::noop(store, NoopParams::default(), origin).await.context("submitting")?;
+    App::new(store.clone()).noop(NoopParams::default(), origin).await.context("submitting")?;
     Ok(())
 }
 

@@ -59,8 +59,12 @@ pub async fn run(database: &str, alerts: usize, concurrency: usize) -> anyhow::R
     std::fs::remove_file(&dir)?;
     let settings = crate::bench::bench_settings(loaded?, database, concurrency)?;
     let components = crate::Components { api: false, worker: true, scheduler: true };
-    let running =
-        crate::start(&settings, components, crate::Bootstrap { migrate: true, first_admin_token: false }).await?;
+    let running = crate::start(
+        &settings,
+        components,
+        crate::Bootstrap { migrate: true, first_admin_token: false, ..Default::default() },
+    )
+    .await?;
     let store = running.store.clone();
     tokio::time::sleep(Duration::from_millis(300)).await;
 

@@ -8,7 +8,13 @@ use std::{net::SocketAddr, time::Duration};
 
 use anyhow::Context;
 use hyperfleet_api::{AppState, Limits};
-use hyperfleet_core::{auth::Role, commands, settings::Settings, store::Store};
+use hyperfleet_core::{
+    app::{Actor, App},
+    auth::Role,
+    settings::Settings,
+    store::Store,
+    time::Clock,
+};
 use hyperfleet_worker::WorkerConfig;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -27,10 +33,12 @@ impl Components {
 
 /// How a process starts: migrate first, and create the first admin token when
 /// the database has none (what `hyperfleet up` does on its first start).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Bootstrap {
     pub migrate: bool,
     pub first_admin_token: bool,
+    /// Where "now" comes from: the system clock, or a test's adjustable one.
+    pub clock: Clock,
 }
 
 /// A started Hyperfleet: where its API listens, and how to stop it.
@@ -79,16 +87,19 @@ impl Running {
 pub async fn start(settings: &Settings, components: Components, boot: Bootstrap) -> anyhow::Result<Running> {
     let store = Store::connect(&settings.database_url(), settings.database.pool())
         .await
-        .context("connecting to the database")?;
+        .context("connecting to the database")?
+        .with_clock(boot.clock.clone());
+    let core = App::new(store.clone()).with_retention(settings.retention.clone());
     if boot.migrate {
         store.migrate().await.context("migrating the database")?;
     }
     if boot.migrate && components.scheduler && settings.scheduler.default_schedules {
-        commands::ensure_default_schedules(&store).await.context("creating the default schedules")?;
+        core.ensure_default_schedules().await.context("creating the default schedules")?;
     }
     let mut initial_admin_token = None;
     if boot.first_admin_token && store.token_count().await? == 0 {
-        let (_, secret) = commands::create_token(&store, "hyperfleet up", None, "admin", Role::Admin, None).await?;
+        let first = Actor { name: "hyperfleet up", request_id: None };
+        let (_, secret) = core.create_token(first, "admin", Role::Admin, None).await?;
         initial_admin_token = Some(secret);
     }
     let shutdown = CancellationToken::new();
@@ -101,7 +112,7 @@ pub async fn start(settings: &Settings, components: Components, boot: Bootstrap)
         let addr = listener.local_addr()?;
         api_addr = Some(addr);
         let state = AppState::new(
-            store.clone(),
+            core.clone(),
             settings.retry.max_attempts as i32,
             settings.api.rate_limit_per_s,
             settings.api.rate_limit_burst,
@@ -148,7 +159,7 @@ pub async fn start(settings: &Settings, components: Components, boot: Bootstrap)
     }
     if components.scheduler {
         tasks.spawn(hyperfleet_scheduler::run(
-            store.clone(),
+            core.clone(),
             std::sync::Arc::new(settings.alerts.clone()),
             shutdown.clone(),
         ));

@@ -110,14 +110,16 @@ async fn open_store(settings: &Settings) -> anyhow::Result<hyperfleet_core::stor
 }
 
 async fn token_command(settings: &Settings, command: TokenCommand) -> anyhow::Result<()> {
-    use hyperfleet_core::{auth, commands};
+    use hyperfleet_core::{app::Actor, auth};
     let store = open_store(settings).await?;
+    let app = hyperfleet_core::app::App::new(store.clone());
     let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "root".into()));
+    let by = Actor { name: &actor, request_id: None };
     match command {
         TokenCommand::Create { name, role, expires_in } => {
             let role = auth::Role::parse(&role)?;
             let expires_in = expires_in.as_deref().map(auth::parse_duration).transpose()?;
-            let (_, secret) = commands::create_token(&store, &actor, None, &name, role, expires_in).await?;
+            let (_, secret) = app.create_token(by, &name, role, expires_in).await?;
             println!("{secret}");
         }
         TokenCommand::List => {
@@ -151,7 +153,7 @@ async fn token_command(settings: &Settings, command: TokenCommand) -> anyhow::Re
                     .map(|t| t.id)
                     .with_context(|| format!("no token with id or name `{token}`"))?,
             };
-            let t = commands::revoke_token(&store, &actor, None, id).await?;
+            let t = app.revoke_token(by, id).await?;
             println!("revoked {} ({})", t.name, t.id);
         }
     }
@@ -221,7 +223,8 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Up => {
             init_logging(&settings);
-            serve(settings, Components::ALL, Bootstrap { migrate: true, first_admin_token: true }).await
+            serve(settings, Components::ALL, Bootstrap { migrate: true, first_admin_token: true, ..Default::default() })
+                .await
         }
         Command::Api => {
             init_logging(&settings);

@@ -28,10 +28,10 @@ pub struct AlertsApi {
 impl AlertsApi {
     async fn notification_view(&self, n: Notification) -> hyperfleet_core::Result<NotificationView> {
         let delivery = match n.operation_id {
-            Some(id) => match self.state.store.operation(id).await {
+            Some(id) => match self.state.app.operation(id).await {
                 Ok(op) => Some(DeliveryView {
                     operation: op.into(),
-                    attempts: self.state.store.attempts(id).await?.into_iter().map(AttemptView::from).collect(),
+                    attempts: self.state.app.attempts(id).await?.into_iter().map(AttemptView::from).collect(),
                 }),
                 // Pruned from the ledger after its retention; the notification keeps the outcome.
                 Err(Error::NotFound { .. }) => None,
@@ -87,7 +87,7 @@ impl AlertsApi {
             cursor: cursor.0.map(AlertId),
             limit,
         };
-        let page = self.state.store.alerts(&filter).await?;
+        let page = self.state.app.alerts(&filter).await?;
         Ok(Json(AlertPageView {
             items: page.items.into_iter().map(AlertView::from).collect(),
             next_cursor: page.next_cursor.map(|c| c.to_string()),
@@ -110,7 +110,7 @@ impl AlertsApi {
             exclude_channel: None,
             actor: auth.0.name.clone(),
         };
-        let (alert, event) = self.state.store.raise_alert(&new).await?;
+        let (alert, event) = self.state.app.raise_alert(&new).await?;
         if event == hyperfleet_core::alert::EventKind::Fired {
             let location = format!("/api/v1/alerts/{}", alert.id);
             Ok(AlertRaised::Created(Json(alert.into()), location))
@@ -123,7 +123,7 @@ impl AlertsApi {
     #[oai(path = "/alerts/:id", method = "get", operation_id = "alert_get")]
     async fn get(&self, _auth: ViewerAuth, id: Path<uuid::Uuid>) -> ApiResult<Json<AlertDetailView>> {
         let id = AlertId(id.0);
-        let store = &self.state.store;
+        let store = &self.state.app;
         let alert = store.alert(id).await?;
         let mut notifications = Vec::new();
         for n in store.alert_notifications(id).await? {
@@ -146,14 +146,14 @@ impl AlertsApi {
     #[oai(path = "/alerts/:id/ack", method = "post", operation_id = "alert_ack")]
     async fn ack(&self, auth: OperatorAuth, id: Path<uuid::Uuid>) -> ApiResult<Json<AlertView>> {
         let id = AlertId(id.0);
-        Ok(Json(self.state.store.acknowledge_alert(id, &auth.0.name).await?.into()))
+        Ok(Json(self.state.app.acknowledge_alert(id, &auth.0.name).await?.into()))
     }
 
     /// Resolve a firing alert by hand (channels that heard it fire are told). Resolving twice changes nothing.
     #[oai(path = "/alerts/:id/resolve", method = "post", operation_id = "alert_resolve")]
     async fn resolve(&self, auth: OperatorAuth, id: Path<uuid::Uuid>) -> ApiResult<Json<AlertView>> {
         let id = AlertId(id.0);
-        Ok(Json(self.state.store.resolve_alert(id, &auth.0.name).await?.into()))
+        Ok(Json(self.state.app.resolve_alert(id, &auth.0.name).await?.into()))
     }
 
     /// Send a test notification through one channel or all of them (event `test`; no alert, no policy).
@@ -173,7 +173,7 @@ impl AlertsApi {
         }
         let queued = self
             .state
-            .store
+            .app
             .test_notifications(&channels, &auth.0.name, self.state.alerts.delivery_max_attempts as i32)
             .await?;
         let items = queued
@@ -188,7 +188,7 @@ impl AlertsApi {
     async fn channels(&self, _auth: ViewerAuth) -> ApiResult<Json<ChannelListView>> {
         let mut items = Vec::new();
         for c in &self.state.alerts.channels {
-            let stats = self.state.store.channel_stats(&c.name).await?;
+            let stats = self.state.app.channel_stats(&c.name).await?;
             let mut config = serde_json::to_value(c).unwrap_or_default();
             if let Some(url) = config.get_mut("url").filter(|u| u.is_string()) {
                 *url = serde_json::Value::String(c.target());

@@ -109,7 +109,7 @@ pub async fn authenticate<E: Endpoint>(next: E, mut req: Request, state: &AppSta
         .map(str::trim);
     let principal = match presented {
         None => Err(Error::Unauthenticated("send `Authorization: Bearer <token>`".into())),
-        Some(token) => state.store.authenticate(token).await,
+        Some(token) => state.app.authenticate(token).await,
     };
     let principal = match principal {
         Ok(p) => p,

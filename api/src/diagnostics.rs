@@ -1,6 +1,6 @@
 //! `/api/v1/diagnostics`: exercise the queue without a hypervisor.
 
-use hyperfleet_core::{commands, operation::NoopParams};
+use hyperfleet_core::operation::NoopParams;
 use poem_openapi::{Object, OpenApi, param::Header, payload::Json};
 
 use crate::{AppState, Tag, auth::OperatorAuth, error::ApiResult, submit::Enqueued};
@@ -34,7 +34,7 @@ impl DiagnosticsApi {
             fail_times: b.fail_times.unwrap_or(0),
         });
         let origin = self.state.origin(&auth.0, key.0)?;
-        let submitted = commands::noop(&self.state.store, params, origin).await?;
-        Ok(Enqueued::answer(&self.state.store, submitted).await?)
+        let submitted = self.state.app.noop(params, origin).await?;
+        Ok(Enqueued::answer(&self.state.app, submitted).await?)
     }
 }

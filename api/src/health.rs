@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use hyperfleet_core::{
-    OperationId, commands,
+    OperationId,
     health::Status,
     operation::{OperationKind, OperationStatus},
     store::{HealthEventRecord, HealthResultRecord, HealthRunRecord, HealthStateRecord},
@@ -177,7 +177,7 @@ impl HealthApi {
     async fn create(&self, auth: OperatorAuth, body: Json<Option<HealthRunRequest>>) -> ApiResult<HealthRunsAccepted> {
         let host = body.0.and_then(|b| b.host);
         let origin = self.state.origin(&auth.0, None)?;
-        let submitted = commands::health_run(&self.state.store, host.as_deref(), origin).await?;
+        let submitted = self.state.app.request_health_runs(host.as_deref(), origin).await?;
         let items = submitted.into_iter().map(|s| OperationView::from(s.operation)).collect();
         Ok(HealthRunsAccepted::Accepted(Json(OperationListView { items })))
     }
@@ -195,7 +195,7 @@ impl HealthApi {
         limit: Query<Option<u32>>,
     ) -> ApiResult<Json<HealthRunListView>> {
         let limit = crate::operations::page_limit(limit.0)?;
-        let runs = self.state.store.health_runs(host.0.as_deref(), limit).await?;
+        let runs = self.state.app.health_runs(host.0.as_deref(), limit).await?;
         Ok(Json(HealthRunListView { items: runs.into_iter().map(HealthRunView::from).collect() }))
     }
 
@@ -203,7 +203,7 @@ impl HealthApi {
     #[oai(path = "/health/runs/:id", method = "get", operation_id = "health_run_get")]
     async fn get(&self, _auth: ViewerAuth, id: Path<uuid::Uuid>) -> ApiResult<Json<HealthRunView>> {
         let id = OperationId(id.0);
-        match self.state.store.health_run(id).await {
+        match self.state.app.health_run(id).await {
             Ok((run, results)) => {
                 let mut view = HealthRunView::from(run);
                 view.checks = Some(results.into_iter().map(HealthCheckView::from).collect());
@@ -211,7 +211,7 @@ impl HealthApi {
             }
             // Accepted but not measured yet (or failed without measuring): the run
             // is its operation until then. A succeeded one without results was pruned.
-            Err(not_found @ hyperfleet_core::Error::NotFound { .. }) => match self.state.store.operation(id).await {
+            Err(not_found @ hyperfleet_core::Error::NotFound { .. }) => match self.state.app.operation(id).await {
                 Ok(op) if op.kind == OperationKind::HealthRun && op.status != OperationStatus::Succeeded => {
                     Ok(Json(HealthRunView {
                         id: op.id.0,
@@ -232,7 +232,7 @@ impl HealthApi {
     /// The current state of every check on every host, and the latest transitions.
     #[oai(path = "/health", method = "get", operation_id = "health_get")]
     async fn overview(&self, _auth: ViewerAuth) -> ApiResult<Json<HealthOverviewView>> {
-        let states: Vec<HealthStateRecord> = self.state.store.health_states(None).await?;
+        let states: Vec<HealthStateRecord> = self.state.app.health_states(None).await?;
         let mut by_host: BTreeMap<String, Vec<CheckStateView>> = BTreeMap::new();
         for s in states {
             by_host.entry(s.host.clone()).or_default().push(CheckStateView {
@@ -247,7 +247,7 @@ impl HealthApi {
             .into_iter()
             .map(|(host, checks)| HostHealthView { status: worst(checks.iter().map(|c| c.status)), host, checks })
             .collect();
-        let events = self.state.store.health_events(50).await?.into_iter().map(HealthEventView::from).collect();
+        let events = self.state.app.health_events(50).await?.into_iter().map(HealthEventView::from).collect();
         Ok(Json(HealthOverviewView { status: worst(hosts.iter().map(|h| h.status)), hosts, events }))
     }
 }

@@ -183,8 +183,8 @@ impl HostsApi {
     /// List hosts: online or offline from their heartbeats, with VM counts by state.
     #[oai(path = "/hosts", method = "get", operation_id = "host_list")]
     async fn list(&self, _auth: ViewerAuth) -> ApiResult<Json<HostListView>> {
-        let (hosts, vms) = (self.state.store.hosts().await?, self.state.store.vms().await?);
-        let now = Timestamp::now();
+        let (hosts, vms) = (self.state.app.hosts().await?, self.state.app.vms().await?);
+        let now = self.state.app.now();
         Ok(Json(HostListView { items: hosts.into_iter().map(|h| HostView::new(h, &vms, now)).collect() }))
     }
 
@@ -195,9 +195,9 @@ impl HostsApi {
         _auth: ViewerAuth,
         #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))] host: Path<String>,
     ) -> ApiResult<Json<HostView>> {
-        let record = self.state.store.host(&host_name(&host)?).await?;
-        let vms = self.state.store.vms().await?;
-        Ok(Json(HostView::new(record, &vms, Timestamp::now())))
+        let record = self.state.app.host(&host_name(&host)?).await?;
+        let vms = self.state.app.vms().await?;
+        Ok(Json(HostView::new(record, &vms, self.state.app.now())))
     }
 
     /// System facts of one host (CPU, memory, disks, libvirt and QEMU versions).
@@ -207,19 +207,19 @@ impl HostsApi {
         _auth: ViewerAuth,
         #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))] host: Path<String>,
     ) -> ApiResult<Json<SystemView>> {
-        let record = self.state.store.host(&host_name(&host)?).await?;
+        let record = self.state.app.host(&host_name(&host)?).await?;
         let info = record.system.clone().map(|j| j.0).ok_or_else(|| {
             hyperfleet_core::Error::not_found(
                 "system_info_not_reported",
                 format!("system facts of host `{}`", record.name),
             )
         })?;
-        Ok(Json(SystemView::new(&record, info, Timestamp::now())))
+        Ok(Json(SystemView::new(&record, info, self.state.app.now())))
     }
 
     /// ISO images in every host's `worker.iso_dir`.
     #[oai(path = "/isos", method = "get", operation_id = "iso_list")]
     async fn isos(&self, _auth: ViewerAuth) -> ApiResult<Json<IsoListView>> {
-        Ok(Json(IsoListView { items: self.state.store.isos().await?.into_iter().map(IsoView::from).collect() }))
+        Ok(Json(IsoListView { items: self.state.app.isos().await?.into_iter().map(IsoView::from).collect() }))
     }
 }

@@ -11,6 +11,7 @@ pub mod error;
 mod health;
 mod hosts;
 mod operations;
+mod reconcilers;
 pub mod request_id;
 mod schedules;
 mod seed;
@@ -23,13 +24,17 @@ mod tokens;
 pub mod views;
 mod vms;
 
-use hyperfleet_core::{Result, commands::Origin, store::Store};
+use hyperfleet_core::{
+    Result,
+    app::{App, Origin},
+    store::Store,
+};
 use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::{OpenApiService, Tags};
 
 #[derive(Debug, Clone)]
 pub struct AppState {
-    pub store: Store,
+    pub app: App,
     /// Attempts an operation gets before it fails for good.
     pub max_attempts: i32,
     pub limiter: std::sync::Arc<auth::RateLimiter>,
@@ -45,9 +50,9 @@ pub struct Limits {
 }
 
 impl AppState {
-    pub fn new(store: Store, max_attempts: i32, rate_per_s: u32, burst: u32) -> Self {
+    pub fn new(app: App, max_attempts: i32, rate_per_s: u32, burst: u32) -> Self {
         Self {
-            store,
+            app,
             max_attempts,
             limiter: std::sync::Arc::new(auth::RateLimiter::new(rate_per_s, burst)),
             alerts: Default::default(),
@@ -104,6 +109,7 @@ type Apis = (
     health::HealthApi,
     alerts::AlertsApi,
     silences::SilencesApi,
+    reconcilers::ReconcilersApi,
     seed::SeedApi,
 );
 
@@ -119,6 +125,7 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
         health::HealthApi { state: state.clone() },
         alerts::AlertsApi { state: state.clone() },
         silences::SilencesApi { state: state.clone() },
+        reconcilers::ReconcilersApi { state: state.clone() },
         seed::SeedApi { state },
     );
     OpenApiService::new(apis, "Hyperfleet", env!("CARGO_PKG_VERSION")).description(
@@ -156,5 +163,5 @@ pub fn app(state: AppState, limits: Limits) -> impl Endpoint {
 /// The OpenAPI document, pretty-printed (what `hyperfleet openapi` prints and
 /// `openapi/hyperfleet.json` holds).
 pub fn spec_json() -> Result<String> {
-    Ok(spec::tighten(&service(AppState::new(Store::detached()?, 1, 1, 1)).spec()))
+    Ok(spec::tighten(&service(AppState::new(App::new(Store::detached()?), 1, 1, 1)).spec()))
 }

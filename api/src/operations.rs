@@ -71,7 +71,7 @@ impl OperationsApi {
             cursor: cursor.0.map(OperationId),
             limit,
         };
-        let page = self.state.store.list_operations(&filter).await?;
+        let page = self.state.app.list_operations(&filter).await?;
         Ok(Json(OperationPageView {
             items: page.items.into_iter().map(OperationView::from).collect(),
             next_cursor: page.next_cursor.map(|c| c.to_string()),
@@ -82,11 +82,11 @@ impl OperationsApi {
     #[oai(path = "/operations/:id", method = "get", operation_id = "operation_get")]
     async fn get(&self, _auth: ViewerAuth, id: Path<uuid::Uuid>) -> ApiResult<Json<OperationView>> {
         let id = OperationId(id.0);
-        let op = self.state.store.operation(id).await?;
-        let attempts = self.state.store.attempts(id).await?;
+        let op = self.state.app.operation(id).await?;
+        let attempts = self.state.app.attempts(id).await?;
         let mut view = OperationView::from(op);
         view.attempts = Some(attempts.into_iter().map(AttemptView::from).collect());
-        view.warnings = crate::submit::warnings(&self.state.store, &view).await?;
+        view.warnings = crate::submit::warnings(&self.state.app, &view).await?;
         Ok(Json(view))
     }
 
@@ -94,7 +94,7 @@ impl OperationsApi {
     #[oai(path = "/operations/:id/cancel", method = "post", operation_id = "operation_cancel")]
     async fn cancel(&self, _auth: OperatorAuth, id: Path<uuid::Uuid>) -> ApiResult<Json<OperationView>> {
         let id = OperationId(id.0);
-        Ok(Json(self.state.store.cancel(id).await?.into()))
+        Ok(Json(self.state.app.cancel(id).await?.into()))
     }
 
     /// Retry a failed or cancelled operation as a new operation linked to it.
@@ -102,8 +102,8 @@ impl OperationsApi {
     async fn retry(&self, auth: OperatorAuth, id: Path<uuid::Uuid>) -> ApiResult<crate::submit::Enqueued> {
         let id = OperationId(id.0);
         let origin = self.state.origin(&auth.0, None)?;
-        let op = self.state.store.retry(id, &origin.requested_by, Some(current_request_id())).await?;
+        let op = self.state.app.retry(id, &origin.requested_by, Some(current_request_id())).await?;
         let submitted = hyperfleet_core::store::Submitted { operation: op, replayed: false };
-        Ok(crate::submit::Enqueued::answer(&self.state.store, submitted).await?)
+        Ok(crate::submit::Enqueued::answer(&self.state.app, submitted).await?)
     }
 }

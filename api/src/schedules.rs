@@ -2,10 +2,12 @@
 
 use chrono::{DateTime, FixedOffset, Utc};
 use hyperfleet_core::{
-    ScheduleId, Timestamp, commands,
+    ScheduleId, Timestamp,
+    app::Actor,
     operation::{OperationKind, OperationStatus},
     schedule::MissedTicks,
-    store::{FireRecord, ScheduleDef, ScheduleRecord},
+    schedule::ScheduleDef,
+    store::{FireRecord, ScheduleRecord},
 };
 use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
 use serde_json::json;
@@ -192,15 +194,10 @@ fn def_of(r: ScheduleRequest) -> hyperfleet_core::Result<ScheduleDef> {
     })
 }
 
-fn summary(s: &ScheduleRecord) -> serde_json::Value {
-    json!({"name": s.name, "cron": s.cron, "timezone": s.timezone, "kind": s.kind, "params": s.params.0,
-           "host": s.host, "enabled": s.enabled, "missed_ticks": s.missed_ticks, "jitter_s": s.jitter_s})
-}
-
 impl SchedulesApi {
     async fn view(&self, s: ScheduleRecord) -> hyperfleet_core::Result<ScheduleView> {
         let outcome = match s.last_operation_id {
-            Some(id) => match self.state.store.operation(id).await {
+            Some(id) => match self.state.app.operation(id).await {
                 Ok(op) => Some(op.status),
                 // Retention removed it; the schedule stays readable without it.
                 Err(hyperfleet_core::Error::NotFound { .. }) => None,
@@ -218,7 +215,7 @@ impl SchedulesApi {
     #[oai(path = "/schedules", method = "get", operation_id = "schedule_list")]
     async fn list(&self, _auth: ViewerAuth) -> ApiResult<Json<ScheduleListView>> {
         let mut items = Vec::new();
-        for s in self.state.store.schedules().await? {
+        for s in self.state.app.schedules().await? {
             items.push(self.view(s).await?);
         }
         Ok(Json(ScheduleListView { items }))
@@ -228,19 +225,8 @@ impl SchedulesApi {
     #[oai(path = "/schedules", method = "post", operation_id = "schedule_create")]
     async fn create(&self, auth: AdminAuth, body: Json<ScheduleRequest>) -> ApiResult<ScheduleCreated> {
         let def = def_of(body.0)?;
-        let s = self.state.store.create_schedule(&def, &auth.0.name).await?;
         let rid = current_request_id();
-        let target = format!("schedule/{}", s.id);
-        commands::audit_change(
-            &self.state.store,
-            &auth.0.name,
-            Some(&rid),
-            "schedule.create",
-            &target,
-            None,
-            Some(summary(&s)),
-        )
-        .await?;
+        let s = self.state.app.create_schedule(Actor { name: &auth.0.name, request_id: Some(&rid) }, &def).await?;
         let location = format!("/api/v1/schedules/{}", s.id);
         Ok(ScheduleCreated::Created(Json(self.view(s).await?), location))
     }
@@ -249,9 +235,9 @@ impl SchedulesApi {
     #[oai(path = "/schedules/:id", method = "get", operation_id = "schedule_get")]
     async fn get(&self, _auth: ViewerAuth, id: Path<uuid::Uuid>) -> ApiResult<Json<ScheduleView>> {
         let id = ScheduleId(id.0);
-        let s = self.state.store.schedule(id).await?;
+        let s = self.state.app.schedule(id).await?;
         let mut view = self.view(s).await?;
-        view.fires = Some(self.state.store.fires(id, 20).await?.into_iter().map(FireView::from).collect());
+        view.fires = Some(self.state.app.fires(id, 20).await?.into_iter().map(FireView::from).collect());
         Ok(Json(view))
     }
 
@@ -264,7 +250,7 @@ impl SchedulesApi {
         body: Json<SchedulePatch>,
     ) -> ApiResult<Json<ScheduleView>> {
         let id = ScheduleId(id.0);
-        let before = self.state.store.schedule(id).await?;
+        let before = self.state.app.schedule(id).await?;
         let p = body.0;
         let def = def_of(ScheduleRequest {
             name: p.name.unwrap_or_else(|| before.name.clone().into()),
@@ -277,18 +263,9 @@ impl SchedulesApi {
             missed_ticks: Some(p.missed_ticks.unwrap_or(before.missed_ticks)),
             jitter_s: Some(p.jitter_s.unwrap_or(before.jitter_s as u32)),
         })?;
-        let after = self.state.store.update_schedule(id, &def).await?;
         let rid = current_request_id();
-        commands::audit_change(
-            &self.state.store,
-            &auth.0.name,
-            Some(&rid),
-            "schedule.update",
-            &format!("schedule/{id}"),
-            Some(summary(&before)),
-            Some(summary(&after)),
-        )
-        .await?;
+        let after =
+            self.state.app.update_schedule(Actor { name: &auth.0.name, request_id: Some(&rid) }, id, &def).await?;
         Ok(Json(self.view(after).await?))
     }
 
@@ -296,19 +273,8 @@ impl SchedulesApi {
     #[oai(path = "/schedules/:id", method = "delete", operation_id = "schedule_delete")]
     async fn delete(&self, auth: AdminAuth, id: Path<uuid::Uuid>) -> ApiResult<Json<ScheduleView>> {
         let id = ScheduleId(id.0);
-        let before = self.state.store.delete_schedule(id).await?;
         let rid = current_request_id();
-        let target = format!("schedule/{id}");
-        commands::audit_change(
-            &self.state.store,
-            &auth.0.name,
-            Some(&rid),
-            "schedule.delete",
-            &target,
-            Some(summary(&before)),
-            None,
-        )
-        .await?;
+        let before = self.state.app.delete_schedule(Actor { name: &auth.0.name, request_id: Some(&rid) }, id).await?;
         Ok(Json(ScheduleView::new(before, None)))
     }
 
@@ -316,8 +282,8 @@ impl SchedulesApi {
     #[oai(path = "/schedules/:id/trigger", method = "post", operation_id = "schedule_trigger")]
     async fn trigger(&self, auth: OperatorAuth, id: Path<uuid::Uuid>) -> ApiResult<Triggered> {
         let id = ScheduleId(id.0);
-        let op = self.state.store.trigger(id, &auth.0.name).await?;
-        let view = crate::views::OperationView::from(self.state.store.operation(op).await?);
-        Ok(Triggered::Accepted(Json(view), format!("/api/v1/operations/{op}")))
+        let op = self.state.app.trigger_schedule(id, &auth.0.name).await?;
+        let location = format!("/api/v1/operations/{}", op.id);
+        Ok(Triggered::Accepted(Json(crate::views::OperationView::from(op)), location))
     }
 }

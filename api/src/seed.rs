@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use hyperfleet_core::{
-    Error, Timestamp, commands,
+    Error,
     operation::OperationStatus,
     vm::{PowerParams, VmAction, VmName, VmState},
 };
@@ -146,8 +146,8 @@ impl SeedApi {
         _auth: ViewerAuth,
         #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))] host: Query<Option<String>>,
     ) -> ApiResult<SeedSystemAnswer> {
-        let now = Timestamp::now();
-        let hosts = self.state.store.hosts().await?;
+        let now = self.state.app.now();
+        let hosts = self.state.app.hosts().await?;
         let chosen = match &host.0 {
             Some(h) => hosts.into_iter().find(|r| &r.name == h),
             None => hosts.into_iter().filter(|r| r.system.is_some()).max_by_key(|r| (r.online(now), r.last_heartbeat)),
@@ -191,7 +191,7 @@ impl SeedApi {
     async fn vm_list(&self, _auth: ViewerAuth) -> ApiResult<Json<SeedVmList>> {
         let data = self
             .state
-            .store
+            .app
             .vms()
             .await?
             .into_iter()
@@ -210,7 +210,7 @@ impl SeedApi {
     async fn iso_list(&self, _auth: ViewerAuth) -> ApiResult<Json<SeedIsoList>> {
         let data = self
             .state
-            .store
+            .app
             .isos()
             .await?
             .into_iter()
@@ -278,8 +278,8 @@ impl SeedApi {
             VmAction::Shutdown => Duration::from_secs(u64::from(PowerParams::DEFAULT_SHUTDOWN_TIMEOUT_S) + 30),
             _ => Duration::from_secs(60),
         };
-        let submitted = commands::vm_power(&self.state.store, &vm, None, action, params, origin).await?;
-        let op = commands::wait_finished(&self.state.store, submitted.operation.id, wait).await?;
+        let submitted = self.state.app.vm_power(&vm, None, action, params, origin).await?;
+        let op = self.state.app.wait_finished(submitted.operation.id, wait).await?;
         let result = |success: bool, output: String, error: String, code: i32| SeedCommandResult {
             success,
             output,

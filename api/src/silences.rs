@@ -5,14 +5,13 @@ use chrono::{DateTime, Utc};
 use hyperfleet_core::{
     SilenceId, Timestamp,
     alert::{MatchOp, Matcher, NewSilence, Silence},
-    commands,
+    app::Actor,
 };
 use poem_openapi::{
     ApiResponse, Enum, Object, OpenApi,
     param::{Path, Query},
     payload::Json,
 };
-use serde_json::json;
 
 use crate::{
     AppState, Tag,
@@ -120,16 +119,12 @@ pub enum SilenceCreated {
     Created(Json<SilenceView>, #[oai(header = "Location")] String),
 }
 
-fn summary(s: &Silence) -> serde_json::Value {
-    json!({ "matchers": s.matchers, "starts_at": s.starts_at, "ends_at": s.ends_at, "comment": s.comment })
-}
-
 #[OpenApi(prefix_path = "/api/v1", tag = "Tag::Alerts")]
 impl SilencesApi {
     /// List silences that have not ended, newest first (with `expired=true`, all of them).
     #[oai(path = "/silences", method = "get", operation_id = "silence_list")]
     async fn list(&self, _auth: ViewerAuth, expired: Query<Option<bool>>) -> ApiResult<Json<SilenceListView>> {
-        let items = self.state.store.silences(expired.0.unwrap_or(false)).await?;
+        let items = self.state.app.silences(expired.0.unwrap_or(false)).await?;
         Ok(Json(SilenceListView { items: items.into_iter().map(SilenceView::from).collect() }))
     }
 
@@ -155,12 +150,8 @@ impl SilencesApi {
             comment: r.comment.into(),
             created_by: auth.0.name.clone(),
         };
-        let silence = self.state.store.create_silence(&new).await?;
         let rid = current_request_id();
-        let target = format!("silence/{}", silence.id);
-        let after = Some(summary(&silence));
-        commands::audit_change(&self.state.store, &auth.0.name, Some(&rid), "silence.create", &target, None, after)
-            .await?;
+        let silence = self.state.app.create_silence(Actor { name: &auth.0.name, request_id: Some(&rid) }, &new).await?;
         let location = format!("/api/v1/silences/{}", silence.id);
         Ok(SilenceCreated::Created(Json(silence.into()), location))
     }
@@ -169,12 +160,8 @@ impl SilencesApi {
     #[oai(path = "/silences/:id", method = "delete", operation_id = "silence_delete")]
     async fn delete(&self, auth: OperatorAuth, id: Path<uuid::Uuid>) -> ApiResult<Json<SilenceView>> {
         let id = SilenceId(id.0);
-        let silence = self.state.store.expire_silence(id).await?;
         let rid = current_request_id();
-        let target = format!("silence/{id}");
-        let after = Some(summary(&silence));
-        commands::audit_change(&self.state.store, &auth.0.name, Some(&rid), "silence.expire", &target, None, after)
-            .await?;
+        let silence = self.state.app.expire_silence(Actor { name: &auth.0.name, request_id: Some(&rid) }, id).await?;
         Ok(Json(silence.into()))
     }
 }

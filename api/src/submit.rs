@@ -1,7 +1,7 @@
 //! The answer to anything that enqueues: 202 + `Location` for a new
 //! operation, 200 for a replay of the same `Idempotency-Key`.
 
-use hyperfleet_core::store::{Store, Submitted};
+use hyperfleet_core::{app::App, store::Submitted};
 use poem_openapi::{ApiResponse, payload::Json};
 
 use crate::views::OperationView;
@@ -18,22 +18,22 @@ pub enum Enqueued {
 
 impl Enqueued {
     /// The answer for `s`, warning when its host's worker is offline.
-    pub async fn answer(store: &Store, s: Submitted) -> hyperfleet_core::Result<Self> {
+    pub async fn answer(app: &App, s: Submitted) -> hyperfleet_core::Result<Self> {
         let location = format!("/api/v1/operations/{}", s.operation.id);
         let mut view = OperationView::from(s.operation);
-        view.warnings = warnings(store, &view).await?;
+        view.warnings = warnings(app, &view).await?;
         let view = Json(view);
         Ok(if s.replayed { Self::Replayed(view, location) } else { Self::Accepted(view, location) })
     }
 }
 
 /// Warnings for an operation that waits on a host whose worker is offline.
-pub async fn warnings(store: &Store, op: &OperationView) -> hyperfleet_core::Result<Option<Vec<String>>> {
+pub async fn warnings(app: &App, op: &OperationView) -> hyperfleet_core::Result<Option<Vec<String>>> {
     if !matches!(op.status.as_str(), "queued" | "retrying") {
         return Ok(None);
     }
     let Some(host) = &op.host else { return Ok(None) };
-    Ok(hyperfleet_core::commands::host_warning(store, host).await?.map(|w| vec![w]))
+    Ok(app.host_warning(host).await?.map(|w| vec![w]))
 }
 
 /// `Idempotency-Key` values: 1–200 visible ASCII characters.

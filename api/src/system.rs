@@ -36,7 +36,7 @@ impl SystemApi {
     /// (`database_unavailable`, `storage_full`, `not_ready`).
     #[oai(path = "/readyz", method = "get", operation_id = "system_readyz")]
     async fn readyz(&self) -> Readiness {
-        match self.state.store.readiness().await {
+        match self.state.app.readiness().await {
             Ok(()) => Readiness::Ready(Json(Probe { status: "ready".into() })),
             Err(e) => Readiness::NotReady(body(e.code(), e.to_string())),
         }

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use hyperfleet_core::{
     TokenId,
+    app::Actor,
     auth::{Role, parse_duration},
-    commands,
     store::{AuditEvent, TokenRecord},
 };
 use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, param::Query, payload::Json};
@@ -124,7 +124,7 @@ impl TokensApi {
     /// List API tokens (never their secrets).
     #[oai(path = "/tokens", method = "get", operation_id = "token_list")]
     async fn list(&self, _auth: AdminAuth) -> ApiResult<Json<TokenListView>> {
-        let items = self.state.store.tokens().await?.into_iter().map(TokenView::from).collect();
+        let items = self.state.app.tokens().await?.into_iter().map(TokenView::from).collect();
         Ok(Json(TokenListView { items }))
     }
 
@@ -135,8 +135,8 @@ impl TokensApi {
         let role = body.role;
         let expires_in = body.expires_in.as_deref().map(parse_duration).transpose()?;
         let rid = current_request_id();
-        let (record, secret) =
-            commands::create_token(&self.state.store, &actor.name, Some(&rid), &body.name, role, expires_in).await?;
+        let by = Actor { name: &actor.name, request_id: Some(&rid) };
+        let (record, secret) = self.state.app.create_token(by, &body.name, role, expires_in).await?;
         let location = format!("/api/v1/tokens/{}", record.id);
         Ok(TokenCreatedResponse::Created(Json(TokenCreated { token: record.into(), secret }), location))
     }
@@ -147,7 +147,8 @@ impl TokensApi {
         let actor = &auth.0;
         let id = TokenId(id.0);
         let rid = current_request_id();
-        Ok(Json(commands::revoke_token(&self.state.store, &actor.name, Some(&rid), id).await?.into()))
+        let by = Actor { name: &actor.name, request_id: Some(&rid) };
+        Ok(Json(self.state.app.revoke_token(by, id).await?.into()))
     }
 
     /// The audit log of admin changes, newest first.
@@ -163,7 +164,7 @@ impl TokensApi {
         if !(1..=1000).contains(&limit) {
             return Err(hyperfleet_core::Error::invalid("invalid_limit", "`limit` must be 1-1000").into());
         }
-        let items = self.state.store.audit_events(limit).await?.into_iter().map(AuditEventView::from).collect();
+        let items = self.state.app.audit_events(limit).await?.into_iter().map(AuditEventView::from).collect();
         Ok(Json(AuditListView { items }))
     }
 }

@@ -1,9 +1,6 @@
 //! `/api/v1/vms`: the inventory, and power actions as operations.
 
-use hyperfleet_core::{
-    commands,
-    vm::{PowerParams, VmAction, VmName},
-};
+use hyperfleet_core::vm::{PowerParams, VmAction, VmName};
 use poem_openapi::{
     Object, OpenApi,
     param::{Header, Path, Query},
@@ -50,8 +47,8 @@ impl VmsApi {
     ) -> ApiResult<Enqueued> {
         let vm = VmName::parse(name)?;
         let origin = self.state.origin(who, key)?;
-        let submitted = commands::vm_power(&self.state.store, &vm, host.as_deref(), action, params, origin).await?;
-        Ok(Enqueued::answer(&self.state.store, submitted).await?)
+        let submitted = self.state.app.vm_power(&vm, host.as_deref(), action, params, origin).await?;
+        Ok(Enqueued::answer(&self.state.app, submitted).await?)
     }
 }
 
@@ -60,7 +57,7 @@ impl VmsApi {
     /// List VMs on every host.
     #[oai(path = "/vms", method = "get", operation_id = "vm_list")]
     async fn list(&self, _auth: ViewerAuth) -> ApiResult<Json<VmListView>> {
-        let items = self.state.store.vms().await?.into_iter().map(VmView::from).collect();
+        let items = self.state.app.vms().await?.into_iter().map(VmView::from).collect();
         Ok(Json(VmListView { items }))
     }
 
@@ -75,7 +72,7 @@ impl VmsApi {
         host: Query<Option<String>>,
     ) -> ApiResult<Json<VmView>> {
         let vm = VmName::parse(&name)?;
-        Ok(Json(self.state.store.vm(vm.as_str(), host.0.as_deref()).await?.into()))
+        Ok(Json(self.state.app.vm(vm.as_str(), host.0.as_deref()).await?.into()))
     }
 
     /// Start a VM.

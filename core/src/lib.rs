@@ -6,14 +6,15 @@
 //! `hyperfleet-worker`, which both depend on this crate and never on each other.
 
 pub mod alert;
+pub mod app;
 pub mod auth;
 pub mod backoff;
 pub mod closed_set;
-pub mod commands;
 pub mod error;
 pub mod health;
 pub mod ids;
 pub mod operation;
+pub mod outcome;
 pub mod queue;
 pub mod schedule;
 pub mod settings;

@@ -211,3 +211,64 @@ impl NoopParams {
         Ok(())
     }
 }
+
+/// Parameters of kinds that take none.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
+
+/// Checks `params` against `kind`'s typed parameters, as a submit or a
+/// schedule sends them: unknown fields and out-of-range values are refused
+/// when asked, not when run.
+pub fn check_params(kind: OperationKind, params: &Value) -> Result<(), Error> {
+    fn parse<T: serde::de::DeserializeOwned>(params: &Value) -> Result<T, Error> {
+        serde_json::from_value(params.clone()).map_err(|e| Error::invalid("invalid_parameters", e))
+    }
+    match kind {
+        OperationKind::Noop => parse::<NoopParams>(params)?.validate(),
+        OperationKind::HealthRun | OperationKind::LedgerPrune => parse::<NoParams>(params).map(drop),
+        OperationKind::AlertDeliver => parse::<crate::alert::DeliverParams>(params).map(drop),
+        OperationKind::BackupVerify => Err(Error::invalid("invalid_kind", "backup verification is not available yet")),
+        vm => match vm.vm_action() {
+            Some(action) => parse::<crate::vm::PowerParams>(params)?.validate(action),
+            None => Err(Error::invalid("invalid_kind", format!("`{}` takes no parameters here", vm.as_str()))),
+        },
+    }
+}
+
+/// The host fan-out rule: a health run without a host means one run on every
+/// host whose worker has not stopped (`live_hosts`); anything else runs where
+/// it was asked. Empty when there is nowhere to run.
+pub fn fan_out(kind: OperationKind, host: Option<&str>, live_hosts: &[String]) -> Vec<Option<String>> {
+    match (kind, host) {
+        (OperationKind::HealthRun, None) => live_hosts.iter().cloned().map(Some).collect(),
+        (_, host) => vec![host.map(str::to_owned)],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn params_are_checked_per_kind() {
+        check_params(OperationKind::Noop, &json!({"sleep_ms": 5})).unwrap();
+        assert_eq!(check_params(OperationKind::Noop, &json!({"sleep": 5})).unwrap_err().code(), "invalid_parameters");
+        check_params(OperationKind::HealthRun, &json!({})).unwrap();
+        assert!(check_params(OperationKind::LedgerPrune, &json!({"days": 1})).is_err());
+        assert!(check_params(OperationKind::VmShutdown, &json!({"timeout_s": 30})).is_ok());
+        assert!(check_params(OperationKind::BackupVerify, &json!({})).is_err());
+    }
+
+    #[test]
+    fn health_runs_without_a_host_fan_out_over_live_hosts() {
+        let live = ["hv1".to_owned(), "hv2".to_owned()];
+        let all = fan_out(OperationKind::HealthRun, None, &live);
+        assert_eq!(all, [Some("hv1".to_owned()), Some("hv2".to_owned())]);
+        assert_eq!(fan_out(OperationKind::HealthRun, Some("hv2"), &live), [Some("hv2".to_owned())]);
+        assert_eq!(fan_out(OperationKind::Noop, None, &live), [None]);
+        assert!(fan_out(OperationKind::HealthRun, None, &[]).is_empty());
+    }
+}

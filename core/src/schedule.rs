@@ -7,7 +7,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use crate::{Error, Timestamp, closed_set::closed_set, operation::OperationKind};
+use crate::{Error, ScheduleId, Timestamp, closed_set::closed_set, operation::OperationKind};
 
 /// A valid cron expression in a valid time zone.
 #[derive(Debug, Clone)]
@@ -102,6 +102,98 @@ pub fn schedulable(kind: &str) -> Result<OperationKind, Error> {
 /// A tick this far behind "now" was missed (no scheduler ran at its time).
 pub const MISSED_AFTER: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// A schedule as a caller defines it; validated by [`ScheduleDef::check`].
+#[derive(Debug, Clone)]
+pub struct ScheduleDef {
+    pub name: String,
+    pub cron: String,
+    pub timezone: String,
+    pub kind: String,
+    pub params: serde_json::Value,
+    pub host: Option<String>,
+    pub enabled: bool,
+    pub missed_ticks: MissedTicks,
+    pub jitter_s: u32,
+}
+
+impl ScheduleDef {
+    pub fn check(&self) -> Result<CronSpec, Error> {
+        let ok_name = !self.name.is_empty()
+            && self.name.len() <= 64
+            && self.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if !ok_name {
+            return Err(Error::invalid(
+                "invalid_schedule_name",
+                "schedule names are 1-64 characters of A-Z, a-z, 0-9, '.', '_', '-'",
+            ));
+        }
+        if self.jitter_s > 3600 {
+            return Err(Error::invalid("invalid_jitter", "`jitter_s` must be 0-3600"));
+        }
+        if !self.params.is_object() {
+            return Err(Error::invalid("invalid_parameters", "`params` must be a JSON object"));
+        }
+        let kind = schedulable(&self.kind)?;
+        crate::operation::check_params(kind, &self.params)?;
+        if let Some(h) = &self.host {
+            crate::vm::VmName::parse(h).map_err(|_| Error::invalid("invalid_host_name", "invalid host name"))?;
+        }
+        CronSpec::parse(&self.cron, &self.timezone)
+    }
+}
+
+/// A tick's jitter: derived from the schedule and the tick, so that every
+/// scheduler agrees when it is due.
+pub fn jitter(id: ScheduleId, fire_time: Timestamp, jitter_s: i32) -> std::time::Duration {
+    if jitter_s <= 0 {
+        return std::time::Duration::ZERO;
+    }
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(format!("{id}{fire_time}").as_bytes());
+    let n = u64::from_le_bytes(h[..8].try_into().unwrap_or_default());
+    std::time::Duration::from_millis(n % (jitter_s as u64 * 1000))
+}
+
+/// What a due schedule fires now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirePlan {
+    /// `(fire time, catch-up)`, oldest first.
+    pub fires: Vec<(Timestamp, bool)>,
+    /// Ticks that passed while no scheduler ran.
+    pub missed: usize,
+    /// The next tick after those considered.
+    pub next: Option<Timestamp>,
+}
+
+/// The ticks of a schedule whose next fire was `was_next`, as of `now`: the
+/// latest due tick fires once its jitter has passed (`None` until then); ticks
+/// older than [`MISSED_AFTER`] were missed, and `run_once` fires the latest of
+/// them as a catch-up.
+pub fn plan(
+    spec: &CronSpec,
+    id: ScheduleId,
+    was_next: Timestamp,
+    missed_ticks: MissedTicks,
+    jitter_s: i32,
+    now: Timestamp,
+) -> Option<FirePlan> {
+    let ticks = spec.between(was_next.minus(std::time::Duration::from_micros(1)), now, 100_000);
+    let &latest = ticks.last()?;
+    if latest.plus(jitter(id, latest, jitter_s)) > now {
+        return None;
+    }
+    let current = latest.plus(MISSED_AFTER) >= now;
+    let missed = if current { &ticks[..ticks.len() - 1] } else { &ticks[..] };
+    let mut fires = Vec::new();
+    if let (MissedTicks::RunOnce, Some(&last_missed)) = (missed_ticks, missed.last()) {
+        fires.push((last_missed, true));
+    }
+    if current {
+        fires.push((latest, false));
+    }
+    Some(FirePlan { fires, missed: missed.len(), next: spec.next_after(latest) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +212,25 @@ mod tests {
         assert_eq!(CronSpec::parse("* * * * *", "Mars/Olympus").unwrap_err().code(), "invalid_timezone");
         assert!(schedulable("vm.start").is_err() && schedulable("noop").is_ok());
         assert!(schedulable("backup.verify").is_err(), "no stub is schedulable");
+    }
+
+    #[test]
+    fn plans_fire_the_due_tick_once_and_catch_up_as_the_policy_says() {
+        let spec = CronSpec::parse("* * * * *", "UTC").unwrap();
+        let t = |m: &str| Timestamp(DateTime::parse_from_rfc3339(m).unwrap().with_timezone(&Utc));
+        let id = ScheduleId::new();
+        let due = t("2026-01-01T00:10:00Z");
+        let p = plan(&spec, id, due, MissedTicks::Skip, 0, t("2026-01-01T00:10:01Z")).unwrap();
+        assert_eq!((p.fires, p.missed, p.next), (vec![(due, false)], 0, Some(t("2026-01-01T00:11:00Z"))));
+        assert!(plan(&spec, id, due, MissedTicks::Skip, 0, t("2026-01-01T00:09:59Z")).is_none(), "not yet");
+        // Down for five minutes: skip forgets the missed ticks; run_once catches up with the latest.
+        let late = t("2026-01-01T00:15:30Z");
+        let p = plan(&spec, id, due, MissedTicks::Skip, 0, late).unwrap();
+        assert_eq!((p.fires.len(), p.missed), (0, 6));
+        let p = plan(&spec, id, due, MissedTicks::RunOnce, 0, late).unwrap();
+        assert_eq!(p.fires, vec![(t("2026-01-01T00:15:00Z"), true)]);
+        // Jitter is the same for every scheduler and within its bound.
+        let j = jitter(id, due, 30);
+        assert!(j == jitter(id, due, 30) && j < std::time::Duration::from_secs(30));
     }
 }

@@ -108,3 +108,62 @@ mod tests {
         assert_eq!(a.to_sqlite_text().len(), c.to_sqlite_text().len());
     }
 }
+
+/// Where "now" comes from. Every part of one process reads the same clock
+/// through its [`crate::store::Store`]: the system clock in production; tests
+/// move an adjustable one forward to see what happens days later instead of
+/// rewriting timestamps in the database.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    /// Microseconds added to the system clock; `None` for the plain system clock.
+    offset_us: Option<std::sync::Arc<std::sync::atomic::AtomicI64>>,
+}
+
+impl Clock {
+    pub fn system() -> Self {
+        Self::default()
+    }
+
+    /// A clock that starts at the system's time and can be moved forward.
+    pub fn adjustable() -> Self {
+        Self { offset_us: Some(std::sync::Arc::default()) }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        let now = Timestamp::now();
+        match &self.offset_us {
+            None => now,
+            Some(offset) => {
+                let us = offset.load(std::sync::atomic::Ordering::Relaxed);
+                Timestamp(now.0 + chrono::Duration::microseconds(us))
+            }
+        }
+    }
+
+    /// Moves an adjustable clock forward (the system clock cannot be moved).
+    pub fn advance(&self, by: std::time::Duration) {
+        match &self.offset_us {
+            Some(offset) => {
+                let us = i64::try_from(by.as_micros()).unwrap_or(i64::MAX);
+                offset.fetch_add(us, std::sync::atomic::Ordering::Relaxed);
+            }
+            None => tracing::error!("the system clock cannot be moved"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::*;
+
+    #[test]
+    fn an_adjustable_clock_moves_forward_and_the_system_clock_does_not() {
+        let day = std::time::Duration::from_secs(86_400);
+        let clock = Clock::adjustable();
+        clock.advance(day * 100);
+        assert!(clock.now().millis_since(Timestamp::now()) >= (day * 100).as_millis() as f64 - 1_000.0);
+        let system = Clock::system();
+        system.advance(day);
+        assert!(system.now().millis_since(Timestamp::now()).abs() < 1_000.0);
+    }
+}

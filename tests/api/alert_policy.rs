@@ -198,7 +198,8 @@ async fn sources_raise_and_resolve_alerts(backend: Backend) {
     let ok =
         hyperfleet_core::health::Measurement::plain("kvm", hyperfleet_core::health::Status::Ok, "/dev/kvm is back");
     let now = hyperfleet_core::Timestamp::now();
-    store.record_health_run(hyperfleet_core::OperationId::new(), "hv1", now, &[ok]).await.unwrap();
+    let app_layer = hyperfleet_core::app::App::new(store);
+    app_layer.record_health_run(hyperfleet_core::OperationId::new(), "hv1", now, &[ok]).await.unwrap();
     let kvm = app.get(&format!("/api/v1/alerts/{}", kvm["id"].as_str().unwrap())).await.body;
     assert_eq!(kvm["alert"]["status"], "resolved");
     assert_eq!(kvm["events"].as_array().unwrap().last().unwrap()["message"], "/dev/kvm is back");

@@ -40,23 +40,12 @@ async fn a_run_measures_every_check(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let r = run(&app).await;
     let names: Vec<&str> = r["checks"].as_array().unwrap().iter().map(|c| c["check"].as_str().unwrap()).collect();
-    for expected in [
-        "libvirt",
-        "vm_states",
-        "memory",
-        "load",
-        "kvm",
-        "storage_pools",
-        "fleet_heartbeats",
-        "fleet_failed_operations",
-        "fleet_queue_age",
-    ] {
+    for expected in ["libvirt", "vm_states", "memory", "load", "kvm", "storage_pools"] {
         assert!(names.contains(&expected), "{expected} missing from {names:?}");
     }
     assert!(names.iter().any(|n| n.starts_with("disk:data_dir:")), "{names:?}");
-    for ok in
-        ["libvirt", "vm_states", "storage_pools", "fleet_heartbeats", "fleet_failed_operations", "fleet_queue_age"]
-    {
+    assert!(!names.iter().any(|n| n.starts_with("fleet")), "fleet facts are the fleet monitor's alone: {names:?}");
+    for ok in ["libvirt", "vm_states", "storage_pools"] {
         assert_eq!(status(&r, ok), "ok", "{ok}: {:#}", check(&r, ok));
     }
     let libvirt = check(&r, "libvirt");
@@ -67,7 +56,7 @@ async fn a_run_measures_every_check(backend: Backend) {
 
     let overview = app.get("/api/v1/health").await.body;
     assert_eq!(overview["hosts"][0]["host"], "hv1");
-    assert!(overview["hosts"][0]["checks"].as_array().unwrap().len() >= 10);
+    assert!(overview["hosts"][0]["checks"].as_array().unwrap().len() >= 7);
     let runs = app.get("/api/v1/health/runs?host=hv1").await.body;
     assert_eq!(runs["items"].as_array().unwrap().len(), 1);
     let r = app.post("/api/v1/health/runs", json!({"host": "nohost"})).await;
@@ -171,37 +160,38 @@ async fn hysteresis_waits_for_the_threshold_to_hold(backend: Backend) {
     app.stop().await;
 }
 
-async fn fleet_checks_see_late_workers_failures_and_old_work(backend: Backend) {
+async fn fleet_facts_are_alerted_once_by_the_fleet_monitor(backend: Backend) {
     let vars = env(&[
-        ("HYPERFLEET__HEALTH__OLDEST_QUEUED_S__WARN", "1".into()),
-        ("HYPERFLEET__HEALTH__OLDEST_QUEUED_S__ERROR", "600".into()),
-        ("HYPERFLEET__HEALTH__OLDEST_QUEUED_S__CLEAR", "1".into()),
-        ("HYPERFLEET__HEALTH__KVM_DEVICE", "/nonexistent/kvm".into()),
+        ("HYPERFLEET__ALERTS__MONITOR_INTERVAL_S", "1".into()),
+        ("HYPERFLEET__ALERTS__BACKLOG_THRESHOLD_S", "1".into()),
     ]);
-    let mut app = TestApp::spawn_with(backend, Options { env: vars, ..Options::default() }).await;
-    let first = run(&app).await;
-    assert_eq!(status(&first, "kvm"), "error", "{:#}", check(&first, "kvm"));
-
+    let mut app = TestApp::spawn_with(backend, Options { env: vars, scheduler: true, ..Options::default() }).await;
     // A second host whose worker dies, with work waiting for it.
     let uri = private_libvirt_named(app.dir.path(), "hv2.xml", &["far"]);
-    let opts = Options { host: "hv2".into(), libvirt_uri: Some(uri), ..app.options.clone() };
+    let opts = Options { host: "hv2".into(), libvirt_uri: Some(uri), scheduler: false, ..app.options.clone() };
     let pid = app.spawn_worker_process_with(&opts);
     app.wait_for(|| async { app.get("/api/v1/vms/far").await.status == 200 }).await;
     app.kill_worker(pid);
     app.wait_for(|| async { app.get("/api/v1/hosts/hv2").await.body["status"] == "offline" }).await;
     let r = app.post("/api/v1/vms/far/suspend", json!({})).await;
     assert_eq!(r.status, 202);
-    // And an operation that failed for good.
-    let r = app.post("/api/v1/vms/test/resume", json!({})).await;
-    app.wait_status(r.body["id"].as_str().unwrap(), &["failed"]).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-
+    let firing = || async {
+        let alerts = app.get("/api/v1/alerts?status=firing").await.body;
+        alerts["items"].as_array().unwrap().iter().map(|a| a["dedup_key"].as_str().unwrap().to_owned()).collect()
+    };
+    app.wait_for(|| async {
+        let keys: Vec<String> = firing().await;
+        keys.iter().any(|k| k == "fleet:hv2:worker-offline")
+            && keys.iter().any(|k| k == "fleet:backlog:hyperfleet.host.hv2")
+    })
+    .await;
+    // The health run of hv1 measures its own host only: no second alert for the same facts.
     let r = run(&app).await;
-    assert_eq!(status(&r, "fleet_heartbeats"), "warn", "{:#}", check(&r, "fleet_heartbeats"));
-    assert!(check(&r, "fleet_heartbeats")["message"].as_str().unwrap().contains("hv2"));
-    assert_eq!(status(&r, "fleet_failed_operations"), "warn", "{:#}", check(&r, "fleet_failed_operations"));
-    assert_eq!(check(&r, "fleet_failed_operations")["value"], 1.0);
-    assert_eq!(status(&r, "fleet_queue_age"), "warn", "{:#}", check(&r, "fleet_queue_age"));
+    let names: Vec<&str> = r["checks"].as_array().unwrap().iter().map(|c| c["check"].as_str().unwrap()).collect();
+    assert!(!names.iter().any(|n| n.starts_with("fleet")), "{names:?}");
+    let keys: Vec<String> = firing().await;
+    let about_hv2 = keys.iter().filter(|k| k.contains("hv2")).count();
+    assert_eq!(about_hv2, 2, "one alert per fact (offline, backlog): {keys:?}");
     app.stop().await;
 }
 
@@ -228,7 +218,7 @@ async fn the_default_schedules_run_health_on_every_host(backend: Backend) {
     let store = hyperfleet_core::store::Store::connect(&app.database_url, hyperfleet_core::store::PoolConfig::new(2))
         .await
         .unwrap();
-    hyperfleet_core::commands::ensure_default_schedules(&store).await.unwrap();
+    hyperfleet_core::app::App::new(store.clone()).ensure_default_schedules().await.unwrap();
     let items = app.get("/api/v1/schedules").await.body["items"].clone();
     let names: Vec<&str> = items.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["health", "ledger-prune"], "no default schedule runs a stub");
@@ -249,14 +239,13 @@ async fn the_default_schedules_run_health_on_every_host(backend: Backend) {
 }
 
 async fn ensure_idempotent(store: &hyperfleet_core::store::Store) {
-    hyperfleet_core::commands::ensure_default_schedules(store).await.unwrap();
+    hyperfleet_core::app::App::new(store.clone()).ensure_default_schedules().await.unwrap();
     assert_eq!(store.schedules().await.unwrap().len(), 2, "defaults are created once");
 }
 
 async fn thresholds_drive_each_check_to_each_status(backend: Backend) {
     // Every measured value is >= 0: thresholds below zero put it past them.
-    let checks =
-        ["load_per_cpu_pct", "memory_used_pct", "libvirt_response_ms", "failed_operations_1h", "oldest_queued_s"];
+    let checks = ["load_per_cpu_pct", "memory_used_pct", "libvirt_response_ms"];
     for (warn, error, clear, expected) in [("-1", "1000000000", "-2", "warn"), ("-2", "-1", "-3", "error")] {
         let mut vars = vec![("HYPERFLEET__HEALTH__KVM_DEVICE".to_owned(), "/dev/null".to_owned())];
         for c in checks {
@@ -268,7 +257,7 @@ async fn thresholds_drive_each_check_to_each_status(backend: Backend) {
         }
         let app = TestApp::spawn_with(backend, Options { env: vars, ..Options::default() }).await;
         let r = run(&app).await;
-        for name in ["load", "memory", "libvirt", "fleet_failed_operations", "fleet_queue_age"] {
+        for name in ["load", "memory", "libvirt"] {
             assert_eq!(status(&r, name), expected, "{name}: {:#}", check(&r, name));
         }
         assert_eq!(status(&r, "kvm"), "ok", "a device that opens read-write: {:#}", check(&r, "kvm"));
@@ -305,7 +294,7 @@ crate::on_both_backends!(
     vm_states_from_the_domain_xml,
     disk_statuses_from_thresholds_around_real_free_space,
     hysteresis_waits_for_the_threshold_to_hold,
-    fleet_checks_see_late_workers_failures_and_old_work,
+    fleet_facts_are_alerted_once_by_the_fleet_monitor,
     kvm_is_a_warning_on_emulation_only_hosts,
     the_default_schedules_run_health_on_every_host,
 );

@@ -78,6 +78,9 @@ pub struct Options {
     pub config: Option<String>,
     /// Where the SQLite database and `data_dir` live (default: the test's temp dir).
     pub data_dir: Option<PathBuf>,
+    /// The in-process app's clock: an adjustable one lets a test move time
+    /// forward instead of rewriting timestamps in the database.
+    pub clock: Option<hyperfleet_core::time::Clock>,
 }
 
 impl Default for Options {
@@ -93,6 +96,7 @@ impl Default for Options {
             scheduler: false,
             config: None,
             data_dir: None,
+            clock: None,
         }
     }
 }
@@ -132,7 +136,8 @@ impl TestApp {
         let options = Options { libvirt_uri: Some(libvirt_uri), ..options };
         let settings = settings_for(&database_url, &options, dir.path());
         let components = Components { api: true, worker: options.worker, scheduler: options.scheduler };
-        let boot = hyperfleet::Bootstrap { migrate: true, first_admin_token: true };
+        let clock = options.clock.clone().unwrap_or_default();
+        let boot = hyperfleet::Bootstrap { migrate: true, first_admin_token: true, clock };
         let running = hyperfleet::start(&settings, components, boot).await.expect("starting the app");
         let address = format!("http://{}", running.api_addr.unwrap());
         let token = running.initial_admin_token.clone().expect("first start creates an admin token");

@@ -21,6 +21,7 @@ mod outage;
 mod pg_cluster;
 mod qemu;
 mod receivers;
+mod reconcilers;
 mod retention;
 mod retries;
 mod schedules;

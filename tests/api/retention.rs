@@ -3,75 +3,55 @@
 //! failures and anything a kept retry points to stay.
 
 use serde_json::json;
-use sqlx::Connection;
 
 use crate::helpers::{Backend, Options, TestApp};
 
-async fn age(app: &TestApp, backend: Backend, sql: &str, id: &str) {
-    match backend {
-        Backend::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(&app.database_url).await.unwrap();
-            let days_ago = hyperfleet_core::Timestamp::now().minus(std::time::Duration::from_secs(86_400 * 100));
-            sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
-                .bind(days_ago.to_string())
-                .bind(id)
-                .execute(&mut c)
-                .await
-                .unwrap();
-        }
-        Backend::Postgres => {
-            let mut c = sqlx::PgConnection::connect(&app.database_url).await.unwrap();
-            let days_ago = chrono::Utc::now() - chrono::Duration::days(100);
-            let id = uuid::Uuid::parse_str(id).unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).bind(days_ago).bind(id).execute(&mut c).await.unwrap();
-        }
-    }
-}
-
 async fn prune_keeps_what_it_should(backend: Backend) {
     let env = vec![("HYPERFLEET__RETENTION__ALERTS_DAYS".to_owned(), "90".to_owned())];
-    let app = TestApp::spawn_with(backend, Options { env, ..Options::default() }).await;
+    let clock = hyperfleet_core::time::Clock::adjustable();
+    let app = TestApp::spawn_with(backend, Options { env, clock: Some(clock.clone()), ..Options::default() }).await;
+    // What happens now is old by the time the prune runs, a hundred days later.
     // Fired by a schedule: once pruned, the schedule still lists (without its last outcome).
     let r = app.post("/api/v1/schedules", json!({"name": "nightly", "cron": "0 0 1 1 *", "kind": "noop"})).await;
     let r = app.post(&format!("/api/v1/schedules/{}/trigger", r.body["id"].as_str().unwrap()), json!({})).await;
     let old_ok = r.body["id"].as_str().unwrap().to_owned();
-    let recent_ok = app.noop(0, 0).await;
     let r = app.post("/api/v1/vms/test/resume", json!({})).await; // fails: it is running
     let old_failed = r.body["id"].as_str().unwrap().to_owned();
-    for id in [&old_ok, &recent_ok, &old_failed] {
+    let r = app.post("/api/v1/health/runs", json!({"host": "hv1"})).await;
+    let health = r.body["items"][0]["id"].as_str().unwrap().to_owned();
+    for id in [&old_ok, &old_failed, &health] {
         app.wait_status(id, &["succeeded", "failed"]).await;
     }
+    let alert = |title: &'static str| {
+        let app = &app;
+        async move {
+            let r = app.post("/api/v1/alerts", json!({"severity": "info", "title": title, "message": "m"})).await;
+            let id = r.body["id"].as_str().unwrap().to_owned();
+            if title.ends_with("resolved") {
+                app.post(&format!("/api/v1/alerts/{id}/resolve"), json!({})).await;
+            }
+            id
+        }
+    };
+    let old_resolved = alert("old, resolved").await;
+    let old_firing = alert("old, firing").await;
+
+    clock.advance(std::time::Duration::from_secs(86_400 * 100));
+    let recent_ok = app.noop(0, 0).await;
+    app.wait_status(&recent_ok, &["succeeded"]).await;
     let r = app.post(&format!("/api/v1/operations/{old_failed}/retry"), json!({})).await;
     let retry = r.body["id"].as_str().unwrap().to_owned();
     app.wait_status(&retry, &["succeeded", "failed"]).await;
-    let r = app.post("/api/v1/health/runs", json!({"host": "hv1"})).await;
-    let health = r.body["items"][0]["id"].as_str().unwrap().to_owned();
-    app.wait_status(&health, &["succeeded"]).await;
-
-    let set_old = "UPDATE operations SET finished_at = $1 WHERE id = $2";
-    for id in [&old_ok, &old_failed] {
-        age(&app, backend, set_old, id).await;
-    }
-    age(&app, backend, "UPDATE health_runs SET finished_at = $1 WHERE id = $2", &health).await;
-    let mut alerts = Vec::new();
-    for title in ["old, resolved", "recent, resolved", "old, firing"] {
-        let r = app.post("/api/v1/alerts", json!({"severity": "info", "title": title, "message": "m"})).await;
-        let id = r.body["id"].as_str().unwrap().to_owned();
-        if title.ends_with("resolved") {
-            app.post(&format!("/api/v1/alerts/{id}/resolve"), json!({})).await;
-        }
-        alerts.push(id);
-    }
-    age(&app, backend, "UPDATE alerts SET resolved_at = $1 WHERE id = $2", &alerts[0]).await;
-    age(&app, backend, "UPDATE alerts SET first_seen = $1 WHERE id = $2", &alerts[2]).await;
+    let alerts = [old_resolved, alert("recent, resolved").await, old_firing];
 
     let r = app.post("/api/v1/schedules", json!({"name": "prune", "cron": "0 0 1 1 *", "kind": "ledger.prune"})).await;
     let r = app.post(&format!("/api/v1/schedules/{}/trigger", r.body["id"].as_str().unwrap()), json!({})).await;
     assert_eq!(r.status, 202, "{}", r.body);
     let op = app.wait_status(r.body["id"].as_str().unwrap(), &["succeeded", "failed"]).await;
     assert_eq!(op["status"], "succeeded", "{op:#}");
-    assert_eq!(op["result"]["operations"], 1, "only the old success: {op:#}");
-    assert_eq!(op["result"]["attempts"], 1);
+    // The old success and the old health run's operation; not the old failure (a kept retry points to it).
+    assert_eq!(op["result"]["operations"], 2, "only the old successes: {op:#}");
+    assert_eq!(op["result"]["attempts"], 2);
     assert_eq!(op["result"]["health_runs"], 1);
     assert_eq!(op["result"]["alerts"], 1, "only the old resolved alert");
     assert!(op["result"]["duration_ms"].is_u64());

@@ -30,6 +30,7 @@ const ENDPOINTS: &[(&str, &str, &str, Option<&str>)] = &[
     ("DELETE", "/api/v1/tokens/{token}", "admin", None),
     ("GET", "/api/v1/audit", "admin", None),
     ("GET", "/api/v1/schedules", "viewer", None),
+    ("GET", "/api/v1/reconcilers", "viewer", None),
     ("POST", "/api/v1/schedules", "admin", Some(r#"{"name": "s-{role}", "cron": "0 0 1 1 *", "kind": "noop"}"#)),
     ("GET", "/api/v1/schedules/{schedule}", "viewer", None),
     ("PATCH", "/api/v1/schedules/{schedule}", "admin", Some(r#"{"jitter_s": 1}"#)),

@@ -1,22 +1,21 @@
 //! The health checks of one host, measured in Rust (no shell): libvirt's
 //! responsiveness, VM states, free disk, memory, load, `/dev/kvm`, storage
-//! pools, and the fleet (late heartbeats, failures in the last hour, the
-//! oldest queued operation). Each yields a [`Measurement`]; the ledger applies
-//! hysteresis and keeps the history.
+//! pools. Each yields a [`Measurement`]; the ledger applies hysteresis and
+//! keeps the history. Fleet facts (late workers, backlog) are not measured
+//! here: the scheduler's fleet monitor owns them, one alert per fact.
 
 use std::{path::Path, time::Instant};
 
 use hyperfleet_core::{
-    Timestamp,
     health::{Measurement, Status},
     settings::HealthSettings,
-    store::{Store, SystemInfo},
+    store::SystemInfo,
     vm::VmState,
 };
 
 use crate::{libvirt::Hypervisor, system::WatchedDirs};
 
-pub async fn measure(hv: &Hypervisor, store: &Store, cfg: &HealthSettings, dirs: &WatchedDirs) -> Vec<Measurement> {
+pub async fn measure(hv: &Hypervisor, cfg: &HealthSettings, dirs: &WatchedDirs) -> Vec<Measurement> {
     let mut out = Vec::new();
     let started = Instant::now();
     match hv.versions().await {
@@ -71,7 +70,6 @@ pub async fn measure(hv: &Hypervisor, store: &Store, cfg: &HealthSettings, dirs:
     out.push(load(&host, cfg));
     out.push(kvm(cfg));
     out.push(pools(hv).await);
-    out.extend(fleet(store, cfg).await);
     out
 }
 
@@ -141,39 +139,4 @@ async fn pools(hv: &Hypervisor) -> Measurement {
             Measurement::plain("storage_pools", Status::Error, format!("cannot list storage pools: {}", e.message))
         }
     }
-}
-
-async fn fleet(store: &Store, cfg: &HealthSettings) -> Vec<Measurement> {
-    let figures = match store.fleet_figures().await {
-        Ok(f) => f,
-        Err(e) => return vec![Measurement::plain("fleet", Status::Error, format!("cannot read the ledger: {e}"))],
-    };
-    let heartbeats = if figures.late_hosts.is_empty() {
-        Measurement::plain("fleet_heartbeats", Status::Ok, "every registered worker is heartbeating")
-    } else {
-        Measurement::plain(
-            "fleet_heartbeats",
-            Status::Warn,
-            format!("late heartbeats: {}", figures.late_hosts.join(", ")),
-        )
-    };
-    let failed = figures.failed_last_hour as f64;
-    let failed = Measurement::measured(
-        "fleet_failed_operations",
-        failed,
-        "operations",
-        cfg.failed_operations_1h,
-        true,
-        format!("{} operations failed in the last hour", figures.failed_last_hour),
-    );
-    let age = figures.oldest_queued.map_or(0.0, |t| Timestamp::now().millis_since(t) / 1000.0).max(0.0);
-    let queue = Measurement::measured(
-        "fleet_queue_age",
-        age,
-        "s",
-        cfg.oldest_queued_s,
-        true,
-        format!("the oldest waiting operation has waited {age:.0} s"),
-    );
-    vec![heartbeats, failed, queue]
 }

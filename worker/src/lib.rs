@@ -15,7 +15,7 @@ mod transport;
 
 use std::{sync::Arc, time::Duration};
 
-use hyperfleet_core::{backoff::Backoff, queue, settings::Settings, store::Store};
+use hyperfleet_core::{app::App, backoff::Backoff, queue, settings::Settings, store::Store};
 use tokio_util::sync::CancellationToken;
 
 pub use runner::Runner;
@@ -77,7 +77,8 @@ pub async fn run(store: Store, cfg: WorkerConfig, shutdown: CancellationToken) -
     refresh_inventory(&store, &hypervisor, &cfg.host).await;
     tracing::info!(host = cfg.host, worker = worker_id, uri = cfg.libvirt_uri, "worker started");
 
-    let runner = Runner::new(store.clone(), hypervisor.clone(), worker_id.clone(), &cfg);
+    let app = App::new(store.clone()).with_retention(cfg.retention.clone());
+    let runner = Runner::new(app.clone(), hypervisor.clone(), worker_id.clone(), &cfg);
     let transport_stop = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
     for q in [queue::host_queue(&cfg.host), queue::SHARED_QUEUE.to_owned()] {
@@ -87,7 +88,7 @@ pub async fn run(store: Store, cfg: WorkerConfig, shutdown: CancellationToken) -
     let relay = store.clone();
     let relay_stop = background.clone();
     tokio::spawn(async move { relay_stop.run_until_cancelled(relay.relay_wakes()).await });
-    tokio::spawn(housekeeping(store.clone(), hypervisor, cfg.clone(), worker_id.clone(), background.clone()));
+    tokio::spawn(housekeeping(app, hypervisor, cfg.clone(), worker_id.clone(), background.clone()));
 
     shutdown.cancelled().await;
     tracing::info!(grace = ?cfg.shutdown_grace, "worker stopping: no new work; waiting for running operations");
@@ -104,7 +105,7 @@ pub async fn run(store: Store, cfg: WorkerConfig, shutdown: CancellationToken) -
 }
 
 async fn housekeeping(
-    store: Store,
+    app: App,
     hypervisor: Arc<libvirt::Hypervisor>,
     cfg: WorkerConfig,
     worker_id: String,
@@ -114,6 +115,7 @@ async fn housekeeping(
     let mut inventory = tokio::time::interval(cfg.inventory_interval);
     let mut reap = tokio::time::interval(REAP_EVERY);
     let scanner = std::sync::Arc::new(isos::IsoScanner::default());
+    let store = app.store().clone();
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
@@ -134,7 +136,7 @@ async fn housekeeping(
                 refresh_inventory(&store, &hypervisor, &cfg.host).await;
                 refresh_isos(&store, &scanner, &cfg).await;
             }
-            _ = reap.tick() => match store.reap(&cfg.backoff).await {
+            _ = reap.tick() => match app.reap(&cfg.backoff).await {
                 Ok(r) if r.abandoned > 0 => tracing::info!(abandoned = r.abandoned, "reaped"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "reaper failed"),

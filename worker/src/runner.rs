@@ -11,8 +11,10 @@ use std::{
 
 use hyperfleet_core::{
     OperationId,
+    app::App,
     backoff::Backoff,
-    store::{Finish, Recorded, Store},
+    outcome::{Finish, Recorded},
+    store::Store,
 };
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -30,6 +32,7 @@ pub struct Runner {
 
 #[derive(Debug)]
 struct Inner {
+    app: App,
     store: Store,
     hypervisor: Arc<Hypervisor>,
     host: String,
@@ -39,17 +42,17 @@ struct Inner {
     tracker: TaskTracker,
     health: Arc<hyperfleet_core::settings::HealthSettings>,
     dirs: crate::system::WatchedDirs,
-    retention: Arc<hyperfleet_core::settings::RetentionSettings>,
     notifier: Arc<crate::alerts::Notifier>,
     running: Mutex<HashMap<OperationId, CancellationToken>>,
     slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Runner {
-    pub fn new(store: Store, hypervisor: Arc<Hypervisor>, worker_id: String, cfg: &crate::WorkerConfig) -> Self {
+    pub fn new(app: App, hypervisor: Arc<Hypervisor>, worker_id: String, cfg: &crate::WorkerConfig) -> Self {
         Self {
             inner: Arc::new(Inner {
-                store,
+                store: app.store().clone(),
+                app,
                 hypervisor,
                 host: cfg.host.clone(),
                 worker_id,
@@ -58,7 +61,6 @@ impl Runner {
                 tracker: TaskTracker::new(),
                 health: Arc::new(cfg.health.clone()),
                 dirs: cfg.dirs.clone(),
-                retention: Arc::new(cfg.retention.clone()),
                 notifier: Arc::new(crate::alerts::Notifier::new(cfg.alerts.clone(), cfg.public_url.clone())),
                 running: Mutex::default(),
                 slots: Arc::new(tokio::sync::Semaphore::new(cfg.concurrency)),
@@ -101,13 +103,13 @@ impl Runner {
         let inner = &self.inner;
         let span = tracing::info_span!("operation", id = %op.id, kind = %op.kind, vm = ?op.vm, attempt = op.attempt_count, request_id = ?op.request_id);
         let ctx = jobs::JobContext {
+            app: inner.app.clone(),
             store: inner.store.clone(),
             hypervisor: inner.hypervisor.clone(),
             host: inner.host.clone(),
             cancel: cancel.clone(),
             health: inner.health.clone(),
             dirs: inner.dirs.clone(),
-            retention: inner.retention.clone(),
             notifier: inner.notifier.clone(),
         };
         let lease_lost = CancellationToken::new();
@@ -139,7 +141,7 @@ impl Runner {
         // few times, then leave it to the reaper (the lease expires).
         for delay_ms in RECORD_TRIES_MS {
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-            match inner.store.finish(&op, &inner.worker_id, finish.clone(), &inner.backoff).await {
+            match inner.app.finish(&op, &inner.worker_id, finish.clone(), &inner.backoff).await {
                 Ok(Recorded::Status(status)) => {
                     tracing::info!(parent: &span, status = status.as_str(), "recorded");
                     return;
@@ -167,7 +169,7 @@ impl Runner {
         let left: Vec<OperationId> = self.lock().keys().copied().collect();
         let hand_back = left.into_iter().map(|id| async move {
             let why = "the worker shut down before the operation finished; handed back";
-            match inner.store.abandon(id, Some(&inner.worker_id), why, &inner.backoff).await {
+            match inner.app.abandon(id, Some(&inner.worker_id), why, &inner.backoff).await {
                 Ok(_) => tracing::warn!(operation = %id, "handed back on shutdown"),
                 Err(e) => tracing::error!(operation = %id, error = %e, "could not hand back; its lease will expire"),
             }

@@ -16,10 +16,12 @@ use crate::{AlertId, Error, OperationId, Result, SilenceId, Timestamp, closed_se
 
 mod matcher;
 mod policy;
+pub mod sources;
 
 pub(crate) use matcher::label_name_ok;
 pub use matcher::{AlertFacts, Matcher, NewSilence, Silence, all_match};
 pub use policy::{ChannelHistory, Decision, Route, decide};
+pub use sources::AlertChange;
 
 closed_set!(
     /// Ordered: `info < warning < critical`.
@@ -87,7 +89,7 @@ pub const MAX_LABELS: usize = 32;
 pub const MAX_DEDUP_KEY_CHARS: usize = 512;
 
 /// An observation of an alert, from any source.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewAlert {
     pub source: AlertSource,
     pub host: Option<String>,

@@ -95,12 +95,6 @@ pub struct HealthSettings {
     /// libvirt's answer time in milliseconds.
     #[serde(default = "default_libvirt_ms")]
     pub libvirt_response_ms: crate::health::Threshold,
-    /// Operations failed for good in the last hour.
-    #[serde(default = "default_failed")]
-    pub failed_operations_1h: crate::health::Threshold,
-    /// Age of the oldest queued operation, in seconds.
-    #[serde(default = "default_queue_age")]
-    pub oldest_queued_s: crate::health::Threshold,
 }
 
 pub(super) fn default_kvm_device() -> PathBuf {
@@ -118,12 +112,6 @@ pub(super) fn default_cpu() -> crate::health::Threshold {
 pub(super) fn default_libvirt_ms() -> crate::health::Threshold {
     crate::health::Threshold::new(1000.0, 5000.0, 500.0, 0)
 }
-pub(super) fn default_failed() -> crate::health::Threshold {
-    crate::health::Threshold::new(1.0, 10.0, 1.0, 0)
-}
-pub(super) fn default_queue_age() -> crate::health::Threshold {
-    crate::health::Threshold::new(300.0, 1800.0, 300.0, 0)
-}
 
 impl Default for HealthSettings {
     fn default() -> Self {
@@ -135,8 +123,6 @@ impl Default for HealthSettings {
             memory_used_pct: default_memory(),
             load_per_cpu_pct: default_cpu(),
             libvirt_response_ms: default_libvirt_ms(),
-            failed_operations_1h: default_failed(),
-            oldest_queued_s: default_queue_age(),
         }
     }
 }

@@ -176,3 +176,40 @@ impl AlertTx for SqliteConnection {
 impl AlertTx for PgConnection {
     alert_tx!(sqlx::Postgres);
 }
+
+impl super::Tx {
+    /// Records an occurrence of `new` (see [`AlertTx::raise_alert`]); the router
+    /// in this process is woken after commit.
+    pub async fn raise_alert(&mut self, new: &NewAlert) -> Result<(AlertId, EventKind)> {
+        let now = self.now();
+        let raised = super::tx::on_tx!(self, |c, Db| c.raise_alert(new, now).await)?;
+        self.wake_after_commit(crate::queue::ALERTS);
+        Ok(raised)
+    }
+
+    /// Resolves the firing alert with this dedup key, if there is one.
+    pub async fn resolve_alert_key(&mut self, dedup_key: &str, actor: &str, message: &str) -> Result<Option<AlertId>> {
+        let now = self.now();
+        let resolved = super::tx::on_tx!(self, |c, Db| c.resolve_alert(dedup_key, actor, message, now).await)?;
+        if resolved.is_some() {
+            self.wake_after_commit(crate::queue::ALERTS);
+        }
+        Ok(resolved)
+    }
+
+    /// A delivery that failed for good.
+    pub async fn mark_notification_failed(&mut self, id: NotificationId, detail: &str) -> Result<()> {
+        super::tx::on_tx!(self, |c, Db| c.mark_notification_failed(id, detail).await)
+    }
+
+    /// Applies what an alert source decided.
+    pub async fn apply_alert(&mut self, change: &crate::alert::AlertChange) -> Result<()> {
+        use crate::alert::AlertChange;
+        match change {
+            AlertChange::Raise(new) => self.raise_alert(new).await.map(drop),
+            AlertChange::Resolve { dedup_key, message } => {
+                self.resolve_alert_key(dedup_key, "hyperfleet", message).await.map(drop)
+            }
+        }
+    }
+}

@@ -151,7 +151,7 @@ impl Store {
     #[tracing::instrument(skip(self, new), fields(source = new.source.as_str(), severity = new.severity.as_str()))]
     pub async fn raise_alert(&self, new: &NewAlert) -> Result<(Alert, EventKind)> {
         new.validate()?;
-        let now = Timestamp::now();
+        let now = self.now();
         let (id, kind) = with_db!(self, |pool, Db| {
             let mut tx = pool.begin().await?;
             let raised = tx.raise_alert(new, now).await?;
@@ -164,7 +164,7 @@ impl Store {
 
     /// Resolves the firing alert with `dedup_key`; `None` when none fires.
     pub async fn resolve_alert_key(&self, dedup_key: &str, actor: &str, message: &str) -> Result<Option<AlertId>> {
-        let now = Timestamp::now();
+        let now = self.now();
         let id = with_db!(self, |pool, Db| {
             let mut tx = pool.begin().await?;
             let id = tx.resolve_alert(dedup_key, actor, message, now).await?;
@@ -197,7 +197,7 @@ impl Store {
         if alert.acknowledged_at.is_some() {
             return Ok(alert);
         }
-        let now = Timestamp::now();
+        let now = self.now();
         with_db!(self, |pool, Db| {
             let mut tx = pool.begin().await?;
             let updated = sqlx::query::<Db>(
@@ -306,7 +306,7 @@ impl Store {
                  WHERE id = $1 AND status IN ('pending', 'failed')",
             )
             .bind(id)
-            .bind(Timestamp::now())
+            .bind(self.now())
             .bind(detail)
             .execute(pool)
             .await

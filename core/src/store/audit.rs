@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sqlx::types::Json;
 
-use super::{Backend, SqlitePools, Store, read_db};
+use super::{Store, read_db, tx::on_tx};
 use crate::{Result, Timestamp};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -62,46 +62,6 @@ const INSERT: &str = "INSERT INTO audit_events (id, at, actor, action, target, r
 const LAST: &str = "SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1";
 
 impl Store {
-    /// Appends one event to the chain.
-    pub async fn audit(&self, e: AuditEntry<'_>) -> Result<()> {
-        let at = Timestamp::now();
-        macro_rules! append {
-            ($tx:expr, $db:ty) => {{
-                let last: Option<(i64, String)> =
-                    sqlx::query_as::<$db, (i64, String)>(LAST).fetch_optional(&mut *$tx).await?;
-                let (id, prev) = last.map_or((1, GENESIS.to_owned()), |(id, h)| (id + 1, h));
-                let hash = digest(id, &at, &e, &prev);
-                sqlx::query::<$db>(INSERT)
-                    .bind(id)
-                    .bind(at)
-                    .bind(e.actor)
-                    .bind(e.action)
-                    .bind(e.target)
-                    .bind(e.request_id)
-                    .bind(e.before.as_ref().map(Json))
-                    .bind(e.after.as_ref().map(Json))
-                    .bind(&prev)
-                    .bind(&hash)
-                    .execute(&mut *$tx)
-                    .await?;
-            }};
-        }
-        match &self.backend {
-            Backend::Sqlite(SqlitePools { write, .. }) => {
-                let mut tx = write.begin().await?;
-                append!(tx, sqlx::Sqlite);
-                tx.commit().await?;
-            }
-            Backend::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(AUDIT_LOCK).execute(&mut *tx).await?;
-                append!(tx, sqlx::Postgres);
-                tx.commit().await?;
-            }
-        }
-        Ok(())
-    }
-
     pub async fn audit_events(&self, limit: u32) -> Result<Vec<AuditEvent>> {
         Ok(read_db!(self, |pool, Db| {
             sqlx::query_as::<Db, AuditEvent>(
@@ -149,5 +109,41 @@ impl Store {
             prev = row.hash.clone();
         }
         Ok(ChainCheck::Intact { events: rows.len() })
+    }
+}
+
+impl super::Tx {
+    /// Appends one event to the chain, in the transaction of the change it
+    /// records: the change and its audit entry commit together or not at all.
+    pub async fn audit(&mut self, e: AuditEntry<'_>) -> Result<()> {
+        let at = self.now();
+        if self.is_postgres() {
+            // Appends are serialised so that the chain never forks.
+            on_tx!(self, |c, Db| sqlx::query::<Db>("SELECT pg_advisory_xact_lock($1)")
+                .bind(AUDIT_LOCK)
+                .execute(&mut *c)
+                .await
+                .map(|r| r.rows_affected()))?;
+        }
+        on_tx!(self, |c, Db| {
+            let last: Option<(i64, String)> = sqlx::query_as::<Db, (i64, String)>(LAST).fetch_optional(&mut *c).await?;
+            let (id, prev) = last.map_or((1, GENESIS.to_owned()), |(id, h)| (id + 1, h));
+            let hash = digest(id, &at, &e, &prev);
+            sqlx::query::<Db>(INSERT)
+                .bind(id)
+                .bind(at)
+                .bind(e.actor)
+                .bind(e.action)
+                .bind(e.target)
+                .bind(e.request_id)
+                .bind(e.before.as_ref().map(Json))
+                .bind(e.after.as_ref().map(Json))
+                .bind(&prev)
+                .bind(&hash)
+                .execute(&mut *c)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
     }
 }

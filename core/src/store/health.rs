@@ -1,45 +1,15 @@
-//! Health runs: each check's result after hysteresis, the per-check state
-//! machine, and the transitions (health events) that alerting turns into alerts.
+//! Health runs as stored: each check's result after hysteresis, the per-check
+//! state, and the transitions (health events). What they mean is decided in
+//! `crate::health` and `crate::app`.
 
 use serde::Serialize;
 use sqlx::types::Json;
 
-use super::{Store, alerts::AlertTx, read_db, with_db};
+use super::{Store, read_db, tx::on_tx};
 use crate::{
     OperationId, Result, Timestamp,
-    alert::{AlertSource, NewAlert, Severity},
-    health::{CheckState, Measurement, Status, Threshold, step},
+    health::{CheckState, Measurement, Status, Threshold},
 };
-
-/// A check that is `warn` or `error` after hysteresis fires (again, on every
-/// run, so that repeats follow the policy); one that returns to `ok` resolves.
-async fn alert_check<C: AlertTx>(
-    tx: &mut C,
-    host: &str,
-    m: &Measurement,
-    status: Status,
-    changed: bool,
-    now: Timestamp,
-) -> Result<()> {
-    let key = format!("health:{host}:{}", m.check);
-    let severity = match status {
-        // Only a check that just came back can have a firing alert to resolve.
-        Status::Ok if changed => {
-            tx.resolve_alert(&key, "hyperfleet", &m.message, now).await?;
-            return Ok(());
-        }
-        Status::Ok => return Ok(()),
-        Status::Warn => Severity::Warning,
-        Status::Error => Severity::Critical,
-    };
-    let title = format!("Health check {} is {} on {host}", m.check, status.as_str());
-    let alert = NewAlert::system(AlertSource::Health, severity, title, m.message.clone())
-        .on_host(Some(host))
-        .label("check", m.check.clone())
-        .dedup(key);
-    tx.raise_alert(&alert, now).await?;
-    Ok(())
-}
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct HealthRunRecord {
@@ -93,91 +63,6 @@ pub struct FleetFigures {
 }
 
 impl Store {
-    /// Records a run's measurements: applies hysteresis per check, stores
-    /// results, state and transitions, in one transaction. Returns the run.
-    pub async fn record_health_run(
-        &self,
-        id: OperationId,
-        host: &str,
-        started_at: Timestamp,
-        measurements: &[Measurement],
-    ) -> Result<HealthRunRecord> {
-        let now = Timestamp::now();
-        let states: Vec<HealthStateRecord> = self.health_states(Some(host)).await?;
-        let mut worst = Status::Ok;
-        with_db!(self, |pool, Db| {
-            let mut tx = pool.begin().await?;
-            sqlx::query::<Db>(
-                "INSERT INTO health_runs (id, host, status, started_at, finished_at) VALUES ($1, $2, 'ok', $3, $4)",
-            )
-            .bind(id)
-            .bind(host)
-            .bind(started_at)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            for m in measurements {
-                let prev = states.iter().find(|s| s.check_name == m.check).map(|s| CheckState {
-                    status: s.status,
-                    since: s.since,
-                    candidate: s.candidate.zip(s.candidate_since),
-                });
-                let (state, transition) = step(prev.as_ref(), m.raw, m.for_s, now);
-                worst = worst.max(state.status);
-                sqlx::query::<Db>(
-                    "INSERT INTO health_results (run_id, check_name, status, raw_status, message, value, unit, thresholds) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(id)
-                .bind(&m.check)
-                .bind(state.status.as_str())
-                .bind(m.raw.as_str())
-                .bind(&m.message)
-                .bind(m.value)
-                .bind(&m.unit)
-                .bind(m.thresholds.map(Json))
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query::<Db>(
-                    "INSERT INTO health_state (host, check_name, status, since, candidate, candidate_since) \
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (host, check_name) DO UPDATE SET status = excluded.status, \
-                     since = excluded.since, candidate = excluded.candidate, candidate_since = excluded.candidate_since",
-                )
-                .bind(host)
-                .bind(&m.check)
-                .bind(state.status.as_str())
-                .bind(state.since)
-                .bind(state.candidate.map(|c| c.0.as_str()))
-                .bind(state.candidate.map(|c| c.1))
-                .execute(&mut *tx)
-                .await?;
-                alert_check(&mut *tx, host, m, state.status, transition.is_some(), now).await?;
-                if let Some((from, to)) = transition {
-                    sqlx::query::<Db>(
-                        "INSERT INTO health_events (host, check_name, from_status, to_status, message, at) \
-                         VALUES ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .bind(host)
-                    .bind(&m.check)
-                    .bind(from.as_str())
-                    .bind(to.as_str())
-                    .bind(&m.message)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-            }
-            sqlx::query::<Db>("UPDATE health_runs SET status = $2 WHERE id = $1")
-                .bind(id)
-                .bind(worst.as_str())
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-        });
-        self.wakes.notify(crate::queue::ALERTS);
-        Ok(HealthRunRecord { id, host: host.to_owned(), status: worst, started_at, finished_at: now })
-    }
-
     pub async fn health_runs(&self, host: Option<&str>, limit: u32) -> Result<Vec<HealthRunRecord>> {
         Ok(read_db!(self, |pool, Db| {
             sqlx::query_as::<Db, HealthRunRecord>(
@@ -237,7 +122,7 @@ impl Store {
     }
 
     pub async fn fleet_figures(&self) -> Result<FleetFigures> {
-        let now = Timestamp::now();
+        let now = self.now();
         let late_hosts = self
             .hosts()
             .await?
@@ -262,5 +147,101 @@ impl Store {
             .await
         })?;
         Ok(FleetFigures { late_hosts, failed_last_hour, oldest_queued })
+    }
+}
+
+impl HealthStateRecord {
+    pub fn check_state(&self) -> CheckState {
+        CheckState { status: self.status, since: self.since, candidate: self.candidate.zip(self.candidate_since) }
+    }
+}
+
+impl super::Tx {
+    /// Opens run `id` (status `ok` until [`super::Tx::close_health_run`]).
+    pub async fn insert_health_run(&mut self, id: OperationId, host: &str, started_at: Timestamp) -> Result<()> {
+        let now = self.now();
+        on_tx!(self, |c, Db| {
+            sqlx::query::<Db>(
+                "INSERT INTO health_runs (id, host, status, started_at, finished_at) VALUES ($1, $2, 'ok', $3, $4)",
+            )
+            .bind(id)
+            .bind(host)
+            .bind(started_at)
+            .bind(now)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Writes one check's result, its new state and, if it changed, the transition.
+    pub async fn record_check(
+        &mut self,
+        run: OperationId,
+        host: &str,
+        m: &Measurement,
+        state: &CheckState,
+        transition: Option<(Status, Status)>,
+    ) -> Result<()> {
+        let now = self.now();
+        on_tx!(self, |c, Db| {
+            sqlx::query::<Db>(
+                "INSERT INTO health_results (run_id, check_name, status, raw_status, message, value, unit, thresholds) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(run)
+            .bind(&m.check)
+            .bind(state.status.as_str())
+            .bind(m.raw.as_str())
+            .bind(&m.message)
+            .bind(m.value)
+            .bind(&m.unit)
+            .bind(m.thresholds.map(Json))
+            .execute(&mut *c)
+            .await?;
+            sqlx::query::<Db>(
+                "INSERT INTO health_state (host, check_name, status, since, candidate, candidate_since) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (host, check_name) DO UPDATE SET status = excluded.status, \
+                 since = excluded.since, candidate = excluded.candidate, candidate_since = excluded.candidate_since",
+            )
+            .bind(host)
+            .bind(&m.check)
+            .bind(state.status.as_str())
+            .bind(state.since)
+            .bind(state.candidate.map(|c| c.0.as_str()))
+            .bind(state.candidate.map(|c| c.1))
+            .execute(&mut *c)
+            .await?;
+            if let Some((from, to)) = transition {
+                sqlx::query::<Db>(
+                    "INSERT INTO health_events (host, check_name, from_status, to_status, message, at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(host)
+                .bind(&m.check)
+                .bind(from.as_str())
+                .bind(to.as_str())
+                .bind(&m.message)
+                .bind(now)
+                .execute(&mut *c)
+                .await?;
+            }
+            Ok::<_, sqlx::Error>(())
+        })?;
+        Ok(())
+    }
+
+    /// Sets the run's overall status (the worst of its checks).
+    pub async fn close_health_run(&mut self, id: OperationId, worst: Status) -> Result<()> {
+        on_tx!(self, |c, Db| {
+            sqlx::query::<Db>("UPDATE health_runs SET status = $2 WHERE id = $1")
+                .bind(id)
+                .bind(worst.as_str())
+                .execute(&mut *c)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
     }
 }

@@ -106,7 +106,7 @@ impl Store {
         version: &str,
         heartbeat_s: i32,
     ) -> Result<()> {
-        let now = Timestamp::now();
+        let now = self.now();
         with_db!(self, |pool, Db| {
             sqlx::query::<Db>(
                 "INSERT INTO hosts (name, libvirt_uri, worker_id, version, started_at, last_heartbeat, heartbeat_s) \
@@ -144,7 +144,7 @@ impl Store {
             )
             .bind(host)
             .bind(worker_id)
-            .bind(Timestamp::now())
+            .bind(self.now())
             .bind(system.map(Json))
             .bind(problem)
             .execute(pool)
@@ -160,7 +160,7 @@ impl Store {
             sqlx::query::<Db>("UPDATE hosts SET stopped_at = $3 WHERE name = $1 AND worker_id = $2")
                 .bind(host)
                 .bind(worker_id)
-                .bind(Timestamp::now())
+                .bind(self.now())
                 .execute(pool)
                 .await
                 .map(|r| r.rows_affected())

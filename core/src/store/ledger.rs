@@ -9,17 +9,15 @@ use serde_json::Value;
 use sqlx::types::Json;
 
 use super::{
-    Store,
-    alert_routing::{FailedOp, alert_failed_for_good},
-    read_db,
+    Store, read_db,
     rows::{OPERATION_COLUMNS, OperationRow},
-    tx::{AttemptEnd, LedgerTx},
+    tx::{AttemptEnd, LedgerTx, on_tx},
     with_db,
 };
 use crate::{
-    Error, OperationId, Result, Timestamp,
-    backoff::Backoff,
-    operation::{AttemptOutcome, ErrorClass, JobFailure, Operation, OperationStatus},
+    OperationId, Result, Timestamp,
+    operation::{ErrorClass, Operation},
+    outcome::Outcome,
 };
 
 /// What a worker got when it asked its queue for work.
@@ -33,31 +31,9 @@ pub enum Claim {
     Contended,
 }
 
-/// What recording an attempt's outcome did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recorded {
-    /// Recorded; the operation is now in this status.
-    Status(OperationStatus),
-    /// The lease was lost (the reaper took the operation back): nothing was
-    /// recorded, and the attempt is the reaper's to close.
-    LeaseLost,
-}
-
-/// How an attempt ended, as the job body reports it.
-#[derive(Debug, Clone)]
-pub enum Finish {
-    Succeeded(Value),
-    Cancelled(String),
-    Failed(JobFailure),
-}
-
 /// attempt_count, max_attempts, queue, host, vm, lease_owner, kind, params
-type LeaseRow = (i32, i32, String, Option<String>, Option<String>, Option<String>, String, Json<Value>);
-
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ReapReport {
-    pub abandoned: usize,
-}
+type LeaseRow =
+    (i32, i32, String, Option<String>, Option<String>, Option<String>, crate::operation::OperationKind, Json<Value>);
 
 impl Store {
     /// Claims the next runnable operation of `queue` for `worker` on `host`:
@@ -66,7 +42,6 @@ impl Store {
     /// Marks it running under a lease and opens its attempt row, in one transaction.
     #[tracing::instrument(skip(self), level = "debug")]
     pub async fn claim_next(&self, queue: &str, worker: &str, host: &str, lease: Duration) -> Result<Claim> {
-        let now = Timestamp::now();
         // PostgreSQL: workers of several processes share a queue; each skips
         // the row another is claiming instead of queueing behind its lock.
         let lock = match self.kind() {
@@ -85,6 +60,7 @@ impl Store {
         );
         let claimed: Option<OperationRow> = with_db!(self, |pool, Db| {
             let mut tx = pool.begin().await?;
+            let now = self.now();
             let row = match sqlx::query_as::<Db, OperationRow>(AssertSqlSafe(sql.as_str()))
                 .bind(queue)
                 .bind(worker)
@@ -99,6 +75,10 @@ impl Store {
                 Err(e) => return Err(e.into()),
             };
             if let Some(row) = &row {
+                // Read after the claim saw the VM's previous operation finished (its
+                // end was stamped before that commit): an attempt never starts
+                // before the one it follows ended, on either backend.
+                let started = self.now();
                 sqlx::query::<Db>(
                     "INSERT INTO operation_attempts (operation_id, attempt, worker, host, started_at) \
                      VALUES ($1, $2, $3, $4, $5)",
@@ -107,7 +87,7 @@ impl Store {
                 .bind(row.attempt_count)
                 .bind(worker)
                 .bind(host)
-                .bind(now)
+                .bind(started)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -131,7 +111,7 @@ impl Store {
     /// Extends the lease. `None`: the lease was lost (the reaper took the
     /// operation back); `Some(cancel_requested)` otherwise.
     pub async fn renew_lease(&self, id: OperationId, worker: &str, lease: Duration) -> Result<Option<bool>> {
-        let now = Timestamp::now();
+        let now = self.now();
         let row: Option<bool> = with_db!(self, |pool, Db| {
             sqlx::query_scalar::<Db, bool>(
                 "UPDATE operations SET lease_expires_at = $3 WHERE id = $1 AND lease_owner = $2 AND status = 'running' \
@@ -146,181 +126,127 @@ impl Store {
         Ok(row)
     }
 
-    /// Records how attempt `op.attempt_count` ended and moves the operation on:
-    /// succeeded, cancelled, retrying (durable backoff) or failed.
-    #[tracing::instrument(skip(self, op, finish), fields(id = %op.id, attempt = op.attempt_count))]
-    pub async fn finish(&self, op: &Operation, worker: &str, finish: Finish, backoff: &Backoff) -> Result<Recorded> {
-        let now = Timestamp::now();
-        let (status, outcome, result, failure, next_at) = match finish {
-            Finish::Succeeded(v) => (OperationStatus::Succeeded, AttemptOutcome::Succeeded, Some(v), None, None),
-            Finish::Cancelled(msg) => (
-                OperationStatus::Cancelled,
-                AttemptOutcome::Cancelled,
-                None,
-                Some(JobFailure::new(ErrorClass::Permanent, "cancelled", msg)),
-                None,
-            ),
-            Finish::Failed(f) if f.class == ErrorClass::Transient && op.attempt_count < op.max_attempts => {
-                let next = now.plus(backoff.delay(op.attempt_count as u32));
-                (OperationStatus::Retrying, AttemptOutcome::Failed, None, Some(f), Some(next))
-            }
-            Finish::Failed(f) => (OperationStatus::Failed, AttemptOutcome::Failed, None, Some(f), None),
-        };
-        let finished_at = status.is_terminal().then_some(now);
-        let queue = crate::queue::queue_for(op.host.as_deref());
-        // A success may carry a note worth keeping on the attempt (e.g. "destroyed after the timeout").
-        let note = result.as_ref().and_then(|r| r.get("note")).and_then(Value::as_str);
-        let (class, code, message) = match &failure {
-            Some(f) if outcome != AttemptOutcome::Cancelled => {
-                (Some(f.class.as_str()), Some(f.code.as_str()), Some(f.message.as_str()))
-            }
-            Some(f) => (None, Some(f.code.as_str()), Some(f.message.as_str())),
-            None => (None, None, note),
-        };
-        with_db!(self, |pool, Db| {
-            let mut tx = pool.begin().await?;
-            let updated = sqlx::query::<Db>(
+    /// Running operations whose lease expired (their worker died or hung), oldest first.
+    pub async fn expired_leases(&self, limit: i64) -> Result<Vec<OperationId>> {
+        let now = self.now();
+        Ok(read_db!(self, |pool, Db| {
+            sqlx::query_scalar::<Db, OperationId>(
+                "SELECT id FROM operations WHERE status = 'running' AND lease_expires_at < $1 ORDER BY id LIMIT $2",
+            )
+            .bind(now)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+        })?)
+    }
+}
+
+/// A running operation as taken back from its worker.
+#[derive(Debug, Clone)]
+pub struct TakenBack {
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub queue: String,
+    pub host: Option<String>,
+    pub vm: Option<String>,
+    pub lease_owner: Option<String>,
+    pub kind: crate::operation::OperationKind,
+    pub params: Value,
+}
+
+impl super::Tx {
+    /// Records `outcome` for attempt `op.attempt_count`, if `worker` still
+    /// holds the lease (`false`: it does not, and nothing was written); closes
+    /// the attempt row and announces the queue when a retry or the next
+    /// operation on the VM waits on it.
+    #[tracing::instrument(skip(self, op, outcome), fields(id = %op.id, attempt = op.attempt_count))]
+    pub async fn record_outcome(&mut self, op: &Operation, worker: &str, outcome: &Outcome) -> Result<bool> {
+        let now = self.now();
+        let finished_at = outcome.status.is_terminal().then_some(now);
+        let updated = on_tx!(self, |c, Db| {
+            sqlx::query::<Db>(
                 "UPDATE operations SET status = $3, result = $4, error_class = $5, error_code = $6, last_error = $7, \
                  next_attempt_at = $8, finished_at = $9, lease_owner = NULL, lease_expires_at = NULL, updated_at = $10 \
                  WHERE id = $1 AND status = 'running' AND lease_owner = $2",
             )
             .bind(op.id)
             .bind(worker)
-            .bind(status.as_str())
-            .bind(result.as_ref().map(Json))
-            .bind(class)
-            .bind(code)
-            .bind(message)
-            .bind(next_at)
+            .bind(outcome.status.as_str())
+            .bind(outcome.result.as_ref().map(Json))
+            .bind(outcome.error_class.map(ErrorClass::as_str))
+            .bind(outcome.error_code.as_deref())
+            .bind(outcome.message.as_deref())
+            .bind(outcome.next_attempt_at)
             .bind(finished_at)
             .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if updated == 0 {
-                // Said apart from every error: an error from the same call (an
-                // alert conflict, say) must not read as a lost lease.
-                return Ok(Recorded::LeaseLost);
-            }
-            tx.close_attempt(op.id, op.attempt_count, now, AttemptEnd { outcome, class, code, message }).await?;
-            if status == OperationStatus::Failed {
-                let failed = FailedOp {
-                    id: op.id,
-                    kind: op.kind.as_str(),
-                    host: op.host.as_deref(),
-                    vm: op.vm.as_deref(),
-                    params: &op.params,
-                    code: code.unwrap_or("failed"),
-                    message: message.unwrap_or("failed"),
-                };
-                alert_failed_for_good(&mut *tx, failed, now).await?;
-            }
-            // A retry, or the next operation on this VM (always on the same host
-            // queue), waits on `queue`.
-            if next_at.is_some() || op.vm.is_some() {
-                tx.announce(&queue).await?;
-            }
-            tx.commit().await?;
-        });
-        if next_at.is_some() || op.vm.is_some() {
-            self.wakes.notify(&queue);
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        if updated == 0 {
+            return Ok(false);
         }
-        if status == OperationStatus::Failed {
-            self.wakes.notify(crate::queue::ALERTS);
+        self.close_attempt(op.id, op.attempt_count, outcome).await?;
+        if outcome.next_attempt_at.is_some() || op.vm.is_some() {
+            self.announce(&crate::queue::queue_for(op.host.as_deref())).await?;
         }
-        Ok(Recorded::Status(status))
+        Ok(true)
     }
 
-    /// Takes back running operations whose lease expired (their worker died or
-    /// hung): the open attempt is closed as `abandoned`, and the operation is
-    /// retried or, out of attempts, fails with class `abandoned`.
-    pub async fn reap(&self, backoff: &Backoff) -> Result<ReapReport> {
-        let now = Timestamp::now();
-        let expired: Vec<OperationId> = with_db!(self, |pool, Db| {
-            sqlx::query_scalar::<Db, OperationId>(
-                "SELECT id FROM operations WHERE status = 'running' AND lease_expires_at < $1 ORDER BY id LIMIT 200",
+    /// Takes running operation `id` from `owner` (a stopping worker handing it
+    /// back) or, with `None`, from whoever let its lease expire.
+    pub async fn take_back(&mut self, id: OperationId, owner: Option<&str>) -> Result<Option<TakenBack>> {
+        let now = self.now();
+        let row: Option<LeaseRow> = on_tx!(self, |c, Db| {
+            sqlx::query_as::<Db, LeaseRow>(
+                "SELECT attempt_count, max_attempts, queue, host, vm, lease_owner, kind, params FROM operations \
+                 WHERE id = $1 AND status = 'running' AND (lease_owner = $2 OR ($2 IS NULL AND lease_expires_at < $3))",
             )
+            .bind(id)
+            .bind(owner)
             .bind(now)
-            .fetch_all(pool)
+            .fetch_optional(&mut *c)
             .await
         })?;
-        let mut report = ReapReport::default();
-        for id in expired {
-            let why = "the worker stopped renewing its lease (it died or hung)";
-            if self.abandon(id, None, why, backoff).await? {
-                report.abandoned += 1;
-            }
-        }
-        if report.abandoned > 0 {
-            self.wakes.notify_all();
-        }
-        Ok(report)
+        let Some((attempt, max_attempts, queue, host, vm, lease_owner, kind, params)) = row else { return Ok(None) };
+        Ok(Some(TakenBack { attempt, max_attempts, queue, host, vm, lease_owner, kind, params: params.0 }))
     }
 
-    /// Hands a running operation back: `owner` = this worker on shutdown, or
-    /// `None` for an expired lease (the reaper). Returns whether it did.
-    pub async fn abandon(&self, id: OperationId, owner: Option<&str>, why: &str, backoff: &Backoff) -> Result<bool> {
-        let now = Timestamp::now();
-        let done = with_db!(self, |pool, Db| {
-            let mut tx = pool.begin().await?;
-            let row: Option<LeaseRow> =
-                sqlx::query_as::<Db, LeaseRow>(
-                    "SELECT attempt_count, max_attempts, queue, host, vm, lease_owner, kind, params FROM operations \
-                     WHERE id = $1 AND status = 'running' AND (lease_owner = $2 OR ($2 IS NULL AND lease_expires_at < $3))",
-                )
-                .bind(id)
-                .bind(owner)
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some((attempt, max, queue, host, vm, lease_owner, kind, params)) = row else { return Ok(false) };
-            let message = format!("{why} (worker {})", lease_owner.as_deref().unwrap_or("?"));
-            let retry = attempt < max;
-            // Handed back by a stopping worker: runnable at once by another. Taken
-            // back from a dead one: after the backoff, as any failed attempt.
-            let delay = if owner.is_some() { Duration::ZERO } else { backoff.delay(attempt as u32) };
-            let next_at = retry.then(|| now.plus(delay));
-            let status = if retry { "retrying" } else { "failed" };
+    /// Records what taking `id` back decided (see [`Outcome::abandoned`]).
+    pub async fn record_abandoned(&mut self, id: OperationId, taken: &TakenBack, outcome: &Outcome) -> Result<()> {
+        let now = self.now();
+        let finished_at = outcome.status.is_terminal().then_some(now);
+        on_tx!(self, |c, Db| {
             sqlx::query::<Db>(
                 "UPDATE operations SET status = $2, error_class = 'abandoned', error_code = 'abandoned', last_error = $3, \
                  next_attempt_at = $4, finished_at = $5, lease_owner = NULL, lease_expires_at = NULL, updated_at = $6 \
                  WHERE id = $1 AND status = 'running'",
             )
             .bind(id)
-            .bind(status)
-            .bind(&message)
-            .bind(next_at)
-            .bind((!retry).then_some(now))
+            .bind(outcome.status.as_str())
+            .bind(outcome.message.as_deref())
+            .bind(outcome.next_attempt_at)
+            .bind(finished_at)
             .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            let abandoned = Some(ErrorClass::Abandoned.as_str());
-            let end = AttemptEnd {
-                outcome: AttemptOutcome::Abandoned,
-                class: abandoned,
-                code: abandoned,
-                message: Some(&message),
-            };
-            tx.close_attempt(id, attempt, now, end).await?;
-            if !retry {
-                let failed = FailedOp {
-                    id,
-                    kind: &kind,
-                    host: host.as_deref(),
-                    vm: vm.as_deref(),
-                    params: &params.0,
-                    code: "abandoned",
-                    message: &message,
-                };
-                alert_failed_for_good(&mut *tx, failed, now).await?;
-            }
-            if next_at.is_some() || vm.is_some() {
-                tx.announce(&queue).await?;
-            }
-            tx.commit().await?;
-            tracing::warn!(operation = %id, attempt, status, "{message}");
-            Ok::<_, Error>(true)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected())
         })?;
-        Ok(done)
+        self.close_attempt(id, taken.attempt, outcome).await?;
+        if outcome.next_attempt_at.is_some() || taken.vm.is_some() {
+            self.announce(&taken.queue).await?;
+        }
+        Ok(())
+    }
+
+    async fn close_attempt(&mut self, id: OperationId, attempt: i32, outcome: &Outcome) -> Result<()> {
+        let now = self.now();
+        let end = AttemptEnd {
+            outcome: outcome.attempt,
+            class: outcome.error_class.map(ErrorClass::as_str),
+            code: outcome.error_code.as_deref(),
+            message: outcome.message.as_deref(),
+        };
+        on_tx!(self, |c, Db| c.close_attempt(id, attempt, now, end).await)
     }
 }

@@ -9,11 +9,11 @@ mod alert_routing;
 mod alert_tx;
 mod alerts;
 mod audit;
-mod fleet_monitor;
 mod health;
 mod inventory;
 mod ledger;
 mod operations;
+mod reconcilers;
 mod retention;
 mod rows;
 mod schedules;
@@ -32,18 +32,19 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-pub use alert_routing::ChannelStats;
+pub use alert_routing::{ChannelStats, NewNotification};
 
 pub use alerts::{AlertFilter, AlertPage};
 pub use audit::{AuditEntry, AuditEvent, ChainCheck};
 pub use health::{FleetFigures, HealthEventRecord, HealthResultRecord, HealthRunRecord, HealthStateRecord};
 pub use inventory::{DiskUsage, HostRecord, IsoRecord, SystemInfo, VmRecord};
-pub use ledger::{Claim, Finish, ReapReport, Recorded};
+pub use ledger::{Claim, TakenBack};
 pub use operations::{OperationFilter, OperationPage, Submitted};
-pub use retention::PruneReport;
-pub use schedules::{FireRecord, ScheduleDef, ScheduleRecord};
+pub use reconcilers::{ReconcilerRun, RunRecord};
+pub use retention::{PruneCutoffs, PruneReport};
+pub use schedules::{Fire, FireRecord, ScheduleRecord};
 pub use tokens::TokenRecord;
-pub use tx::WAKE_CHANNEL;
+pub use tx::{Links, Tx, WAKE_CHANNEL};
 
 use crate::{
     Error, Result,
@@ -117,6 +118,8 @@ pub struct Store {
     pub serving: Arc<Serving>,
     /// The SQLite file's directory, whose free space readiness reports.
     sqlite_dir: Option<std::path::PathBuf>,
+    /// Where this process's "now" comes from (see [`crate::time::Clock`]).
+    clock: crate::time::Clock,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,7 +245,7 @@ impl Store {
                 .await?;
             Backend::Postgres(pool)
         };
-        Ok(Self { backend, wakes: Arc::default(), serving: Arc::default(), sqlite_dir })
+        Ok(Self { backend, wakes: Arc::default(), serving: Arc::default(), sqlite_dir, clock: Default::default() })
     }
 
     /// A store that never connects: for code paths that need the type but no
@@ -250,7 +253,24 @@ impl Store {
     pub fn detached() -> Result<Self> {
         let pool = SqlitePoolOptions::new().connect_lazy_with(sqlite_options("sqlite::memory:")?);
         let backend = Backend::Sqlite(SqlitePools { write: pool.clone(), read: pool });
-        Ok(Self { backend, wakes: Arc::default(), serving: Arc::default(), sqlite_dir: None })
+        Ok(Self {
+            backend,
+            wakes: Arc::default(),
+            serving: Arc::default(),
+            sqlite_dir: None,
+            clock: Default::default(),
+        })
+    }
+
+    /// The same store reading `clock` for "now".
+    pub fn with_clock(mut self, clock: crate::time::Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, by this process's clock: every timestamp the ledger writes comes from here.
+    pub fn now(&self) -> crate::Timestamp {
+        self.clock.now()
     }
 
     pub fn kind(&self) -> BackendKind {

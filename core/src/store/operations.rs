@@ -101,7 +101,7 @@ impl Store {
     ) -> Result<Operation, InsertError> {
         let id = OperationId::new();
         let queue = queue_for(new.host.as_deref());
-        let row = NewRow { id, new, hash, queue: &queue, retry_of, schedule_id: None, now: Timestamp::now() };
+        let row = NewRow { id, new, hash, queue: &queue, retry_of, schedule_id: None, now: self.now() };
         let row: OperationRow = with_db!(self, |pool, Db| {
             let mut tx = pool.begin().await?;
             let inserted = tx.insert_operation(row).await?;
@@ -189,7 +189,7 @@ impl Store {
     /// by the worker at its next safe point.
     #[tracing::instrument(skip(self))]
     pub async fn cancel(&self, id: OperationId) -> Result<Operation> {
-        let now = Timestamp::now();
+        let now = self.now();
         let cancelled = with_db!(self, |pool, Db| {
             let mut tx = pool.begin().await?;
             let row: Option<(Option<String>, Option<String>)> = sqlx::query_as::<Db, (Option<String>, Option<String>)>(
@@ -269,5 +269,20 @@ enum InsertError {
 impl From<sqlx::Error> for InsertError {
     fn from(e: sqlx::Error) -> Self {
         Self::Sql(e)
+    }
+}
+
+impl Store {
+    /// Per queue, since when its oldest runnable work waits (queued, or a retry due by `now`).
+    pub async fn oldest_runnable(&self, now: Timestamp) -> Result<Vec<(String, Timestamp)>> {
+        Ok(read_db!(self, |pool, Db| {
+            sqlx::query_as::<Db, (String, Timestamp)>(
+                "SELECT queue, MIN(COALESCE(next_attempt_at, created_at)) FROM operations \
+                 WHERE status = 'queued' OR (status = 'retrying' AND next_attempt_at <= $1) GROUP BY queue",
+            )
+            .bind(now)
+            .fetch_all(pool)
+            .await
+        })?)
     }
 }

@@ -2,10 +2,10 @@
 //! alerts and health runs older than their keep time are deleted in bounded batches, so
 //! pruning never holds the database long enough to stall workers.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::{Store, with_db};
-use crate::{OperationId, Result, Timestamp, settings::RetentionSettings};
+use crate::{OperationId, Result, Timestamp};
 
 #[derive(Debug, Default, Clone, Copy, serde::Serialize)]
 pub struct PruneReport {
@@ -18,16 +18,23 @@ pub struct PruneReport {
     pub duration_ms: u64,
 }
 
-const DAY: Duration = Duration::from_secs(86_400);
+/// What is old enough to go: rows finished (or resolved) before these instants.
+#[derive(Debug, Clone, Copy)]
+pub struct PruneCutoffs {
+    pub done_before: Timestamp,
+    pub failed_before: Timestamp,
+    pub runs_before: Timestamp,
+    pub alerts_before: Timestamp,
+    /// Rows per statement.
+    pub batch: u32,
+}
 
 impl Store {
-    pub async fn prune(&self, keep: &RetentionSettings) -> Result<PruneReport> {
+    /// Deletes what finished before its cutoff, in batches.
+    pub async fn prune(&self, cutoffs: &PruneCutoffs) -> Result<PruneReport> {
         let started = Instant::now();
-        let now = Timestamp::now();
-        let done_before = now.minus(DAY * keep.operations_days);
-        let failed_before = now.minus(DAY * keep.failed_operations_days);
-        let runs_before = now.minus(DAY * keep.health_runs_days);
-        let batch = i64::from(keep.batch.max(1));
+        let PruneCutoffs { done_before, failed_before, runs_before, alerts_before, batch } = *cutoffs;
+        let batch = i64::from(batch.max(1));
         let mut report = PruneReport::default();
         loop {
             // Finished operations past their time, never one a kept retry still points to.
@@ -86,7 +93,6 @@ impl Store {
             }
             report.batches += 1;
         }
-        let alerts_before = now.minus(DAY * keep.alerts_days);
         loop {
             // Events and notifications go with their alert (ON DELETE CASCADE).
             let deleted = with_db!(self, |pool, Db| {

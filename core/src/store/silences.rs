@@ -3,7 +3,7 @@
 
 use sqlx::types::Json;
 
-use super::{Store, read_db, with_db};
+use super::{Store, read_db, tx::on_tx};
 use crate::{
     Error, Result, SilenceId, Timestamp,
     alert::{Matcher, NewSilence, Silence},
@@ -16,9 +16,25 @@ fn silence_of(r: SilenceRow) -> Silence {
 }
 
 impl Store {
-    pub async fn create_silence(&self, new: &NewSilence) -> Result<Silence> {
-        let now = Timestamp::now();
-        new.validate(now)?;
+    /// Silences that have not ended (and, with `expired`, those that have), newest first.
+    pub async fn silences(&self, expired: bool) -> Result<Vec<Silence>> {
+        let rows: Vec<SilenceRow> = read_db!(self, |pool, Db| {
+            sqlx::query_as::<Db, SilenceRow>(
+                "SELECT id, matchers, starts_at, ends_at, created_by, comment, created_at FROM silences \
+                 WHERE $1 OR ends_at > $2 ORDER BY id DESC LIMIT 1000",
+            )
+            .bind(expired)
+            .bind(self.now())
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(rows.into_iter().map(silence_of).collect())
+    }
+}
+
+impl super::Tx {
+    pub async fn create_silence(&mut self, new: &NewSilence) -> Result<Silence> {
+        let now = self.now();
         let silence = Silence {
             id: SilenceId::new(),
             matchers: new.matchers.clone(),
@@ -28,7 +44,7 @@ impl Store {
             comment: new.comment.clone(),
             created_at: now,
         };
-        with_db!(self, |pool, Db| {
+        on_tx!(self, |c, Db| {
             sqlx::query::<Db>(
                 "INSERT INTO silences (id, matchers, starts_at, ends_at, created_by, comment, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -40,39 +56,24 @@ impl Store {
             .bind(&silence.created_by)
             .bind(&silence.comment)
             .bind(silence.created_at)
-            .execute(pool)
+            .execute(&mut *c)
             .await
             .map(|_| ())
         })?;
         Ok(silence)
     }
 
-    /// Silences that have not ended (and, with `expired`, those that have), newest first.
-    pub async fn silences(&self, expired: bool) -> Result<Vec<Silence>> {
-        let rows: Vec<SilenceRow> = read_db!(self, |pool, Db| {
-            sqlx::query_as::<Db, SilenceRow>(
-                "SELECT id, matchers, starts_at, ends_at, created_by, comment, created_at FROM silences \
-                 WHERE $1 OR ends_at > $2 ORDER BY id DESC LIMIT 1000",
-            )
-            .bind(expired)
-            .bind(Timestamp::now())
-            .fetch_all(pool)
-            .await
-        })?;
-        Ok(rows.into_iter().map(silence_of).collect())
-    }
-
     /// Ends a silence now (it stays in the history).
-    pub async fn expire_silence(&self, id: SilenceId) -> Result<Silence> {
-        let now = Timestamp::now();
-        let row: Option<SilenceRow> = with_db!(self, |pool, Db| {
+    pub async fn expire_silence(&mut self, id: SilenceId) -> Result<Silence> {
+        let now = self.now();
+        let row: Option<SilenceRow> = on_tx!(self, |c, Db| {
             sqlx::query_as::<Db, SilenceRow>(
                 "UPDATE silences SET ends_at = CASE WHEN ends_at > $2 THEN $2 ELSE ends_at END WHERE id = $1 \
                  RETURNING id, matchers, starts_at, ends_at, created_by, comment, created_at",
             )
             .bind(id)
             .bind(now)
-            .fetch_optional(pool)
+            .fetch_optional(&mut *c)
             .await
         })?;
         row.map(silence_of).ok_or_else(|| Error::not_found("silence_not_found", format!("silence {id}")))

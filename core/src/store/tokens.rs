@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{Store, read_db, with_db};
+use super::{Store, read_db, tx::on_tx, with_db};
 use crate::{
     Error, Result, Timestamp,
     auth::{self, Principal, Role},
@@ -30,52 +30,6 @@ const TOKEN_COLUMNS: &str = "id, name, role, prefix, created_by, created_at, exp
 const LAST_USED_GRANULARITY: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Store {
-    /// Creates a token; the returned secret is shown once and never stored.
-    pub async fn create_token(
-        &self,
-        name: &str,
-        role: Role,
-        created_by: &str,
-        expires_at: Option<Timestamp>,
-    ) -> Result<(TokenRecord, String)> {
-        let valid = !name.is_empty()
-            && name.len() <= 64
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b));
-        if !valid {
-            return Err(Error::invalid(
-                "invalid_token_name",
-                "token names are 1-64 characters of A-Z, a-z, 0-9, '.', '_', '-', '@'",
-            ));
-        }
-        let secret = auth::generate();
-        let id = TokenId::new();
-        let now = Timestamp::now();
-        let sql = format!(
-            "INSERT INTO api_tokens (id, name, role, prefix, token_hash, created_by, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {TOKEN_COLUMNS}"
-        );
-        let inserted = with_db!(self, |pool, Db| {
-            sqlx::query_as::<Db, TokenRecord>(sqlx::AssertSqlSafe(sql.as_str()))
-                .bind(id)
-                .bind(name)
-                .bind(role.as_str())
-                .bind(&secret.prefix)
-                .bind(&secret.hash)
-                .bind(created_by)
-                .bind(now)
-                .bind(expires_at)
-                .fetch_one(pool)
-                .await
-        });
-        match inserted {
-            Ok(record) => Ok((record, secret.secret)),
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                Err(Error::conflict("token_name_taken", format!("a token named `{name}` already exists")))
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
     pub async fn tokens(&self) -> Result<Vec<TokenRecord>> {
         let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at, name");
         Ok(read_db!(self, |pool, Db| {
@@ -89,20 +43,6 @@ impl Store {
             sqlx::query_as::<Db, TokenRecord>(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(pool).await
         })?;
         found.ok_or_else(|| Error::not_found("token_not_found", format!("token {id}")))
-    }
-
-    /// Revokes a token (idempotent); returns it as it was before.
-    pub async fn revoke_token(&self, id: TokenId) -> Result<TokenRecord> {
-        let before = self.token(id).await?;
-        with_db!(self, |pool, Db| {
-            sqlx::query::<Db>("UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-                .bind(id)
-                .bind(Timestamp::now())
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
-        Ok(before)
     }
 
     pub async fn token_count(&self) -> Result<i64> {
@@ -125,7 +65,7 @@ impl Store {
             .await
         })?;
         let (id, name, role, stored, expires_at, revoked_at, last_used) = row.ok_or_else(denied)?;
-        let now = Timestamp::now();
+        let now = self.now();
         if !auth::digests_match(&auth::hash(presented), &stored)
             || revoked_at.is_some()
             || expires_at.is_some_and(|e| e <= now)
@@ -143,5 +83,63 @@ impl Store {
             })?;
         }
         Ok(Principal { token_id: id.to_string(), name, role: Role::parse(&role)? })
+    }
+}
+
+impl super::Tx {
+    /// Creates a token; the returned secret is shown once and never stored.
+    pub async fn create_token(
+        &mut self,
+        name: &str,
+        role: Role,
+        created_by: &str,
+        expires_at: Option<Timestamp>,
+    ) -> Result<(TokenRecord, String)> {
+        let secret = auth::generate();
+        let id = TokenId::new();
+        let now = self.now();
+        let sql = format!(
+            "INSERT INTO api_tokens (id, name, role, prefix, token_hash, created_by, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {TOKEN_COLUMNS}"
+        );
+        let inserted = on_tx!(self, |c, Db| {
+            sqlx::query_as::<Db, TokenRecord>(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(id)
+                .bind(name)
+                .bind(role.as_str())
+                .bind(&secret.prefix)
+                .bind(&secret.hash)
+                .bind(created_by)
+                .bind(now)
+                .bind(expires_at)
+                .fetch_one(&mut *c)
+                .await
+        });
+        match inserted {
+            Ok(record) => Ok((record, secret.secret)),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                Err(Error::conflict("token_name_taken", format!("a token named `{name}` already exists")))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Revokes a token (idempotent); returns it as it was before.
+    pub async fn revoke_token(&mut self, id: TokenId) -> Result<TokenRecord> {
+        let now = self.now();
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = $1");
+        let before: Option<TokenRecord> = on_tx!(self, |c, Db| {
+            sqlx::query_as::<Db, TokenRecord>(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&mut *c).await
+        })?;
+        let before = before.ok_or_else(|| Error::not_found("token_not_found", format!("token {id}")))?;
+        on_tx!(self, |c, Db| {
+            sqlx::query::<Db>("UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                .bind(id)
+                .bind(now)
+                .execute(&mut *c)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(before)
     }
 }

@@ -122,3 +122,129 @@ impl LedgerTx for PgConnection {
 
     ledger_tx_common!(sqlx::Postgres);
 }
+
+/// One transaction on either backend: what the application layer writes a
+/// change, the alert it implies and its audit entry in, so that they commit
+/// together or not at all. Queues announced in it are woken in this process
+/// once it commits; dropped uncommitted, it rolls back and wakes nobody.
+pub struct Tx {
+    pub(crate) inner: TxInner,
+    wakes: std::sync::Arc<crate::queue::Wakes>,
+    woken: std::collections::BTreeSet<String>,
+    /// The transaction's instant: every row it writes is stamped with the same time.
+    now: Timestamp,
+}
+
+pub(crate) enum TxInner {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl std::fmt::Debug for Tx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tx").field("woken", &self.woken).finish_non_exhaustive()
+    }
+}
+
+/// Runs `$body` with `$conn` bound to the transaction's connection and `$db`
+/// to its sqlx database type: the same SQL text serves both backends.
+macro_rules! on_tx {
+    ($tx:expr, |$conn:ident, $db:ident| $body:expr) => {
+        match &mut $tx.inner {
+            $crate::store::tx::TxInner::Sqlite(t) => {
+                #[allow(dead_code)]
+                type $db = sqlx::Sqlite;
+                let $conn: &mut sqlx::SqliteConnection = &mut *t;
+                $body
+            }
+            $crate::store::tx::TxInner::Postgres(t) => {
+                #[allow(dead_code)]
+                type $db = sqlx::Postgres;
+                let $conn: &mut sqlx::PgConnection = &mut *t;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_tx;
+
+impl super::Store {
+    /// Opens a write transaction.
+    pub async fn begin(&self) -> Result<Tx> {
+        let inner = match &self.backend {
+            super::Backend::Sqlite(pools) => TxInner::Sqlite(pools.write.begin().await?),
+            super::Backend::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
+        };
+        // Taken once the writer is ours: nothing committed after this instant precedes it.
+        Ok(Tx { inner, wakes: self.wakes.clone(), woken: Default::default(), now: self.now() })
+    }
+}
+
+impl Tx {
+    /// Commits, then wakes this process's listeners of every queue announced.
+    pub async fn commit(self) -> Result<()> {
+        match self.inner {
+            TxInner::Sqlite(t) => t.commit().await?,
+            TxInner::Postgres(t) => t.commit().await?,
+        }
+        for queue in &self.woken {
+            self.wakes.notify(queue);
+        }
+        Ok(())
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.inner, TxInner::Postgres(_))
+    }
+
+    /// The transaction's instant, taken when it began.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// Tells workers of `queue` (other processes at commit through NOTIFY, this
+    /// one after commit) that it has work or a new due time.
+    pub async fn announce(&mut self, queue: &str) -> Result<()> {
+        on_tx!(self, |c, Db| c.announce(queue).await)?;
+        self.woken.insert(queue.to_owned());
+        Ok(())
+    }
+
+    /// Wakes this process's `listener` after commit (e.g. the alert router).
+    pub fn wake_after_commit(&mut self, listener: &str) {
+        self.woken.insert(listener.to_owned());
+    }
+
+    /// Records a queued operation and announces it on its queue.
+    pub async fn insert_operation(
+        &mut self,
+        new: &crate::operation::NewOperation,
+        links: Links,
+    ) -> Result<crate::operation::Operation> {
+        let now = self.now();
+        let id = links.id.unwrap_or_default();
+        let queue = crate::queue::queue_for(new.host.as_deref());
+        let hash = new.request_hash();
+        let row = NewRow {
+            id,
+            new,
+            hash: &hash,
+            queue: &queue,
+            retry_of: links.retry_of,
+            schedule_id: links.schedule_id,
+            now,
+        };
+        let row: OperationRow = on_tx!(self, |c, Db| c.insert_operation(row).await)?;
+        self.announce(&queue).await?;
+        Ok(row.into())
+    }
+}
+
+/// What a new operation is linked to.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Links {
+    /// Its id, when the caller needs to know it before (e.g. a fire row names it).
+    pub id: Option<OperationId>,
+    pub retry_of: Option<OperationId>,
+    pub schedule_id: Option<crate::ScheduleId>,
+}

@@ -12,22 +12,25 @@
 use hyperfleet_core::{
     AlertId, Timestamp,
     alert::{Alert, AlertSource, DeliverParams, NewAlert, NotificationStatus, Severity},
-    operation::{ErrorClass, JobFailure, Operation},
-    store::{Finish, Store},
+    operation::{ErrorClass, JobFailure, Operation, OperationKind},
+    outcome::Finish,
 };
 use serde_json::json;
 
-use super::JobContext;
+use super::{Job, JobContext};
 use crate::alerts::Message;
 
-pub async fn run(ctx: &JobContext, op: &Operation) -> Finish {
-    let params: DeliverParams = match Store::params_of(op) {
-        Ok(p) => p,
-        Err(e) => return Finish::Failed(JobFailure::new(ErrorClass::Permanent, "invalid_parameters", e.to_string())),
-    };
-    match deliver(ctx, op, &params).await {
-        Ok(result) => Finish::Succeeded(result),
-        Err(failure) => Finish::Failed(failure),
+pub struct AlertDeliver;
+
+impl Job for AlertDeliver {
+    const KINDS: &'static [OperationKind] = &[OperationKind::AlertDeliver];
+    type Params = DeliverParams;
+
+    async fn run(ctx: &JobContext, op: &Operation, params: DeliverParams) -> Finish {
+        match deliver(ctx, op, &params).await {
+            Ok(result) => Finish::Succeeded(result),
+            Err(failure) => Finish::Failed(failure),
+        }
     }
 }
 
@@ -55,7 +58,7 @@ async fn deliver(ctx: &JobContext, op: &Operation, params: &DeliverParams) -> Re
         None => (test_alert(&params.channel, &op.requested_by), format!("{}/api/v1/channels", notifier.public_url)),
     };
     let message =
-        Message { event: params.event, alert, link, notification_id: notification.id, sent_at: Timestamp::now() };
+        Message { event: params.event, alert, link, notification_id: notification.id, sent_at: ctx.store.now() };
     let detail = notifier.send(channel, &message).await?;
     // Record the send before the attempt ends; a few tries, since sending again is what this prevents.
     let mut recorded = ctx.store.mark_delivered(notification.id, &detail).await;

@@ -7,27 +7,44 @@
 use std::time::{Duration, Instant};
 
 use hyperfleet_core::{
-    operation::{ErrorClass, JobFailure, Operation},
-    store::{Finish, Store},
+    operation::{ErrorClass, JobFailure, Operation, OperationKind},
+    outcome::Finish,
     vm::{PowerParams, VmAction, VmState},
 };
 use serde_json::json;
 
-use super::JobContext;
+use super::{Job, JobContext};
 
 const SHUTDOWN_POLL: Duration = Duration::from_millis(250);
 
-pub async fn run(ctx: &JobContext, op: &Operation, action: VmAction) -> Finish {
+pub struct VmPower;
+
+impl Job for VmPower {
+    const KINDS: &'static [OperationKind] = &[
+        OperationKind::VmStart,
+        OperationKind::VmShutdown,
+        OperationKind::VmReboot,
+        OperationKind::VmDestroy,
+        OperationKind::VmSuspend,
+        OperationKind::VmResume,
+    ];
+    type Params = PowerParams;
+
+    async fn run(ctx: &JobContext, op: &Operation, params: PowerParams) -> Finish {
+        match op.kind.vm_action() {
+            Some(action) => power(ctx, op, action, params).await,
+            None => Finish::Failed(JobFailure::new(ErrorClass::Permanent, "not_implemented", op.kind.as_str())),
+        }
+    }
+}
+
+async fn power(ctx: &JobContext, op: &Operation, action: VmAction, params: PowerParams) -> Finish {
     let Some(vm) = op.vm.clone() else {
         return Finish::Failed(JobFailure::new(
             ErrorClass::Permanent,
             "invalid_parameters",
             "VM operation without a VM",
         ));
-    };
-    let params: PowerParams = match Store::params_of(op) {
-        Ok(p) => p,
-        Err(e) => return Finish::Failed(JobFailure::new(ErrorClass::Permanent, "invalid_parameters", e.to_string())),
     };
     let outcome = match precondition(ctx, &vm, action, op.attempt_count).await {
         Err(failure) => Err(failure),

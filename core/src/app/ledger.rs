@@ -1,0 +1,147 @@
+//! The ledger's use cases for the worker: record how an attempt ended, take
+//! back work from a worker that stopped or died, record a health run, prune.
+//! Each writes the state change and the alert it implies in one transaction.
+
+use std::time::Duration;
+
+use super::App;
+use crate::{
+    OperationId, Result,
+    alert::sources::{self, FailedOperation},
+    backoff::Backoff,
+    health::{Measurement, Status, step},
+    operation::Operation,
+    outcome::{Finish, Outcome, Recorded},
+    store::{HealthRunRecord, PruneCutoffs, PruneReport, Tx},
+};
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// What one pass of the reaper did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ReapReport {
+    pub abandoned: usize,
+}
+
+impl App {
+    /// Records how attempt `op.attempt_count` ended and moves the operation on
+    /// (succeeded, cancelled, retrying with a durable backoff, or failed — with
+    /// its alert). A lost lease is said apart from every error.
+    #[tracing::instrument(skip(self, op, finish, backoff), fields(id = %op.id, attempt = op.attempt_count))]
+    pub async fn finish(&self, op: &Operation, worker: &str, finish: Finish, backoff: &Backoff) -> Result<Recorded> {
+        let mut tx = self.store.begin().await?;
+        let outcome = Outcome::of(op, finish, backoff, tx.now());
+        if !tx.record_outcome(op, worker, &outcome).await? {
+            return Ok(Recorded::LeaseLost);
+        }
+        if outcome.failed_for_good() {
+            let failed = FailedOperation {
+                id: op.id,
+                kind: op.kind,
+                host: op.host.as_deref(),
+                vm: op.vm.as_deref(),
+                params: &op.params,
+                code: outcome.error_code.as_deref().unwrap_or("failed"),
+                message: outcome.message.as_deref().unwrap_or("failed"),
+            };
+            alert_failure(&mut tx, &failed).await?;
+        }
+        tx.commit().await?;
+        Ok(Recorded::Status(outcome.status))
+    }
+
+    /// Hands a running operation back: `owner` = this worker on shutdown, or
+    /// `None` for an expired lease (the reaper). Returns whether it did.
+    pub async fn abandon(&self, id: OperationId, owner: Option<&str>, why: &str, backoff: &Backoff) -> Result<bool> {
+        let mut tx = self.store.begin().await?;
+        let Some(taken) = tx.take_back(id, owner).await? else { return Ok(false) };
+        let message = format!("{why} (worker {})", taken.lease_owner.as_deref().unwrap_or("?"));
+        let outcome =
+            Outcome::abandoned(taken.attempt, taken.max_attempts, owner.is_some(), message, backoff, tx.now());
+        tx.record_abandoned(id, &taken, &outcome).await?;
+        if outcome.failed_for_good() {
+            let failed = FailedOperation {
+                id,
+                kind: taken.kind,
+                host: taken.host.as_deref(),
+                vm: taken.vm.as_deref(),
+                params: &taken.params,
+                code: "abandoned",
+                message: outcome.message.as_deref().unwrap_or("abandoned"),
+            };
+            alert_failure(&mut tx, &failed).await?;
+        }
+        tx.commit().await?;
+        tracing::warn!(
+            operation = %id,
+            attempt = taken.attempt,
+            status = outcome.status.as_str(),
+            "{}",
+            outcome.message.as_deref().unwrap_or_default()
+        );
+        Ok(true)
+    }
+
+    /// Takes back running operations whose lease expired (their worker died or hung).
+    pub async fn reap(&self, backoff: &Backoff) -> Result<ReapReport> {
+        let mut report = ReapReport::default();
+        for id in self.store.expired_leases(200).await? {
+            let why = "the worker stopped renewing its lease (it died or hung)";
+            if self.abandon(id, None, why, backoff).await? {
+                report.abandoned += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Records a health run: hysteresis per check, results, state and
+    /// transitions, and the alerts they imply, in one transaction.
+    pub async fn record_health_run(
+        &self,
+        id: OperationId,
+        host: &str,
+        started_at: crate::Timestamp,
+        measurements: &[Measurement],
+    ) -> Result<HealthRunRecord> {
+        let states = self.store.health_states(Some(host)).await?;
+        let now = self.now();
+        let mut worst = Status::Ok;
+        let mut tx = self.store.begin().await?;
+        tx.insert_health_run(id, host, started_at).await?;
+        for m in measurements {
+            let prev = states.iter().find(|s| s.check_name == m.check).map(|s| s.check_state());
+            let (state, transition) = step(prev.as_ref(), m.raw, m.for_s, now);
+            worst = worst.max(state.status);
+            tx.record_check(id, host, m, &state, transition).await?;
+            if let Some(change) = sources::health_check(host, m, state.status, transition.is_some()) {
+                tx.apply_alert(&change).await?;
+            }
+        }
+        tx.close_health_run(id, worst).await?;
+        tx.commit().await?;
+        Ok(HealthRunRecord { id, host: host.to_owned(), status: worst, started_at, finished_at: now })
+    }
+
+    /// Deletes what is past its retention (`[retention]`), as of now.
+    pub async fn prune(&self) -> Result<PruneReport> {
+        let (now, keep) = (self.now(), &self.retention);
+        let cutoffs = PruneCutoffs {
+            done_before: now.minus(DAY * keep.operations_days),
+            failed_before: now.minus(DAY * keep.failed_operations_days),
+            runs_before: now.minus(DAY * keep.health_runs_days),
+            alerts_before: now.minus(DAY * keep.alerts_days),
+            batch: keep.batch,
+        };
+        self.store.prune(&cutoffs).await
+    }
+}
+
+/// Writes the alert an operation failing for good implies.
+async fn alert_failure(tx: &mut Tx, failed: &FailedOperation<'_>) -> Result<()> {
+    let Some(out) = sources::failed_operation(failed) else { return Ok(()) };
+    if let Some((notification, detail)) = &out.failed_notification {
+        tx.mark_notification_failed(*notification, detail).await?;
+    }
+    tx.raise_alert(&out.alert).await?;
+    Ok(())
+}

@@ -1,0 +1,52 @@
+//! The application layer: the use cases the API, the worker and the CLI call.
+//! Each composes the domain's policy (pure functions) with the store's reads
+//! and writes, and writes a change together with the alert it implies and its
+//! audit entry in **one** transaction. Handlers call this layer, never the
+//! store; the store never calls back into policy.
+//!
+//! ```text
+//!   api handler ──► app use case ──► domain policy (pure: what should happen)
+//!                        │
+//!                        └────────► store (SQL: write what was decided, one Tx)
+//! ```
+
+mod admin;
+mod ledger;
+mod reads;
+mod submit;
+
+use std::sync::Arc;
+
+pub use admin::Actor;
+pub use ledger::ReapReport;
+pub use submit::Origin;
+
+use crate::{Timestamp, settings::RetentionSettings, store::Store};
+
+/// The use cases, over one store. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct App {
+    store: Store,
+    retention: Arc<RetentionSettings>,
+}
+
+impl App {
+    pub fn new(store: Store) -> Self {
+        Self { store, retention: Arc::default() }
+    }
+
+    pub fn with_retention(mut self, retention: RetentionSettings) -> Self {
+        self.retention = Arc::new(retention);
+        self
+    }
+
+    /// The store underneath, for the components that run the ledger itself
+    /// (the worker's queue transport, the scheduler's reconcilers, readiness).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.store.now()
+    }
+}

@@ -1,0 +1,68 @@
+//! What the front door reads, and the small operator actions that are one
+//! write each (cancel, retry, acknowledge, resolve, a manual alert). The
+//! store answers; listing them here keeps every handler on this layer.
+
+use super::App;
+use crate::{
+    AlertId, OperationId, Result, ScheduleId,
+    alert::{Alert, AlertEvent, EventKind, NewAlert, Notification, Silence, SuppressReason},
+    auth::Principal,
+    operation::{Attempt, Operation},
+    store::{
+        AlertFilter, AlertPage, AuditEvent, ChainCheck, ChannelStats, FireRecord, HealthEventRecord,
+        HealthResultRecord, HealthRunRecord, HealthStateRecord, HostRecord, IsoRecord, OperationFilter, OperationPage,
+        ReconcilerRun, ScheduleRecord, TokenRecord, VmRecord,
+    },
+};
+
+/// `App` methods that answer straight from the store.
+macro_rules! from_store {
+    ($($(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)*) => {
+        impl App {
+            $($(#[$doc])* pub async fn $name(&self $(, $arg: $ty)*) -> Result<$ret> {
+                self.store.$name($($arg),*).await
+            })*
+        }
+    };
+}
+
+from_store! {
+    fn operation(&self, id: OperationId) -> Operation;
+    fn attempts(&self, id: OperationId) -> Vec<Attempt>;
+    fn list_operations(&self, filter: &OperationFilter) -> OperationPage;
+    /// Asks a running operation to stop (a queued one is cancelled at once).
+    fn cancel(&self, id: OperationId) -> Operation;
+    /// A new operation with the same request, linked to the one it retries.
+    fn retry(&self, id: OperationId, requested_by: &str, request_id: Option<String>) -> Operation;
+    fn hosts(&self) -> Vec<HostRecord>;
+    fn host(&self, name: &str) -> HostRecord;
+    fn vms(&self) -> Vec<VmRecord>;
+    fn vm(&self, name: &str, host: Option<&str>) -> VmRecord;
+    fn isos(&self) -> Vec<IsoRecord>;
+    fn schedules(&self) -> Vec<ScheduleRecord>;
+    fn schedule(&self, id: ScheduleId) -> ScheduleRecord;
+    fn fires(&self, id: ScheduleId, limit: u32) -> Vec<FireRecord>;
+    fn health_runs(&self, host: Option<&str>, limit: u32) -> Vec<HealthRunRecord>;
+    fn health_run(&self, id: OperationId) -> (HealthRunRecord, Vec<HealthResultRecord>);
+    fn health_states(&self, host: Option<&str>) -> Vec<HealthStateRecord>;
+    fn health_events(&self, limit: u32) -> Vec<HealthEventRecord>;
+    fn alerts(&self, f: &AlertFilter) -> AlertPage;
+    fn alert(&self, id: AlertId) -> Alert;
+    fn alert_events(&self, id: AlertId) -> Vec<AlertEvent>;
+    fn alert_notifications(&self, id: AlertId) -> Vec<Notification>;
+    fn suppressed_counts(&self, alert: AlertId) -> Vec<(SuppressReason, i64)>;
+    fn channel_stats(&self, channel: &str) -> ChannelStats;
+    /// A manual alert (source `manual`), or one more occurrence of it.
+    fn raise_alert(&self, new: &NewAlert) -> (Alert, EventKind);
+    fn acknowledge_alert(&self, id: AlertId, actor: &str) -> Alert;
+    fn resolve_alert(&self, id: AlertId, actor: &str) -> Alert;
+    fn silences(&self, expired: bool) -> Vec<Silence>;
+    fn tokens(&self) -> Vec<TokenRecord>;
+    fn authenticate(&self, presented: &str) -> Principal;
+    fn audit_events(&self, limit: u32) -> Vec<AuditEvent>;
+    fn verify_audit_chain(&self) -> ChainCheck;
+    /// The scheduler's reconcilers and their last runs.
+    fn reconciler_runs(&self) -> Vec<ReconcilerRun>;
+    /// Whether this process can serve: the database answers, migrations are applied, queues are served.
+    fn readiness(&self) -> ();
+}
