@@ -212,6 +212,22 @@ impl NoopParams {
     }
 }
 
+/// Idempotency keys are scoped to who asked: the same key sent by two tokens
+/// names two different requests, and one token never learns of the other's
+/// operation. Stored as `<requested_by>` + U+001F + `<key>` (neither part can
+/// hold that control character: token names and keys are visible ASCII).
+pub fn scoped_idempotency_key(requested_by: &str, key: &str) -> String {
+    format!("{requested_by}\u{1f}{key}")
+}
+
+/// The key as its sender wrote it (rows of earlier versions were stored unscoped).
+pub fn unscoped_idempotency_key(requested_by: &str, stored: String) -> String {
+    match stored.strip_prefix(requested_by).and_then(|rest| rest.strip_prefix('\u{1f}')) {
+        Some(key) => key.to_owned(),
+        None => stored,
+    }
+}
+
 /// Parameters of kinds that take none.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

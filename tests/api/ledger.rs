@@ -44,6 +44,25 @@ async fn idempotency_key_replays_or_conflicts(backend: Backend) {
     assert_eq!(other.body["code"], "idempotency_conflict");
     assert!(other.body["request_id"].is_string());
     assert_eq!(app.all_operations().await.len(), 1, "a conflicting request writes nothing");
+    assert_eq!(first.body["idempotency_key"], "abc-123", "shown as sent");
+
+    // Keys are scoped to the token: another token's same key is another request,
+    // recorded as its own, and never answers with (or names) the first one's operation.
+    let r = app.post("/api/v1/tokens", json!({"name": "other", "role": "operator"})).await;
+    let other_token = r.body["secret"].as_str().unwrap().to_owned();
+    let send = |body: &'static str| {
+        let (app, token) = (&app, other_token.clone());
+        async move { app.request_as(Some(&token), "POST", "/api/v1/diagnostics/noop", Some(body), &key).await }
+    };
+    let theirs = send(r#"{"sleep_ms": 6}"#).await;
+    assert_eq!(theirs.status, 202, "{}", theirs.body);
+    assert_ne!(theirs.body["id"], first.body["id"]);
+    assert_eq!(theirs.body["requested_by"], "other");
+    assert_eq!(send(r#"{"sleep_ms": 6}"#).await.body["id"], theirs.body["id"], "their own replay");
+    let clash = send(r#"{"sleep_ms": 7}"#).await;
+    assert_eq!(clash.status, 409);
+    let first_id = first.body["id"].as_str().unwrap();
+    assert!(!clash.body.to_string().contains(first_id), "never names another token's operation: {}", clash.body);
     app.stop().await;
 }
 

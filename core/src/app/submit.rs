@@ -5,7 +5,7 @@ use serde_json::json;
 use super::App;
 use crate::{
     Error, OperationId, Result,
-    operation::{NewOperation, NoopParams, Operation, OperationKind, fan_out},
+    operation::{NewOperation, NoopParams, Operation, OperationKind, fan_out, scoped_idempotency_key},
     schedule::{MissedTicks, ScheduleDef, schedulable},
     store::{Fire, ScheduleRecord, Submitted},
     vm::{PowerParams, VmAction, VmName},
@@ -35,7 +35,7 @@ impl Origin {
             params,
             requested_by: self.requested_by.clone(),
             request_id: self.request_id.clone(),
-            idempotency_key: self.idempotency_key.clone(),
+            idempotency_key: self.idempotency_key.as_deref().map(|k| scoped_idempotency_key(&self.requested_by, k)),
             max_attempts: self.max_attempts,
         }
     }

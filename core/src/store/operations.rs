@@ -88,7 +88,11 @@ impl Store {
             Some(row) if row.request_hash == hash => Ok(Some(Submitted { operation: row.into(), replayed: true })),
             Some(row) => Err(Error::conflict(
                 "idempotency_conflict",
-                format!("Idempotency-Key `{key}` was already used for a different request (operation {})", row.id),
+                format!(
+                    "Idempotency-Key `{}` was already used for a different request (operation {})",
+                    crate::operation::unscoped_idempotency_key(&new.requested_by, key.clone()),
+                    row.id
+                ),
             )),
         }
     }
