@@ -10,6 +10,7 @@ mod bad_input;
 mod cli;
 mod crash;
 mod crash_safety;
+mod dedup;
 mod disk_full;
 mod fleet;
 mod health;

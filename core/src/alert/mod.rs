@@ -189,11 +189,16 @@ impl NewAlert {
         Ok(())
     }
 
-    /// The given dedup key, or one derived from source, host and title.
+    /// The given dedup key, or one derived from source, host and title. Keys
+    /// of manual alerts live in their own namespace (`manual:…`), so a manual
+    /// alert can never update, downgrade or resolve a system one by reusing
+    /// its key.
     pub fn effective_dedup_key(&self) -> String {
-        self.dedup_key.clone().unwrap_or_else(|| {
-            format!("{}:{}:{}", self.source.as_str(), self.host.as_deref().unwrap_or("-"), self.title)
-        })
+        match (&self.dedup_key, self.source) {
+            (Some(key), AlertSource::Manual) if !key.starts_with("manual:") => format!("manual:{key}"),
+            (Some(key), _) => key.clone(),
+            (None, source) => format!("{}:{}:{}", source.as_str(), self.host.as_deref().unwrap_or("-"), self.title),
+        }
     }
 }
 
