@@ -105,7 +105,7 @@ pub(crate) fn bench_settings(mut settings: Settings, database: &str, concurrency
     settings.database.max_connections = (concurrency as u32 + 8).max(16);
     settings.worker.libvirt_uri = "test:///default".into();
     settings.worker.host = Some(format!("bench-{}", std::process::id()));
-    settings.worker.concurrency = concurrency.max(1);
+    settings.worker.slots.diagnostics = concurrency.max(1);
     settings.worker.poll_interval_ms = 50;
     settings.scheduler.default_schedules = false;
     settings.api.listen = "127.0.0.1:0".parse()?;

@@ -13,7 +13,7 @@ pub struct DiagnosticsApi {
 #[oai(deny_unknown_fields)]
 pub struct NoopRequest {
     /// How long each attempt sleeps, in milliseconds (at most one hour).
-    #[oai(validator(maximum(value = "3600000")))]
+    #[oai(validator(maximum(value = "60000")))]
     pub sleep_ms: Option<u64>,
     /// The first `fail_times` attempts fail with a transient error.
     pub fail_times: Option<u32>,

@@ -56,6 +56,34 @@ impl OperationKind {
 }
 
 closed_set!(
+    /// A class of work with slots of its own in every worker, so that a flood
+    /// of one class (hour-long diagnostics, say) never delays another.
+    WorkClass, "invalid_work_class", "a work class" {
+        Vm = "vm",
+        Health = "health",
+        Alerts = "alerts",
+        Backup = "backup",
+        Diagnostics = "diagnostics",
+        Housekeeping = "housekeeping",
+    }
+);
+
+impl OperationKind {
+    pub fn class(self) -> WorkClass {
+        match self {
+            Self::VmStart | Self::VmShutdown | Self::VmReboot | Self::VmDestroy | Self::VmSuspend | Self::VmResume => {
+                WorkClass::Vm
+            }
+            Self::HealthRun => WorkClass::Health,
+            Self::AlertDeliver => WorkClass::Alerts,
+            Self::BackupVerify => WorkClass::Backup,
+            Self::Noop => WorkClass::Diagnostics,
+            Self::LedgerPrune => WorkClass::Housekeeping,
+        }
+    }
+}
+
+closed_set!(
     /// `queued → running → succeeded | failed | cancelled`, `retrying` between attempts.
     OperationStatus, "invalid_status", "an operation status" {
         Queued = "queued",
@@ -202,7 +230,8 @@ pub struct NoopParams {
 }
 
 impl NoopParams {
-    pub const MAX_SLEEP_MS: u64 = 3_600_000;
+    /// A diagnostic holds a slot while it sleeps: a minute at most.
+    pub const MAX_SLEEP_MS: u64 = 60_000;
 
     pub fn validate(&self) -> Result<(), Error> {
         if self.sleep_ms > Self::MAX_SLEEP_MS {

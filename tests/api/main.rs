@@ -28,6 +28,7 @@ mod retries;
 mod schedules;
 mod schema;
 mod security;
+mod slots;
 mod stop;
 mod typed_records;
 mod vm_power;

@@ -24,7 +24,7 @@ pub use runner::Runner;
 pub struct WorkerConfig {
     pub host: String,
     pub libvirt_uri: String,
-    pub concurrency: usize,
+    pub slots: hyperfleet_core::settings::SlotSettings,
     pub lease: Duration,
     pub inventory_interval: Duration,
     pub shutdown_grace: Duration,
@@ -45,7 +45,7 @@ impl WorkerConfig {
         Self {
             host: s.worker_host(),
             libvirt_uri: s.worker.libvirt_uri.clone(),
-            concurrency: s.worker.concurrency,
+            slots: s.worker.slots,
             lease: Duration::from_secs(s.worker.lease_s),
             inventory_interval: Duration::from_secs(s.worker.inventory_interval_s.max(1)),
             shutdown_grace: Duration::from_secs(s.worker.shutdown_grace_s),

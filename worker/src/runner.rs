@@ -1,7 +1,8 @@
 //! The runner carries out claimed operations: it runs each job under a renewed
-//! lease and records how the attempt ended. Its slots bound how many run at
-//! once (the queue claims only into a free slot); it tracks what runs so that
-//! shutdown can wait for it or hand it back.
+//! lease and records how the attempt ended. Each class of work has slots of
+//! its own (`[worker.slots]`): a queue claims only kinds whose class has a
+//! free slot, so a flood of one class never delays another. It tracks what
+//! runs so that shutdown can wait for it or hand it back.
 
 use std::{
     collections::HashMap,
@@ -13,6 +14,7 @@ use hyperfleet_core::{
     OperationId,
     app::App,
     backoff::Backoff,
+    operation::{OperationKind, WorkClass},
     outcome::{Finish, Recorded},
     store::Store,
 };
@@ -44,7 +46,29 @@ struct Inner {
     dirs: crate::system::WatchedDirs,
     notifier: Arc<crate::alerts::Notifier>,
     running: Mutex<HashMap<OperationId, CancellationToken>>,
-    slots: Arc<tokio::sync::Semaphore>,
+    slots: HashMap<WorkClass, Arc<tokio::sync::Semaphore>>,
+    /// Told whenever a slot may have come free.
+    freed: tokio::sync::Notify,
+}
+
+/// One free slot of each class that had one, held while a queue claims: the
+/// claim takes only kinds of these classes, and keeps the slot of the one it got.
+#[derive(Debug)]
+pub struct Reserved {
+    permits: Vec<(WorkClass, OwnedSemaphorePermit)>,
+}
+
+impl Reserved {
+    /// The kinds a claim may take.
+    pub fn kinds(&self) -> Vec<OperationKind> {
+        OperationKind::ALL.iter().copied().filter(|k| self.permits.iter().any(|(c, _)| *c == k.class())).collect()
+    }
+
+    /// The slot of `class`; the others are released.
+    pub fn take(mut self, class: WorkClass) -> Option<OwnedSemaphorePermit> {
+        let i = self.permits.iter().position(|(c, _)| *c == class)?;
+        Some(self.permits.swap_remove(i).1)
+    }
 }
 
 impl Runner {
@@ -63,7 +87,11 @@ impl Runner {
                 dirs: cfg.dirs.clone(),
                 notifier: Arc::new(crate::alerts::Notifier::new(cfg.alerts.clone(), cfg.public_url.clone())),
                 running: Mutex::default(),
-                slots: Arc::new(tokio::sync::Semaphore::new(cfg.concurrency)),
+                slots: WorkClass::ALL
+                    .iter()
+                    .map(|c| (*c, Arc::new(tokio::sync::Semaphore::new(cfg.slots.of(*c)))))
+                    .collect(),
+                freed: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -77,12 +105,32 @@ impl Runner {
         (&self.inner.host, &self.inner.worker_id, self.inner.lease)
     }
 
-    /// Waits for a free slot; `None` once the runner is shutting down.
-    pub async fn slot(&self) -> Option<OwnedSemaphorePermit> {
-        if self.inner.tracker.is_closed() {
-            return None;
+    /// Waits until some class has a free slot and reserves one of each such
+    /// class; `None` once the runner is shutting down.
+    pub async fn reserve(&self) -> Option<Reserved> {
+        loop {
+            let freed = self.inner.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable(); // a slot freed from here on wakes us
+            if self.inner.tracker.is_closed() {
+                return None;
+            }
+            let permits: Vec<(WorkClass, OwnedSemaphorePermit)> = self
+                .inner
+                .slots
+                .iter()
+                .filter_map(|(class, slots)| slots.clone().try_acquire_owned().ok().map(|p| (*class, p)))
+                .collect();
+            if !permits.is_empty() {
+                return Some(Reserved { permits });
+            }
+            freed.await;
         }
-        self.inner.slots.clone().acquire_owned().await.ok()
+    }
+
+    /// Says that slots may have come free (a reservation was given back).
+    pub fn slots_freed(&self) {
+        self.inner.freed.notify_waiters();
     }
 
     /// Runs a claimed operation in its slot, in the background.
@@ -96,6 +144,7 @@ impl Runner {
             this.execute(*operation, cancel).await;
             this.lock().remove(&id);
             drop(slot);
+            this.slots_freed();
         });
     }
 

@@ -22,7 +22,6 @@ use apalis_core::{
 };
 use futures::{Stream, StreamExt};
 use hyperfleet_core::{
-    Timestamp,
     operation::Operation,
     store::{Claim, Store},
 };
@@ -121,14 +120,22 @@ impl Fetch {
     /// Waits for a slot and a runnable operation; `None` once stopped.
     async fn next_claim(&mut self) -> Option<Claimed> {
         loop {
-            let slot = tokio::select! {
+            let reserved = tokio::select! {
                 () = self.stop.cancelled() => return None,
-                slot = self.runner.slot() => slot?,
+                reserved = self.runner.reserve() => reserved?,
             };
             let (host, worker, lease) = self.runner.identity();
-            let wait = match self.store.claim_next(&self.queue, worker, host, lease).await {
+            let wait = match self.store.claim_next(&self.queue, &reserved.kinds(), worker, host, lease).await {
                 Ok(Claim::Claimed(operation)) => {
                     self.served();
+                    // The claim took a kind of a reserved class: its slot is there.
+                    let Some(slot) = reserved.take(operation.kind.class()) else {
+                        // Cannot happen (the claim took only reserved classes); the
+                        // lease then expires and the reaper gives the work back.
+                        tracing::error!(operation = %operation.id, "claimed a kind without a reserved slot");
+                        continue;
+                    };
+                    self.runner.slots_freed();
                     return Some(Claimed { operation, slot });
                 }
                 Ok(Claim::Contended) => {
@@ -138,7 +145,7 @@ impl Fetch {
                 Ok(Claim::Idle(next_due)) => {
                     self.served();
                     let until_due = next_due.map(|due| {
-                        let micros = due.0.signed_duration_since(Timestamp::now().0).num_microseconds().unwrap_or(0);
+                        let micros = due.0.signed_duration_since(self.store.now().0).num_microseconds().unwrap_or(0);
                         Duration::from_micros(micros.max(0) as u64)
                     });
                     until_due.map_or(self.poll, |d| d.min(self.poll))
@@ -148,7 +155,8 @@ impl Fetch {
                     self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                     self.store.serving.failing(&self.queue, &e.to_string());
                     tracing::warn!(queue = self.queue, error = %e, retry_in = ?wait, "could not fetch from the queue");
-                    drop(slot);
+                    drop(reserved);
+                    self.runner.slots_freed();
                     tokio::select! {
                         () = self.stop.cancelled() => return None,
                         () = tokio::time::sleep(wait) => {}
@@ -156,7 +164,8 @@ impl Fetch {
                     continue;
                 }
             };
-            drop(slot);
+            drop(reserved);
+            self.runner.slots_freed();
             tokio::select! {
                 () = self.stop.cancelled() => return None,
                 _ = self.wakes.next() => {}

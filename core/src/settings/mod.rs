@@ -110,8 +110,13 @@ impl Settings {
                 message: "must be 100-60000".into(),
             });
         }
-        if self.worker.concurrency == 0 {
-            return Err(ConfigError::Invalid { key: "worker.concurrency", message: "must be at least 1".into() });
+        for class in crate::operation::WorkClass::ALL {
+            if !(1..=1024).contains(&self.worker.slots.of(*class)) {
+                return Err(ConfigError::Invalid {
+                    key: "worker.slots",
+                    message: format!("`{}` must be 1-1024", class.as_str()),
+                });
+            }
         }
         if !(1..=3600).contains(&self.worker.heartbeat_s) {
             return Err(ConfigError::Invalid { key: "worker.heartbeat_s", message: "must be 1-3600".into() });

@@ -189,9 +189,10 @@ pub struct WorkerSettings {
     pub host: Option<String>,
     #[serde(default = "default_libvirt_uri")]
     pub libvirt_uri: String,
-    /// Operations one worker runs at once (different VMs; one VM runs one at a time).
-    #[serde(default = "default_concurrency")]
-    pub concurrency: usize,
+    /// Operations one worker runs at once, per class of work: a class never
+    /// waits for another's slots (different VMs; one VM runs one at a time).
+    #[serde(default)]
+    pub slots: SlotSettings,
     /// A running operation whose lease is not renewed for this long is abandoned.
     #[serde(default = "default_lease_s")]
     pub lease_s: u64,
@@ -263,8 +264,73 @@ pub(super) fn default_rate_limit_burst() -> u32 {
 pub(super) fn default_libvirt_uri() -> String {
     "qemu:///system".into()
 }
-pub(super) fn default_concurrency() -> usize {
+/// `[worker.slots]`: how many operations of each class one worker runs at once.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotSettings {
+    /// VM power actions.
+    #[serde(default = "default_vm_slots")]
+    pub vm: usize,
+    #[serde(default = "default_health_slots")]
+    pub health: usize,
+    /// Alert deliveries.
+    #[serde(default = "default_alerts_slots")]
+    pub alerts: usize,
+    /// Backups and their verification.
+    #[serde(default = "default_backup_slots")]
+    pub backup: usize,
+    /// `noop` and other diagnostics.
+    #[serde(default = "default_diagnostics_slots")]
+    pub diagnostics: usize,
+    /// Ledger pruning.
+    #[serde(default = "default_housekeeping_slots")]
+    pub housekeeping: usize,
+}
+
+impl SlotSettings {
+    pub fn of(&self, class: crate::operation::WorkClass) -> usize {
+        use crate::operation::WorkClass;
+        match class {
+            WorkClass::Vm => self.vm,
+            WorkClass::Health => self.health,
+            WorkClass::Alerts => self.alerts,
+            WorkClass::Backup => self.backup,
+            WorkClass::Diagnostics => self.diagnostics,
+            WorkClass::Housekeeping => self.housekeeping,
+        }
+    }
+}
+
+impl Default for SlotSettings {
+    fn default() -> Self {
+        Self {
+            vm: default_vm_slots(),
+            health: default_health_slots(),
+            alerts: default_alerts_slots(),
+            backup: default_backup_slots(),
+            diagnostics: default_diagnostics_slots(),
+            housekeeping: default_housekeeping_slots(),
+        }
+    }
+}
+
+fn default_vm_slots() -> usize {
     16
+}
+fn default_health_slots() -> usize {
+    2
+}
+fn default_alerts_slots() -> usize {
+    8
+}
+fn default_backup_slots() -> usize {
+    2
+}
+fn default_diagnostics_slots() -> usize {
+    16
+}
+fn default_housekeeping_slots() -> usize {
+    1
 }
 pub(super) fn default_lease_s() -> u64 {
     30
@@ -315,7 +381,7 @@ impl Default for WorkerSettings {
         Self {
             host: None,
             libvirt_uri: default_libvirt_uri(),
-            concurrency: default_concurrency(),
+            slots: SlotSettings::default(),
             lease_s: default_lease_s(),
             inventory_interval_s: default_inventory_interval_s(),
             shutdown_grace_s: default_shutdown_grace_s(),

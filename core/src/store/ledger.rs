@@ -39,9 +39,22 @@ impl Store {
     /// Claims the next runnable operation of `queue` for `worker` on `host`:
     /// the oldest one that is queued or due for a retry, and not behind another
     /// operation on its VM (VM operations keep their order; one runs at a time).
-    /// Marks it running under a lease and opens its attempt row, in one transaction.
+    /// Only `kinds` are taken (those whose class has a free slot). Marks it
+    /// running under a lease and opens its attempt row, in one transaction.
     #[tracing::instrument(skip(self), level = "debug")]
-    pub async fn claim_next(&self, queue: &str, worker: &str, host: &str, lease: Duration) -> Result<Claim> {
+    pub async fn claim_next(
+        &self,
+        queue: &str,
+        kinds: &[crate::operation::OperationKind],
+        worker: &str,
+        host: &str,
+        lease: Duration,
+    ) -> Result<Claim> {
+        if kinds.is_empty() {
+            return Ok(Claim::Idle(None));
+        }
+        // The kinds' names are the closed set's own literals, never input.
+        let kinds = kinds.iter().map(|k| format!("'{}'", k.as_str())).collect::<Vec<_>>().join(", ");
         // PostgreSQL: workers of several processes share a queue; each skips
         // the row another is claiming instead of queueing behind its lock.
         let lock = match self.kind() {
@@ -51,7 +64,7 @@ impl Store {
         let sql = format!(
             "UPDATE operations SET status = 'running', attempt_count = attempt_count + 1, lease_owner = $2, \
              lease_expires_at = $3, started_at = COALESCE(started_at, $4), updated_at = $4, next_attempt_at = NULL \
-             WHERE id = (SELECT o.id FROM operations o WHERE o.queue = $1 \
+             WHERE id = (SELECT o.id FROM operations o WHERE o.queue = $1 AND o.kind IN ({kinds}) \
              AND (o.status = 'queued' OR (o.status = 'retrying' AND o.next_attempt_at <= $4)) \
              AND (o.vm IS NULL OR NOT EXISTS (SELECT 1 FROM operations o2 WHERE o2.host = o.host AND o2.vm = o.vm \
              AND o2.id <> o.id AND (o2.status = 'running' OR (o2.id < o.id AND o2.status IN ('queued', 'retrying'))))) \

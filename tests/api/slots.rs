@@ -1,0 +1,50 @@
+//! Each class of work has slots of its own: a flood of long diagnostics fills
+//! the diagnostics slots and no more, and VM actions and health runs still run.
+
+use serde_json::json;
+
+use crate::helpers::{Backend, Options, TestApp};
+
+async fn a_flood_of_one_class_never_delays_another(backend: Backend) {
+    let env = vec![("HYPERFLEET__WORKER__SLOTS__DIAGNOSTICS".to_owned(), "2".to_owned())];
+    let app = TestApp::spawn_with(backend, Options { env, ..Options::default() }).await;
+    // A minute is the longest a diagnostic may hold a slot.
+    let r = app.post("/api/v1/diagnostics/noop", json!({"sleep_ms": 60_001})).await;
+    assert_eq!((r.status, r.body["code"].as_str()), (400, Some("invalid_body")), "{}", r.body);
+
+    let mut flood = Vec::new();
+    for _ in 0..6 {
+        flood.push(app.noop(60_000, 0).await);
+    }
+    let statuses = || async {
+        let mut s = Vec::new();
+        for id in &flood {
+            s.push(app.operation(id).await["status"].as_str().unwrap().to_owned());
+        }
+        s
+    };
+    app.wait_for(|| async { statuses().await.iter().filter(|s| *s == "running").count() == 2 }).await;
+
+    let vm = app.post("/api/v1/vms/test/suspend", json!({})).await;
+    assert_eq!(vm.status, 202, "{}", vm.body);
+    let health = app.post("/api/v1/health/runs", json!({"host": "hv1"})).await;
+    assert_eq!(health.status, 202, "{}", health.body);
+    let vm = app.wait_status(vm.body["id"].as_str().unwrap(), &["succeeded", "failed"]).await;
+    assert_eq!(vm["status"], "succeeded", "{vm:#}");
+    let run = app.wait_status(health.body["items"][0]["id"].as_str().unwrap(), &["succeeded", "failed"]).await;
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+
+    // ... while the flood still holds its two slots and waits for them, no more.
+    let now = statuses().await;
+    assert_eq!(now.iter().filter(|s| *s == "running").count(), 2, "{now:?}");
+    assert_eq!(now.iter().filter(|s| *s == "queued").count(), 4, "{now:?}");
+    for id in &flood {
+        app.post(&format!("/api/v1/operations/{id}/cancel"), json!({})).await;
+    }
+    for id in &flood {
+        app.wait_status(id, &["cancelled", "succeeded"]).await;
+    }
+    app.stop().await;
+}
+
+crate::on_both_backends!(a_flood_of_one_class_never_delays_another);
