@@ -76,6 +76,8 @@ pub struct AlertPageView {
 /// An entry of an alert's history.
 #[derive(Debug, Clone, Object)]
 pub struct AlertEventView {
+    /// Time-ordered: also the cursor of `GET /alerts/{id}/events`.
+    pub id: uuid::Uuid,
     pub kind: EventKind,
     pub at: DateTime<Utc>,
     pub severity: Severity,
@@ -89,6 +91,7 @@ pub struct AlertEventView {
 impl From<AlertEvent> for AlertEventView {
     fn from(e: AlertEvent) -> Self {
         Self {
+            id: e.id.0,
             kind: e.kind,
             at: e.at.0,
             severity: e.severity,
@@ -139,11 +142,34 @@ pub struct SuppressedCount {
 #[derive(Debug, Clone, Object)]
 pub struct AlertDetailView {
     pub alert: AlertView,
-    /// Oldest first.
+    /// The first page of its history, oldest first.
     pub events: Vec<AlertEventView>,
-    /// Oldest first, sent and suppressed.
+    /// Set when more events follow: `GET /alerts/{id}/events?cursor=…`.
+    #[oai(skip_serializing_if_is_none)]
+    pub events_next_cursor: Option<String>,
+    /// The first page of its notifications, oldest first, sent and suppressed.
     pub notifications: Vec<NotificationView>,
+    /// Set when more notifications follow: `GET /alerts/{id}/notifications?cursor=…`.
+    #[oai(skip_serializing_if_is_none)]
+    pub notifications_next_cursor: Option<String>,
+    /// Suppressed notifications counted per reason (over all of them, not a page).
     pub suppressed: Vec<SuppressedCount>,
+}
+
+/// A page of an alert's history, oldest first.
+#[derive(Debug, Clone, Object)]
+pub struct AlertEventPageView {
+    pub items: Vec<AlertEventView>,
+    #[oai(skip_serializing_if_is_none)]
+    pub next_cursor: Option<String>,
+}
+
+/// A page of an alert's notifications, oldest first.
+#[derive(Debug, Clone, Object)]
+pub struct NotificationPageView {
+    pub items: Vec<NotificationView>,
+    #[oai(skip_serializing_if_is_none)]
+    pub next_cursor: Option<String>,
 }
 
 /// A manual alert (the seed's `alert_manager.sh` call, as an API).

@@ -2,7 +2,7 @@
 //! alerts, acknowledgements, and test notifications.
 
 use hyperfleet_core::{
-    AlertId, Error,
+    AlertEventId, AlertId, Error,
     alert::{AlertSource, AlertStatus, NewAlert, Notification, Severity},
     store::AlertFilter,
 };
@@ -26,6 +26,20 @@ pub struct AlertsApi {
 }
 
 impl AlertsApi {
+    async fn notification_page(
+        &self,
+        id: AlertId,
+        after: Option<hyperfleet_core::NotificationId>,
+        limit: u32,
+    ) -> hyperfleet_core::Result<NotificationPageView> {
+        let page = self.state.app.alert_notifications(id, after, limit).await?;
+        let mut items = Vec::new();
+        for n in page.items {
+            items.push(self.notification_view(n).await?);
+        }
+        Ok(NotificationPageView { items, next_cursor: page.next_cursor.map(|c| c.to_string()) })
+    }
+
     async fn notification_view(&self, n: Notification) -> hyperfleet_core::Result<NotificationView> {
         let delivery = match n.operation_id {
             Some(id) => match self.state.app.operation(id).await {
@@ -121,18 +135,26 @@ impl AlertsApi {
 
     /// Get an alert with its events, notifications (sent and suppressed) and deliveries with every attempt.
     #[oai(path = "/alerts/:id", method = "get", operation_id = "alert_get")]
-    async fn get(&self, _auth: ViewerAuth, id: Path<uuid::Uuid>) -> ApiResult<Json<AlertDetailView>> {
+    async fn get(
+        &self,
+        _auth: ViewerAuth,
+        id: Path<uuid::Uuid>,
+        /// Events and notifications shown, 1-500 each (default 50); the rest by cursor.
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
+        limit: Query<Option<u32>>,
+    ) -> ApiResult<Json<AlertDetailView>> {
         let id = AlertId(id.0);
+        let limit = page_limit(limit.0)?;
         let store = &self.state.app;
         let alert = store.alert(id).await?;
-        let mut notifications = Vec::new();
-        for n in store.alert_notifications(id).await? {
-            notifications.push(self.notification_view(n).await?);
-        }
+        let notifications = self.notification_page(id, None, limit).await?;
+        let events = store.alert_events(id, None, limit).await?;
         Ok(Json(AlertDetailView {
             alert: alert.into(),
-            events: store.alert_events(id).await?.into_iter().map(AlertEventView::from).collect(),
-            notifications,
+            events: events.items.into_iter().map(AlertEventView::from).collect(),
+            events_next_cursor: events.next_cursor.map(|c| c.to_string()),
+            notifications: notifications.items,
+            notifications_next_cursor: notifications.next_cursor,
             suppressed: store
                 .suppressed_counts(id)
                 .await?
@@ -140,6 +162,45 @@ impl AlertsApi {
                 .map(|(reason, count)| SuppressedCount { reason, count })
                 .collect(),
         }))
+    }
+
+    /// An alert's history, oldest first, a page at a time.
+    #[oai(path = "/alerts/:id/events", method = "get", operation_id = "alert_event_list")]
+    async fn events(
+        &self,
+        _auth: ViewerAuth,
+        id: Path<uuid::Uuid>,
+        /// Page size, 1-500 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
+        limit: Query<Option<u32>>,
+        /// The `next_cursor` of the previous page.
+        cursor: Query<Option<uuid::Uuid>>,
+    ) -> ApiResult<Json<AlertEventPageView>> {
+        let id = AlertId(id.0);
+        self.state.app.alert(id).await?;
+        let page = self.state.app.alert_events(id, cursor.0.map(AlertEventId), page_limit(limit.0)?).await?;
+        Ok(Json(AlertEventPageView {
+            items: page.items.into_iter().map(AlertEventView::from).collect(),
+            next_cursor: page.next_cursor.map(|c| c.to_string()),
+        }))
+    }
+
+    /// An alert's notifications (sent and suppressed, with their deliveries), oldest first, a page at a time.
+    #[oai(path = "/alerts/:id/notifications", method = "get", operation_id = "alert_notification_list")]
+    async fn notifications(
+        &self,
+        _auth: ViewerAuth,
+        id: Path<uuid::Uuid>,
+        /// Page size, 1-500 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
+        limit: Query<Option<u32>>,
+        /// The `next_cursor` of the previous page.
+        cursor: Query<Option<uuid::Uuid>>,
+    ) -> ApiResult<Json<NotificationPageView>> {
+        let id = AlertId(id.0);
+        self.state.app.alert(id).await?;
+        let after = cursor.0.map(hyperfleet_core::NotificationId);
+        Ok(Json(self.notification_page(id, after, page_limit(limit.0)?).await?))
     }
 
     /// Acknowledge a firing alert: it stops repeating until it resolves. 409 `alert_not_firing` once resolved.

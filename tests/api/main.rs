@@ -3,6 +3,7 @@
 //! PostgreSQL), libvirt's test driver, and real worker processes.
 
 mod alert_crash;
+mod alert_history;
 mod alert_policy;
 mod alerts;
 mod backends;

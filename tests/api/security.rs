@@ -31,6 +31,8 @@ const ENDPOINTS: &[(&str, &str, &str, Option<&str>)] = &[
     ("GET", "/api/v1/audit", "admin", None),
     ("GET", "/api/v1/schedules", "viewer", None),
     ("GET", "/api/v1/reconcilers", "viewer", None),
+    ("GET", "/api/v1/alerts/{alert}/events", "viewer", None),
+    ("GET", "/api/v1/alerts/{alert}/notifications", "viewer", None),
     ("POST", "/api/v1/schedules", "admin", Some(r#"{"name": "s-{role}", "cron": "0 0 1 1 *", "kind": "noop"}"#)),
     ("GET", "/api/v1/schedules/{schedule}", "viewer", None),
     ("PATCH", "/api/v1/schedules/{schedule}", "admin", Some(r#"{"jitter_s": 1}"#)),

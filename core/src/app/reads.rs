@@ -4,14 +4,14 @@
 
 use super::App;
 use crate::{
-    AlertId, OperationId, Result, ScheduleId,
+    AlertEventId, AlertId, NotificationId, OperationId, Result, ScheduleId,
     alert::{Alert, AlertEvent, EventKind, NewAlert, Notification, Silence, SuppressReason},
     auth::Principal,
     operation::{Attempt, Operation},
     store::{
         AlertFilter, AlertPage, AuditEvent, ChainCheck, ChannelStats, FireRecord, HealthEventRecord,
         HealthResultRecord, HealthRunRecord, HealthStateRecord, HostRecord, IsoRecord, OperationFilter, OperationPage,
-        ReconcilerRun, ScheduleRecord, TokenRecord, VmRecord,
+        Page, ReconcilerRun, ScheduleRecord, TokenRecord, VmRecord,
     },
 };
 
@@ -48,8 +48,10 @@ from_store! {
     fn health_events(&self, limit: u32) -> Vec<HealthEventRecord>;
     fn alerts(&self, f: &AlertFilter) -> AlertPage;
     fn alert(&self, id: AlertId) -> Alert;
-    fn alert_events(&self, id: AlertId) -> Vec<AlertEvent>;
-    fn alert_notifications(&self, id: AlertId) -> Vec<Notification>;
+    /// A page of an alert's history, oldest first.
+    fn alert_events(&self, id: AlertId, after: Option<AlertEventId>, limit: u32) -> Page<AlertEvent, AlertEventId>;
+    /// A page of an alert's notifications, oldest first.
+    fn alert_notifications(&self, id: AlertId, after: Option<NotificationId>, limit: u32) -> Page<Notification, NotificationId>;
     fn suppressed_counts(&self, alert: AlertId) -> Vec<(SuppressReason, i64)>;
     fn channel_stats(&self, channel: &str) -> ChannelStats;
     /// A manual alert (source `manual`), or one more occurrence of it.

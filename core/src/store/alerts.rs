@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use sqlx::{AssertSqlSafe, types::Json};
 
 pub(crate) use super::alert_tx::AlertTx;
-use super::{Store, alert_tx::NewEvent, read_db, with_db};
+use super::{Page, Store, alert_tx::NewEvent, read_db, with_db};
 use crate::{
     AlertEventId, AlertId, Error, NotificationId, OperationId, Result, SilenceId, Timestamp,
     alert::{
@@ -265,27 +265,49 @@ impl Store {
         Ok(AlertPage { items, next_cursor: next_cursor.flatten() })
     }
 
-    /// The alert's history, oldest first.
-    pub async fn alert_events(&self, id: AlertId) -> Result<Vec<AlertEvent>> {
+    /// A page of the alert's history, oldest first: events after `after`.
+    pub async fn alert_events(
+        &self,
+        id: AlertId,
+        after: Option<AlertEventId>,
+        limit: u32,
+    ) -> Result<Page<AlertEvent, AlertEventId>> {
         let rows: Vec<EventRow> = read_db!(self, |pool, Db| {
             sqlx::query_as::<Db, EventRow>(
                 "SELECT id, alert_id, kind, at, severity, message, actor, operation_id FROM alert_events \
-                 WHERE alert_id = $1 ORDER BY id",
+                 WHERE alert_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3",
             )
             .bind(id)
+            .bind(after)
+            .bind(i64::from(limit) + 1)
             .fetch_all(pool)
             .await
         })?;
-        rows.into_iter().map(event_of).collect()
+        let items = rows.into_iter().map(event_of).collect::<Result<Vec<_>>>()?;
+        Ok(Page::of(items, limit, |e| e.id))
     }
 
-    /// Every notification of the alert, sent or suppressed, oldest first.
-    pub async fn alert_notifications(&self, id: AlertId) -> Result<Vec<Notification>> {
-        let sql = format!("SELECT {NOTIFICATION_COLUMNS} FROM alert_notifications WHERE alert_id = $1 ORDER BY id");
+    /// A page of the alert's notifications, sent or suppressed, oldest first: those after `after`.
+    pub async fn alert_notifications(
+        &self,
+        id: AlertId,
+        after: Option<NotificationId>,
+        limit: u32,
+    ) -> Result<Page<Notification, NotificationId>> {
+        let sql = format!(
+            "SELECT {NOTIFICATION_COLUMNS} FROM alert_notifications WHERE alert_id = $1 AND ($2 IS NULL OR id > $2) \
+             ORDER BY id LIMIT $3"
+        );
         let rows: Vec<NotificationRow> = read_db!(self, |pool, Db| {
-            sqlx::query_as::<Db, NotificationRow>(AssertSqlSafe(sql)).bind(id).fetch_all(pool).await
+            sqlx::query_as::<Db, NotificationRow>(AssertSqlSafe(sql))
+                .bind(id)
+                .bind(after)
+                .bind(i64::from(limit) + 1)
+                .fetch_all(pool)
+                .await
         })?;
-        rows.into_iter().map(Notification::try_from).collect()
+        let items = rows.into_iter().map(Notification::try_from).collect::<Result<Vec<_>>>()?;
+        Ok(Page::of(items, limit, |n| n.id))
     }
 
     pub async fn notification(&self, id: NotificationId) -> Result<Notification> {
