@@ -47,6 +47,8 @@ pub struct Email {
     pub smtp_port: Option<u16>,
     pub smtp_security: SmtpSecurity,
     pub credentials: Option<SmtpCredentials>,
+    /// Whether `credentials` may cross a connection without TLS (`smtp_security = "none"`).
+    pub allow_plaintext_auth: bool,
     pub from: String,
     /// At least one address.
     pub to: Vec<String>,
@@ -179,6 +181,8 @@ struct RawChannel {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     smtp_security: Option<SmtpSecurity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    allow_plaintext_auth: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     password: Option<Secret>,
@@ -244,11 +248,20 @@ fn email(raw: &RawChannel) -> Result<Email, String> {
         (None, None) => None,
         _ => return Err("`username` and `password` go together".into()),
     };
+    let smtp_security = raw.smtp_security.unwrap_or_default();
+    let allow_plaintext_auth = raw.allow_plaintext_auth.unwrap_or(false);
+    // Anyone on the path would read the password; a local relay may still want it, when said so.
+    if credentials.is_some() && smtp_security == SmtpSecurity::None && !allow_plaintext_auth {
+        return Err("`username` and `password` would cross the network in plain text with \
+                    `smtp_security = \"none\"`: use `starttls` or `tls`, or set `allow_plaintext_auth = true`"
+            .into());
+    }
     Ok(Email {
         smtp_host,
         smtp_port: raw.smtp_port,
-        smtp_security: raw.smtp_security.unwrap_or_default(),
+        smtp_security,
         credentials,
+        allow_plaintext_auth,
         from,
         to: raw.to.clone(),
     })
@@ -269,6 +282,7 @@ fn hook_url(raw: &RawChannel) -> Result<Secret, String> {
         ("smtp_host", raw.smtp_host.is_some()),
         ("smtp_port", raw.smtp_port.is_some()),
         ("smtp_security", raw.smtp_security.is_some()),
+        ("allow_plaintext_auth", raw.allow_plaintext_auth.is_some()),
         ("username", raw.username.is_some()),
         ("password", raw.password.is_some()),
         ("from", raw.from.is_some()),
@@ -299,6 +313,7 @@ impl From<Channel> for RawChannel {
             smtp_host: None,
             smtp_port: None,
             smtp_security: None,
+            allow_plaintext_auth: None,
             username: None,
             password: None,
             from: None,
@@ -311,6 +326,7 @@ impl From<Channel> for RawChannel {
                 raw.smtp_host = Some(m.smtp_host);
                 raw.smtp_port = m.smtp_port;
                 raw.smtp_security = Some(m.smtp_security);
+                raw.allow_plaintext_auth = m.allow_plaintext_auth.then_some(true);
                 if let Some(c) = m.credentials {
                     raw.username = Some(c.username);
                     raw.password = Some(c.password);
@@ -387,6 +403,7 @@ mod tests {
             (format!("{}smtp_hots = \"mx\"\n", hook("webhook")), "unknown field `smtp_hots`"),
             (format!("{MAIL}smtp_hots = \"mx\"\n"), "unknown field `smtp_hots`"),
             (format!("{MAIL}username = \"u\"\n"), "`username` and `password` go together"),
+            (format!("{}allow_plaintext_auth = true\n", hook("slack")), "`allow_plaintext_auth` belongs to email"),
             (hook("slack").replace("url = ", "uri = "), "unknown field `uri`"),
             ("name = \"s\"\ntype = \"slack\"\n".into(), "webhook channels need `url`"),
         ];
@@ -394,6 +411,26 @@ mod tests {
             let err = parse(&text).unwrap_err();
             assert!(err.contains(message), "{text}: {err}");
             assert!(err.contains("channel 0 (`") || err.contains("unknown field"), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn smtp_credentials_need_tls_unless_plain_text_is_allowed() {
+        let auth = format!("{MAIL}username = \"u\"\npassword = \"hunter2\"\n");
+        let err = parse(&format!("{auth}smtp_security = \"none\"\n")).unwrap_err();
+        assert!(
+            err.contains("channel 0 (`m`): `username` and `password` would cross the network in plain text"),
+            "{err}"
+        );
+        assert!(err.contains("allow_plaintext_auth = true") && !err.contains("hunter2"), "{err}");
+        for accepted in [
+            format!("{auth}smtp_security = \"none\"\nallow_plaintext_auth = true\n"),
+            format!("{auth}smtp_security = \"starttls\"\n"),
+            format!("{auth}smtp_security = \"tls\"\n"),
+            auth.clone(),
+            format!("{MAIL}smtp_security = \"none\"\n"),
+        ] {
+            parse(&accepted).unwrap_or_else(|e| panic!("{accepted}: {e}"));
         }
     }
 }
