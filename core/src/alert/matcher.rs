@@ -129,7 +129,8 @@ fn compile_regex(pattern: &str) -> std::result::Result<regex::Regex, String> {
 /// patterns are shared by text; the cache forgets everything when full, which
 /// costs one compile per pattern in use.
 fn cached_regex(pattern: &str) -> std::result::Result<Arc<regex::Regex>, String> {
-    const CAPACITY: usize = 1024;
+    // 256 silences of 16 different patterns; most patterns take a few KiB.
+    const CAPACITY: usize = 4096;
     type Cache = HashMap<String, std::result::Result<Arc<regex::Regex>, String>>;
     static CACHE: LazyLock<Mutex<Cache>> = LazyLock::new(Mutex::default);
     let lock = || CACHE.lock().unwrap_or_else(PoisonError::into_inner);
