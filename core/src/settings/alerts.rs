@@ -15,7 +15,7 @@ use crate::alert::Severity;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertSettings {
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "super::channel::parse_all")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "super::channel_toml::parse_all")]
     pub channels: Vec<Channel>,
     /// While an alert fires, a channel hears of it again at most once per interval.
     #[serde(default)]

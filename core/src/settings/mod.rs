@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 mod alerts;
 mod channel;
+mod channel_toml;
 mod secret;
 mod sections;
 
