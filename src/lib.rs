@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod bench_alerts;
+pub mod bench_silences;
 
 use std::{net::SocketAddr, time::Duration};
 

@@ -57,6 +57,10 @@ enum Command {
         alerts: usize,
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
+        /// Instead: route `--alerts` events one at a time against this many
+        /// silences of 16 regex matchers each, timed per event.
+        #[arg(long)]
+        silences: Option<usize>,
     },
     /// Raise a manual alert through the API (`alert_manager.sh <level> <title> <message>`).
     Alert(alert_cli::AlertArgs),
@@ -270,8 +274,13 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
-        Command::BenchAlerts { database, alerts, concurrency } => {
+        Command::BenchAlerts { database, alerts, concurrency, silences: None } => {
             let report = hyperfleet::bench_alerts::run(&database, alerts, concurrency).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        Command::BenchAlerts { database, alerts, silences: Some(silences), .. } => {
+            let report = hyperfleet::bench_silences::run(&database, silences, alerts).await?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }

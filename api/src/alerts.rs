@@ -256,7 +256,7 @@ impl AlertsApi {
             }
             items.push(ChannelView {
                 name: c.name.clone(),
-                kind: c.kind,
+                kind: c.kind(),
                 min_severity: c.min_severity,
                 send_resolved: c.send_resolved(),
                 timeout_s: c.timeout_s,

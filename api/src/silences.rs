@@ -36,7 +36,8 @@ pub struct MatcherView {
     /// cannot name enum variants made of symbols.
     #[oai(skip_serializing_if_is_none, validator(pattern = "^(=|!=|=~|!~)$"))]
     pub op: Option<crate::text::Text>,
-    /// Up to 512 characters (a regular expression that does not compile is a 422).
+    /// Up to 512 characters; a regular expression up to 256 bytes (one that is
+    /// longer, does not compile, or compiles to more than 1 MiB is a 422 `invalid_matcher`).
     #[oai(validator(max_length = 512))]
     pub value: crate::text::Text,
 }
@@ -78,9 +79,9 @@ impl From<Silence> for SilenceView {
                 .matchers
                 .into_iter()
                 .map(|m| MatcherView {
-                    name: m.name.into(),
-                    op: Some(m.op.as_str().to_owned().into()),
-                    value: m.value.into(),
+                    name: m.name().to_owned().into(),
+                    op: Some(m.op().as_str().to_owned().into()),
+                    value: m.value().to_owned().into(),
                 })
                 .collect(),
             starts_at: s.starts_at.0,
@@ -136,11 +137,8 @@ impl SilencesApi {
             .matchers
             .into_iter()
             .map(|m| {
-                Ok(Matcher {
-                    name: m.name.into(),
-                    op: m.op.as_deref().map(MatchOp::parse).transpose()?.unwrap_or(MatchOp::Eq),
-                    value: m.value.into(),
-                })
+                let op = m.op.as_deref().map(MatchOp::parse).transpose()?.unwrap_or(MatchOp::Eq);
+                Matcher::new(String::from(m.name), op, String::from(m.value))
             })
             .collect::<hyperfleet_core::Result<Vec<_>>>()?;
         let new = NewSilence {

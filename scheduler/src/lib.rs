@@ -21,6 +21,7 @@ use futures::StreamExt;
 use hyperfleet_core::{app::App, queue, settings::AlertSettings};
 use tokio_util::sync::CancellationToken;
 
+pub use crate::reconciler::Ran;
 use crate::reconciler::Tracker;
 
 /// How often a scheduler looks for due ticks: well under the one-second

@@ -168,7 +168,8 @@ async fn smtp_auth_uses_the_password_from_a_file(backend: Backend) {
     std::fs::write(&password, "s3cret pass\n").unwrap();
     let config = format!(
         "[[alerts.channels]]\nname = \"auth\"\ntype = \"email\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {port}\n\
-         smtp_security = \"none\"\nfrom = \"hf@example.org\"\nto = [\"ops@example.org\"]\nusername = \"hyperfleet\"\n\
+         smtp_security = \"none\"\nallow_plaintext_auth = true\nfrom = \"hf@example.org\"\nto = [\"ops@example.org\"]\n\
+         username = \"hyperfleet\"\n\
          password = {{ file = {:?} }}\n",
         password.display().to_string()
     );

@@ -46,6 +46,25 @@ fn unknown_keys_are_errors_naming_the_key() {
 }
 
 #[test]
+fn smtp_credentials_over_plain_text_are_refused_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mail.toml");
+    let channel = "[[alerts.channels]]\nname = \"relay\"\ntype = \"email\"\nsmtp_host = \"mx.example.org\"\n\
+                   smtp_security = \"none\"\nfrom = \"hf@example.org\"\nto = [\"ops@example.org\"]\n\
+                   username = \"hf\"\npassword = \"hunter2\"\n";
+    std::fs::write(&file, channel).unwrap();
+    let (ok, out, err) = hyperfleet(&["--config", file.to_str().unwrap(), "check-config"], &[]);
+    assert!(!ok, "{out}");
+    assert!(err.contains("channel 0 (`relay`)") && err.contains("allow_plaintext_auth = true"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+
+    std::fs::write(&file, format!("{channel}allow_plaintext_auth = true\n")).unwrap();
+    let (ok, out, err) = hyperfleet(&["--config", file.to_str().unwrap(), "check-config"], &[]);
+    assert!(ok, "{err}");
+    assert!(out.contains("allow_plaintext_auth = true") && !out.contains("hunter2"), "{out}");
+}
+
+#[test]
 fn example_config_is_accepted_by_the_binary() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hyperfleet.toml");
     let (ok, out, err) = hyperfleet(&["--config", example, "check-config"], &[]);

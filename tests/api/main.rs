@@ -29,6 +29,7 @@ mod retries;
 mod schedules;
 mod schema;
 mod security;
+mod silences;
 mod slots;
 mod stop;
 mod typed_records;

@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ConfigError, Secret};
-use crate::alert::{ChannelKind, Matcher, Route, Severity};
+use super::{Channel, ConfigError};
+use crate::alert::Severity;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertSettings {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub channels: Vec<ChannelSettings>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "super::channel_toml::parse_all")]
+    pub channels: Vec<Channel>,
     /// While an alert fires, a channel hears of it again at most once per interval.
     #[serde(default)]
     pub repeat_s: RepeatIntervals,
@@ -95,172 +95,6 @@ impl RepeatIntervals {
     }
 }
 
-/// `none`: plain SMTP (a local relay); `starttls`: upgrade on port 587;
-/// `tls`: implicit TLS on port 465.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum SmtpSecurity {
-    None,
-    #[default]
-    Starttls,
-    Tls,
-}
-
-/// One notification channel. Fields that do not belong to its `type` are rejected.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChannelSettings {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub kind: ChannelKind,
-    #[serde(default = "default_min_severity")]
-    pub min_severity: Severity,
-    /// All must match for an alert to go to this channel.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub matchers: Vec<Matcher>,
-    /// Notify when an alert resolves; default: on for webhooks (slack, discord,
-    /// teams, webhook), off for email.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub send_resolved: Option<bool>,
-    /// One delivery attempt may take this long.
-    #[serde(default = "default_timeout_s")]
-    pub timeout_s: u64,
-
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub smtp_host: Option<String>,
-    /// Default: 25 (`none`), 587 (`starttls`), 465 (`tls`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub smtp_port: Option<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub smtp_security: Option<SmtpSecurity>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<Secret>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub to: Vec<String>,
-
-    /// The webhook URL (Slack, Discord and Teams URLs carry their credential).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<Secret>,
-    /// HMAC-SHA256 signing secret of `webhook` channels.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret: Option<Secret>,
-}
-
-fn default_min_severity() -> Severity {
-    Severity::Info
-}
-fn default_timeout_s() -> u64 {
-    10
-}
-
-impl ChannelSettings {
-    pub fn send_resolved(&self) -> bool {
-        self.send_resolved.unwrap_or(self.kind != ChannelKind::Email)
-    }
-
-    pub fn route(&self) -> Route<'_> {
-        Route {
-            channel: &self.name,
-            min_severity: self.min_severity,
-            matchers: &self.matchers,
-            send_resolved: self.send_resolved(),
-        }
-    }
-
-    pub fn smtp_port(&self) -> u16 {
-        self.smtp_port.unwrap_or(match self.smtp_security.unwrap_or_default() {
-            SmtpSecurity::None => 25,
-            SmtpSecurity::Starttls => 587,
-            SmtpSecurity::Tls => 465,
-        })
-    }
-
-    /// Where this channel sends, for people: `smtp://host:port → a, b`, or the
-    /// webhook's origin with its path hidden (the path is often the credential).
-    pub fn target(&self) -> String {
-        match self.kind {
-            ChannelKind::Email => format!(
-                "smtp://{}:{} → {}",
-                self.smtp_host.as_deref().unwrap_or("?"),
-                self.smtp_port(),
-                self.to.join(", ")
-            ),
-            _ => match self.url.as_ref().map(Secret::reveal) {
-                Some(Ok(url)) => redact_path(&url),
-                _ => "(unresolved)".into(),
-            },
-        }
-    }
-
-    fn check(&self, at: &str) -> Result<(), ConfigError> {
-        let bad =
-            |message: String| ConfigError::Invalid { key: "alerts.channels", message: format!("{at}: {message}") };
-        let email_only = [
-            ("smtp_host", self.smtp_host.is_some()),
-            ("smtp_port", self.smtp_port.is_some()),
-            ("smtp_security", self.smtp_security.is_some()),
-            ("username", self.username.is_some()),
-            ("password", self.password.is_some()),
-            ("from", self.from.is_some()),
-            ("to", !self.to.is_empty()),
-        ];
-        for m in &self.matchers {
-            m.validate().map_err(|e| bad(e.to_string()))?;
-        }
-        if self.timeout_s == 0 || self.timeout_s > 300 {
-            return Err(bad("timeout_s must be 1-300".into()));
-        }
-        if self.kind == ChannelKind::Email {
-            if self.url.is_some() || self.secret.is_some() {
-                return Err(bad("`url` and `secret` belong to webhook channels".into()));
-            }
-            if self.smtp_host.as_deref().is_none_or(str::is_empty) {
-                return Err(bad("email channels need `smtp_host`".into()));
-            }
-            let from = self.from.as_deref().ok_or_else(|| bad("email channels need `from`".into()))?;
-            for address in std::iter::once(from).chain(self.to.iter().map(String::as_str)) {
-                if !plausible_address(address) {
-                    return Err(bad(format!("`{address}` is not an email address")));
-                }
-            }
-            if self.to.is_empty() {
-                return Err(bad("email channels need at least one address in `to`".into()));
-            }
-            if self.password.is_some() != self.username.is_some() {
-                return Err(bad("`username` and `password` go together".into()));
-            }
-            if let Some(p) = &self.password {
-                p.reveal().map_err(|e| bad(format!("password: {e}")))?;
-            }
-            return Ok(());
-        }
-        if let Some((field, _)) = email_only.iter().find(|(_, set)| *set) {
-            return Err(bad(format!("`{field}` belongs to email channels")));
-        }
-        let url = self.url.as_ref().ok_or_else(|| bad("webhook channels need `url`".into()))?;
-        let url = url.reveal().map_err(|e| bad(format!("url: {e}")))?;
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(bad("`url` must be an http:// or https:// URL".into()));
-        }
-        match (&self.secret, self.kind) {
-            (Some(s), ChannelKind::Webhook) => {
-                s.reveal().map_err(|e| bad(format!("secret: {e}")))?;
-            }
-            (Some(_), _) => return Err(bad("`secret` signs generic webhooks only".into())),
-            (None, _) => {}
-        }
-        Ok(())
-    }
-}
-
-fn plausible_address(a: &str) -> bool {
-    matches!(a.split_once('@'), Some((l, d)) if !l.is_empty() && !d.is_empty() && !a.contains(char::is_whitespace))
-}
-
 /// A URL as people may see it: scheme, host and port only. Credentials in the
 /// userinfo, the path and the query (each often the secret of a webhook) are
 /// hidden: `https://user:pw@hooks.slack.com/services/T/B/x?k=v` →
@@ -283,20 +117,23 @@ impl AlertSettings {
     pub(super) fn check(&self) -> Result<(), ConfigError> {
         let mut seen = std::collections::BTreeSet::new();
         for (i, c) in self.channels.iter().enumerate() {
-            let at = format!("channel {i} (`{}`)", c.name);
+            let bad = |message: String| ConfigError::Invalid {
+                key: "alerts.channels",
+                message: format!("channel {i} (`{}`): {message}", c.name),
+            };
             let name_ok = !c.name.is_empty()
                 && c.name.len() <= 64
                 && c.name.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'));
             if !name_ok {
-                return Err(ConfigError::Invalid {
-                    key: "alerts.channels",
-                    message: format!("{at}: names are 1-64 of A-Z a-z 0-9 - _ ."),
-                });
+                return Err(bad("names are 1-64 of A-Z a-z 0-9 - _ .".into()));
             }
             if !seen.insert(c.name.as_str()) {
-                return Err(ConfigError::Invalid { key: "alerts.channels", message: format!("{at}: duplicate name") });
+                return Err(bad("duplicate name".into()));
             }
-            c.check(&at)?;
+            for m in &c.matchers {
+                m.validate().map_err(|e| bad(e.to_string()))?;
+            }
+            c.check_secrets().map_err(bad)?;
         }
         if self.delivery_max_attempts == 0 {
             return Err(ConfigError::Invalid {
@@ -313,7 +150,7 @@ impl AlertSettings {
         Ok(())
     }
 
-    pub fn channel(&self, name: &str) -> Option<&ChannelSettings> {
+    pub fn channel(&self, name: &str) -> Option<&Channel> {
         self.channels.iter().find(|c| c.name == name)
     }
 }
@@ -321,7 +158,7 @@ impl AlertSettings {
 #[cfg(test)]
 mod tests {
     use super::redact_path;
-    use crate::settings::Settings;
+    use crate::settings::{Settings, Transport};
 
     fn load(toml: &str, env: &[(&str, &str)]) -> Result<Settings, String> {
         let dir = tempfile::tempdir().unwrap();
@@ -369,8 +206,9 @@ mod tests {
         );
         let s = load(&toml, &[]).unwrap();
         let hook = &s.alerts.channels[0];
-        assert_eq!(hook.url.as_ref().unwrap().reveal().unwrap(), "https://hooks.example.org/T0/B0/xyz");
-        assert_eq!(hook.secret.as_ref().unwrap().reveal().unwrap(), std::env::var("PATH").unwrap());
+        let Transport::Webhook(signed) = &hook.transport else { panic!("{hook:?}") };
+        assert_eq!(signed.url.reveal().unwrap(), "https://hooks.example.org/T0/B0/xyz");
+        assert_eq!(signed.secret.as_ref().unwrap().reveal().unwrap(), std::env::var("PATH").unwrap());
         assert_eq!(hook.target(), "https://hooks.example.org/***");
         for (url, shown) in [
             ("http://hookuser:HOOKPASS123@10.0.0.1:8080/hook?token=t", "http://***@10.0.0.1:8080/***"),
@@ -382,7 +220,8 @@ mod tests {
         }
         assert!(hook.send_resolved(), "webhooks get resolves by default");
         let mail = &s.alerts.channels[1];
-        assert_eq!(mail.smtp_port(), 587, "STARTTLS by default");
+        let Transport::Email(smtp) = &mail.transport else { panic!("{mail:?}") };
+        assert_eq!(smtp.smtp_port(), 587, "STARTTLS by default");
         assert!(!mail.send_resolved(), "email gets no resolves by default");
         let shown = format!("{s:?}\n{}", s.to_redacted_toml());
         assert!(!shown.contains("hunter2") && !shown.contains("xyz"), "{shown}");

@@ -10,10 +10,13 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 mod alerts;
+mod channel;
+mod channel_toml;
 mod secret;
 mod sections;
 
 pub use alerts::*;
+pub use channel::{Channel, Email, Hook, SignedHook, SmtpCredentials, SmtpSecurity, Transport};
 pub use secret::Secret;
 use sections::default_data_dir;
 pub use sections::*;

@@ -11,9 +11,8 @@ use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use hyperfleet_core::{
-    alert::ChannelKind,
     operation::{ErrorClass, JobFailure},
-    settings::{AlertSettings, ChannelSettings, SmtpSecurity},
+    settings::{AlertSettings, Channel, Email, Secret, SmtpSecurity, Transport},
 };
 use lettre::{
     AsyncSmtpTransport, AsyncTransport, Tokio1Executor,
@@ -63,21 +62,22 @@ impl Notifier {
 
     /// One delivery attempt; `Ok` carries what the peer answered.
     #[tracing::instrument(skip(self, channel, message), fields(channel = channel.name, event = message.event.as_str()))]
-    pub async fn send(&self, channel: &ChannelSettings, message: &Message) -> Result<String, JobFailure> {
+    pub async fn send(&self, channel: &Channel, message: &Message) -> Result<String, JobFailure> {
         // The one timeout of an attempt, whatever the transport is doing.
         let limit = Duration::from_secs(channel.timeout_s);
         let attempt = async {
-            match channel.kind {
-                ChannelKind::Email => self.send_email(channel, message).await,
-                ChannelKind::Slack => self.post(channel, &payload::slack(message), message, None).await,
-                ChannelKind::Discord => self.post(channel, &payload::discord(message), message, None).await,
-                ChannelKind::Teams => self.post(channel, &payload::teams(message), message, None).await,
-                ChannelKind::Webhook => {
-                    let secret = match &channel.secret {
+            let name = &channel.name;
+            match &channel.transport {
+                Transport::Email(email) => self.send_email(name, email, message).await,
+                Transport::Slack(h) => self.post(name, &h.url, &payload::slack(message), message, None).await,
+                Transport::Discord(h) => self.post(name, &h.url, &payload::discord(message), message, None).await,
+                Transport::Teams(h) => self.post(name, &h.url, &payload::teams(message), message, None).await,
+                Transport::Webhook(h) => {
+                    let secret = match &h.secret {
                         Some(s) => Some(s.reveal().map_err(|e| permanent("secret_unavailable", e))?),
                         None => None,
                     };
-                    self.post(channel, &payload::webhook(message), message, secret).await
+                    self.post(name, &h.url, &payload::webhook(message), message, secret).await
                 }
             }
         };
@@ -89,12 +89,12 @@ impl Notifier {
 
     async fn post(
         &self,
-        channel: &ChannelSettings,
+        channel: &str,
+        url: &Secret,
         body: &serde_json::Value,
         message: &Message,
         secret: Option<String>,
     ) -> Result<String, JobFailure> {
-        let url = channel.url.as_ref().ok_or_else(|| permanent("invalid_channel", "no url"))?;
         let url = url.reveal().map_err(|e| permanent("secret_unavailable", e))?;
         let bytes = serde_json::to_vec(body).map_err(|e| permanent("payload", e.to_string()))?;
         let mut request = self
@@ -112,7 +112,7 @@ impl Notifier {
         // The URL is a secret: errors name the channel, never the URL. (Timeouts are `send`'s.)
         let response = request.body(bytes).send().await.map_err(|e| {
             let what = if e.is_connect() { "connection failed" } else { "request failed" };
-            transient("unreachable", format!("channel {}: {what}", channel.name))
+            transient("unreachable", format!("channel {channel}: {what}"))
         })?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
@@ -124,23 +124,22 @@ impl Notifier {
         }
     }
 
-    async fn send_email(&self, channel: &ChannelSettings, m: &Message) -> Result<String, JobFailure> {
+    async fn send_email(&self, channel: &str, email: &Email, m: &Message) -> Result<String, JobFailure> {
         let invalid = |e: String| permanent("invalid_channel", e);
-        let from: Mailbox =
-            channel.from.as_deref().unwrap_or_default().parse().map_err(|e| invalid(format!("from: {e}")))?;
+        let from: Mailbox = email.from.parse().map_err(|e| invalid(format!("from: {e}")))?;
         let mut builder = lettre::Message::builder()
             .from(from)
             .subject(payload::email_subject(m))
             .message_id(Some(format!("<{}@hyperfleet>", m.notification_id)));
-        for to in &channel.to {
+        for to in &email.to {
             builder = builder.to(to.parse().map_err(|e| invalid(format!("to `{to}`: {e}")))?);
         }
-        let email = builder
+        let letter = builder
             .header(ContentType::TEXT_PLAIN)
             .body(payload::email_body(m))
             .map_err(|e| invalid(format!("cannot build the message: {e}")))?;
-        let host = channel.smtp_host.as_deref().unwrap_or_default();
-        let transport = match channel.smtp_security.unwrap_or_default() {
+        let host = email.smtp_host.as_str();
+        let transport = match email.smtp_security {
             SmtpSecurity::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
             SmtpSecurity::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
                 .map_err(|e| invalid(format!("TLS setup: {e}")))?,
@@ -148,13 +147,13 @@ impl Notifier {
                 AsyncSmtpTransport::<Tokio1Executor>::relay(host).map_err(|e| invalid(format!("TLS setup: {e}")))?
             }
         };
-        let mut transport = transport.port(channel.smtp_port());
-        if let (Some(user), Some(password)) = (&channel.username, &channel.password) {
-            let password = password.reveal().map_err(|e| permanent("secret_unavailable", e))?;
-            transport = transport.credentials(Credentials::new(user.clone(), password));
+        let mut transport = transport.port(email.smtp_port());
+        if let Some(c) = &email.credentials {
+            let password = c.password.reveal().map_err(|e| permanent("secret_unavailable", e))?;
+            transport = transport.credentials(Credentials::new(c.username.clone(), password));
         }
-        let response = transport.build().send(email).await.map_err(|e| {
-            let message = format!("channel {}: SMTP: {e}", channel.name);
+        let response = transport.build().send(letter).await.map_err(|e| {
+            let message = format!("channel {channel}: SMTP: {e}");
             if e.is_permanent() { permanent("smtp_rejected", message) } else { transient("smtp_unavailable", message) }
         })?;
         let code = response.code().to_string();
