@@ -14,6 +14,7 @@ mod operations;
 pub mod request_id;
 mod schedules;
 mod seed;
+pub mod server;
 mod silences;
 mod spec;
 mod submit;
@@ -42,6 +43,8 @@ pub struct AppState {
 pub struct Limits {
     pub body_bytes: usize,
     pub request_timeout: std::time::Duration,
+    /// How long a request's body may take to arrive (checked before authentication).
+    pub body_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -149,7 +152,7 @@ pub fn app(state: AppState, limits: Limits) -> impl Endpoint {
                 }
             }
         })
-        .around(move |next, req| request_id::with_request_id(next, req, limits.body_bytes))
+        .around(move |next, req| request_id::with_request_id(next, req, limits))
         .around(move |next, req| allow::with_allow(next, req, allow.clone()))
 }
 

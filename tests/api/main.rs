@@ -26,6 +26,7 @@ mod retries;
 mod schedules;
 mod schema;
 mod security;
+mod slow_clients;
 mod stop;
 mod typed_records;
 mod vm_power;
