@@ -60,3 +60,42 @@ fn openapi_command_prints_the_committed_spec() {
     let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/hyperfleet.json")).unwrap();
     assert_eq!(out.trim_end(), committed.trim_end());
 }
+
+#[test]
+fn up_prints_the_first_admin_token_once_on_stdout_and_never_logs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, stderr) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hyperfleet"))
+        .arg("up")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HYPERFLEET__DATA_DIR", dir.path().join("data"))
+        .env("HYPERFLEET__API__LISTEN", "127.0.0.1:0")
+        .env("HYPERFLEET__WORKER__LIBVIRT_URI", "test:///default")
+        .env("HYPERFLEET__WORKER__HOST", "hv1")
+        .env("HYPERFLEET_LOG", "debug")
+        .stdout(std::fs::File::create(&stdout).unwrap())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let token = loop {
+        let out = std::fs::read_to_string(&stdout).unwrap();
+        if let Some(token) = out.split_whitespace().find(|w| w.starts_with("hf_")) {
+            break token.to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "no admin token on stdout: {out}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    // Let the process log what it logs at start, then stop it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::read_to_string(&stderr).unwrap().contains("listening on") {
+        assert!(std::time::Instant::now() < deadline, "the start was never logged");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (out, err) = (std::fs::read_to_string(&stdout).unwrap(), std::fs::read_to_string(&stderr).unwrap());
+    assert_eq!(out.matches(&token).count(), 1, "{out}");
+    assert!(!err.contains(&token), "the token is in the log: {err}");
+}
