@@ -116,7 +116,7 @@ async fn token_command(settings: &Settings, command: TokenCommand) -> anyhow::Re
     match command {
         TokenCommand::Create { name, role, expires_in } => {
             let role = auth::Role::parse(&role)?;
-            let expires_in = expires_in.as_deref().map(auth::parse_duration).transpose()?;
+            let expires_in = expires_in.as_deref().map(auth::parse_token_lifetime).transpose()?;
             let (_, secret) = commands::create_token(&store, &actor, None, &name, role, expires_in).await?;
             println!("{secret}");
         }

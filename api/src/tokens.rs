@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use hyperfleet_core::{
     TokenId,
-    auth::{Role, parse_duration},
+    auth::{Role, parse_token_lifetime},
     commands,
     store::{AuditEvent, TokenRecord},
 };
@@ -61,7 +61,8 @@ pub struct TokenCreateRequest {
     #[oai(validator(pattern = "^[A-Za-z0-9._@-]{1,64}$"))]
     pub name: crate::text::Text,
     pub role: Role,
-    /// Lifetime such as `30d`, `12h`, `90m` or `3600s`; no expiry when absent.
+    /// Lifetime such as `30d`, `12h`, `90m` or `3600s`, at most ten years
+    /// (`3650d`; 422 `invalid_expires_in` beyond); no expiry when absent.
     #[oai(validator(pattern = "^[1-9][0-9]{0,5}[smhd]$"))]
     pub expires_in: Option<crate::text::Text>,
 }
@@ -133,7 +134,7 @@ impl TokensApi {
     async fn create(&self, auth: AdminAuth, body: Json<TokenCreateRequest>) -> ApiResult<TokenCreatedResponse> {
         let actor = &auth.0;
         let role = body.role;
-        let expires_in = body.expires_in.as_deref().map(parse_duration).transpose()?;
+        let expires_in = body.expires_in.as_deref().map(parse_token_lifetime).transpose()?;
         let rid = current_request_id();
         let (record, secret) =
             commands::create_token(&self.state.store, &actor.name, Some(&rid), &body.name, role, expires_in).await?;

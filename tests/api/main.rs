@@ -28,5 +28,6 @@ mod schema;
 mod security;
 mod slow_clients;
 mod stop;
+mod token_lifetimes;
 mod typed_records;
 mod vm_power;

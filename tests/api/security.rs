@@ -303,7 +303,7 @@ crate::on_both_backends!(
     cli_tokens_and_audit_chain_detects_an_edited_row,
 );
 
-fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+pub(crate) fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_hyperfleet"))
         .args(args)
         .env("HYPERFLEET__DATABASE__URL", &app.database_url)
