@@ -34,6 +34,8 @@ pub struct AppState {
     /// Attempts an operation gets before it fails for good.
     pub max_attempts: i32,
     pub limiter: std::sync::Arc<auth::RateLimiter>,
+    /// Failed authentications per client address.
+    pub auth_failures: std::sync::Arc<auth::RateLimiter<std::net::IpAddr>>,
     /// The alert channels (for `GET /channels` and test notifications).
     pub alerts: std::sync::Arc<hyperfleet_core::settings::AlertSettings>,
 }
@@ -53,8 +55,15 @@ impl AppState {
             store,
             max_attempts,
             limiter: std::sync::Arc::new(auth::RateLimiter::new(rate_per_s, burst)),
+            auth_failures: std::sync::Arc::new(auth::failure_limiter(1, 20)),
             alerts: Default::default(),
         }
+    }
+
+    /// Failed authentications allowed per client address: `per_s` sustained, `burst` at once.
+    pub fn with_auth_failure_limit(mut self, per_s: u32, burst: u32) -> Self {
+        self.auth_failures = std::sync::Arc::new(auth::failure_limiter(per_s, burst));
+        self
     }
 
     pub fn with_alerts(mut self, alerts: hyperfleet_core::settings::AlertSettings) -> Self {

@@ -5,6 +5,7 @@
 mod alert_crash;
 mod alert_policy;
 mod alerts;
+mod auth_limits;
 mod backends;
 mod bad_input;
 mod cli;

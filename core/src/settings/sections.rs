@@ -181,6 +181,13 @@ pub struct ApiSettings {
     /// Requests a token may send in a burst above the sustained rate.
     #[serde(default = "default_rate_limit_burst")]
     pub rate_limit_burst: u32,
+    /// Failed authentications allowed per second from one client address
+    /// (429 `auth_rate_limited` beyond, with `Retry-After`, before any lookup).
+    #[serde(default = "default_auth_failures_per_s")]
+    pub auth_failures_per_s: u32,
+    /// Failed authentications one address may make in a burst.
+    #[serde(default = "default_auth_failure_burst")]
+    pub auth_failure_burst: u32,
     /// A request's line and headers must arrive within this many seconds of the
     /// server starting to wait for them (on a kept-alive connection, of the
     /// previous answer); the connection is closed otherwise.
@@ -293,6 +300,12 @@ pub(super) fn default_rate_limit_per_s() -> u32 {
 pub(super) fn default_rate_limit_burst() -> u32 {
     200
 }
+pub(super) fn default_auth_failures_per_s() -> u32 {
+    1
+}
+pub(super) fn default_auth_failure_burst() -> u32 {
+    20
+}
 pub(super) fn default_header_timeout_s() -> u64 {
     10
 }
@@ -353,6 +366,8 @@ impl Default for ApiSettings {
             request_timeout_s: default_request_timeout_s(),
             rate_limit_per_s: default_rate_limit_per_s(),
             rate_limit_burst: default_rate_limit_burst(),
+            auth_failures_per_s: default_auth_failures_per_s(),
+            auth_failure_burst: default_auth_failure_burst(),
             header_timeout_s: default_header_timeout_s(),
             body_timeout_s: default_body_timeout_s(),
             idle_timeout_s: default_idle_timeout_s(),
