@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod bench_alerts;
+mod private_files;
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -77,6 +78,7 @@ impl Running {
 
 /// Connects, migrates when asked, and starts `components`.
 pub async fn start(settings: &Settings, components: Components, boot: Bootstrap) -> anyhow::Result<Running> {
+    private_files::prepare(&settings.database_url())?;
     let store = Store::connect(&settings.database_url(), settings.database.pool())
         .await
         .context("connecting to the database")?;

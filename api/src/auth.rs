@@ -202,6 +202,9 @@ pub async fn authenticate<E: Endpoint>(next: E, mut req: Request, state: &AppSta
             return Ok(poem::IntoResponse::into_response(ApiError::from(e)));
         }
     };
+    if let Some(caller) = req.extensions().get::<crate::request_id::Caller>() {
+        caller.set(&principal.name);
+    }
     if let Err(wait) = state.limiter.check(&principal.token_id) {
         let message = format!("token `{}` is over its rate limit", principal.name);
         return Ok(too_many("rate_limited", message, wait));

@@ -14,6 +14,38 @@ pub const HEADER: &str = "x-request-id";
 /// Oversized bodies up to this size are read and discarded before the 413.
 const DRAIN_LIMIT: usize = 1 << 20;
 
+/// The name of the token that authenticated the request, set by the
+/// authentication middleware for the access log.
+#[derive(Debug, Clone, Default)]
+pub struct Caller(std::sync::Arc<std::sync::OnceLock<String>>);
+
+impl Caller {
+    pub fn set(&self, token_name: &str) {
+        let _ = self.0.set(token_name.to_owned());
+    }
+}
+
+/// One line per request: who, what, the answer and how long it took.
+fn access_log(
+    id: &str,
+    caller: &Caller,
+    method: &poem::http::Method,
+    path: &str,
+    status: u16,
+    started: std::time::Instant,
+) {
+    tracing::info!(
+        target: "hyperfleet::access",
+        request_id = %id,
+        token = caller.0.get().map_or("-", String::as_str),
+        method = %method,
+        path,
+        status,
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+}
+
 /// The id of the request being served (empty outside a request).
 pub fn current_request_id() -> String {
     REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
@@ -65,6 +97,9 @@ pub async fn body_check<E: Endpoint>(next: E, req: Request) -> poem::Result<Resp
 /// Middleware: assigns the id, runs the request inside a span carrying it,
 /// bounds the body (in size and in time), and sets the response header.
 pub async fn with_request_id<E: Endpoint>(next: E, mut req: Request, limits: crate::Limits) -> poem::Result<Response> {
+    let started = std::time::Instant::now();
+    let (method, caller) = (req.method().clone(), Caller::default());
+    req.extensions_mut().insert(caller.clone());
     let id = req
         .headers()
         .get(HEADER)
@@ -86,6 +121,7 @@ pub async fn with_request_id<E: Endpoint>(next: E, mut req: Request, limits: cra
         Err(_) => {
             let mut resp = REQUEST_ID.scope(id.clone(), async { body_timed_out(limits.body_timeout) }).await;
             finish(&id, req.uri().path(), &mut resp);
+            access_log(&id, &caller, &method, req.uri().path(), resp.status().as_u16(), started);
             return Ok(resp);
         }
     };
@@ -107,6 +143,7 @@ pub async fn with_request_id<E: Endpoint>(next: E, mut req: Request, limits: cra
         .await;
     let mut resp = resp;
     finish(&id, &path, &mut resp);
+    access_log(&id, &caller, &method, &path, resp.status().as_u16(), started);
     Ok(resp)
 }
 

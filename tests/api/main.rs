@@ -17,6 +17,7 @@ mod health;
 mod helpers;
 mod hosts;
 mod ledger;
+mod lows;
 mod openapi;
 mod outage;
 mod pg_cluster;
