@@ -69,6 +69,8 @@ export HYPERFLEET__WORKER__LIBVIRT_URI=test:///default
 export HYPERFLEET__API__LISTEN=127.0.0.1:$port
 export HYPERFLEET__API__RATE_LIMIT_PER_S=100000
 export HYPERFLEET__API__RATE_LIMIT_BURST=100000
+export HYPERFLEET__API__AUTH_FAILURES_PER_S=100000
+export HYPERFLEET__API__AUTH_FAILURE_BURST=100000
 unset HYPERFLEET_CONFIG
 cd "$work"
 token=$("$bin" token create --name fuzz --role admin 2>"$work/token.log") || { cat "$work/token.log" >&2; exit 1; }

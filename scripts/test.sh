@@ -2,17 +2,31 @@
 # The whole test suite on a fresh Debian machine (as root): installs what is
 # missing, starts PostgreSQL and a real libvirtd + QEMU, checks formatting and
 # lints, and runs every test on SQLite and on PostgreSQL. Exits non-zero when
-# anything fails; stops the libvirt daemons it started.
+# anything fails; stops the libvirt daemons and the PostgreSQL cluster it started.
+# It never changes an existing PostgreSQL server's authentication, and removes
+# only the libvirt domains the suite itself defined (marked in their metadata).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 . scripts/setup.sh
-scripts/postgres.sh
+
+# What this run started, stopped again on exit.
+stop_libvirtd=0
+finish() {
+  [ "$stop_libvirtd" -eq 0 ] || scripts/libvirtd.sh stop || :
+  scripts/postgres.sh stop || :
+}
+trap finish EXIT
+
+# The shared server if it already takes the suite's password-less login,
+# else a throwaway cluster of the suite's own (see scripts/postgres.sh).
+HYPERFLEET_TEST_PG=$(scripts/postgres.sh start)
+export HYPERFLEET_TEST_PG
 
 # Databases and VMs left by earlier runs of the suite.
-psql "postgres://postgres@127.0.0.1:5432/postgres" -Atqc \
+psql "$HYPERFLEET_TEST_PG/postgres" -Atqc \
   "select 'DROP DATABASE IF EXISTS ' || quote_ident(datname) || ';' from pg_database where datname like 'hf_test_%'" \
-  | psql -q "postgres://postgres@127.0.0.1:5432/postgres" >/dev/null
+  | psql -q "$HYPERFLEET_TEST_PG/postgres" >/dev/null
 
 # Start libvirtd unless it already runs; stop it at the end only if we started it.
 was_running=0
@@ -20,12 +34,9 @@ scripts/libvirtd.sh status >/dev/null 2>&1 && was_running=1
 qemu_rc=0
 scripts/libvirtd.sh start || qemu_rc=$?
 if [ "$qemu_rc" -eq 0 ]; then
-  [ "$was_running" -eq 1 ] || trap 'scripts/libvirtd.sh stop' EXIT
+  [ "$was_running" -eq 1 ] || stop_libvirtd=1
   export HYPERFLEET_REQUIRE_QEMU=1
-  for vm in $(virsh -c qemu:///system list --all --name | grep -E '^hf[qgc]-' || true); do
-    virsh -c qemu:///system destroy "$vm" >/dev/null 2>&1 || :
-    virsh -c qemu:///system undefine "$vm" >/dev/null
-  done
+  scripts/test-domains.sh qemu:///system
 elif [ "$qemu_rc" -eq 3 ]; then
   echo "########################################################################" >&2
   echo "## REAL-QEMU TESTS SKIPPED: qemu-system-x86_64 / libvirtd unavailable ##" >&2
@@ -69,10 +80,6 @@ echo "== generated clients (Python, Rust, TypeScript) against a live server"
 HYPERFLEET_BIN=target/debug/hyperfleet scripts/clients.sh 2>&1 | tee -a "$log" || status=$?
 echo "== schemathesis against the live server, with and without a token"
 HYPERFLEET_BIN=target/debug/hyperfleet scripts/fuzz.sh 2>&1 | tee -a "$log" || status=$?
-if [ "$qemu_rc" -eq 0 ] && [ "$was_running" -eq 0 ]; then
-  trap - EXIT
-  scripts/libvirtd.sh stop
-fi
 # One closing line over every test binary: `N passed, N failed`.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      /^(clients|fuzz): [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }

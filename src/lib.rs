@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod bench_alerts;
 pub mod bench_silences;
+mod private_files;
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -86,6 +87,7 @@ impl Running {
 
 /// Connects, migrates when asked, and starts `components`.
 pub async fn start(settings: &Settings, components: Components, boot: Bootstrap) -> anyhow::Result<Running> {
+    private_files::prepare(&settings.database_url())?;
     let store = Store::connect(&settings.database_url(), settings.database.pool())
         .await
         .context("connecting to the database")?
@@ -118,10 +120,18 @@ pub async fn start(settings: &Settings, components: Components, boot: Bootstrap)
             settings.api.rate_limit_per_s,
             settings.api.rate_limit_burst,
         )
-        .with_alerts(settings.alerts.clone());
+        .with_alerts(settings.alerts.clone())
+        .with_auth_failure_limit(settings.api.auth_failures_per_s, settings.api.auth_failure_burst);
         let limits = Limits {
             body_bytes: settings.api.body_limit_bytes,
             request_timeout: Duration::from_secs(settings.api.request_timeout_s.max(1)),
+            body_timeout: Duration::from_secs(settings.api.body_timeout_s.max(1)),
+        };
+        let connections = hyperfleet_api::server::ConnectionLimits {
+            header_timeout: Duration::from_secs(settings.api.header_timeout_s.max(1)),
+            idle_timeout: Duration::from_secs(settings.api.idle_timeout_s.max(1)),
+            max_connections: settings.api.max_connections as usize,
+            http2_max_streams: settings.api.http2_max_streams.max(1),
         };
         let app = hyperfleet_api::app(state, limits);
         let stop = shutdown.clone();
@@ -130,21 +140,16 @@ pub async fn start(settings: &Settings, components: Components, boot: Bootstrap)
             None => None,
         };
         tasks.spawn(async move {
+            use hyperfleet_api::server::serve;
             use poem::listener::AcceptorExt;
             let acceptor = poem::listener::TcpAcceptor::from_std(listener.into_std()?)?;
-            let grace = Some(Duration::from_secs(10));
+            let grace = Duration::from_secs(10);
             match tls {
                 Some(config) => {
                     let acceptor = acceptor.rustls(futures_util::stream::iter([config]));
-                    poem::Server::new_with_acceptor(acceptor)
-                        .run_with_graceful_shutdown(app, stop.cancelled_owned(), grace)
-                        .await?
+                    serve(acceptor, app, connections, stop, grace).await?;
                 }
-                None => {
-                    poem::Server::new_with_acceptor(acceptor)
-                        .run_with_graceful_shutdown(app, stop.cancelled_owned(), grace)
-                        .await?
-                }
+                None => serve(acceptor, app, connections, stop, grace).await?,
             }
             Ok(())
         });

@@ -122,7 +122,7 @@ async fn token_command(settings: &Settings, command: TokenCommand) -> anyhow::Re
     match command {
         TokenCommand::Create { name, role, expires_in } => {
             let role = auth::Role::parse(&role)?;
-            let expires_in = expires_in.as_deref().map(auth::parse_duration).transpose()?;
+            let expires_in = expires_in.as_deref().map(auth::parse_token_lifetime).transpose()?;
             let (_, secret) = app.create_token(by, &name, role, expires_in).await?;
             println!("{secret}");
         }
@@ -188,15 +188,18 @@ async fn serve(settings: Settings, components: Components, boot: Bootstrap) -> a
     let mut running = hyperfleet::start(&settings, components, boot).await?;
     if let Some(addr) = running.api_addr {
         let scheme = if settings.api.tls.is_some() { "https" } else { "http" };
-        let token = match &running.initial_admin_token {
-            Some(t) => format!("; admin token (shown once, store it now): {t}"),
-            None => "; use a token from `hyperfleet token create`".to_owned(),
+        // The first admin token goes to standard output alone, never through
+        // the log: logs are shipped and kept where secrets must not be.
+        let token = if running.initial_admin_token.is_some() {
+            "; the first admin token is on standard output"
+        } else {
+            "; use a token from `hyperfleet token create`"
         };
         tracing::info!("Hyperfleet API listening on {scheme}://{addr}/ (docs: {scheme}://{addr}/docs){token}");
         println!("Hyperfleet is up: point a browser or curl at {scheme}://{addr}/ (API docs: {scheme}://{addr}/docs)");
         if let Some(t) = &running.initial_admin_token {
             println!("Admin token (shown once, store it now): {t}");
-            println!("  curl -H 'Authorization: Bearer {t}' {scheme}://{addr}/api/v1/vms");
+            println!("  curl -H \"Authorization: Bearer $TOKEN\" {scheme}://{addr}/api/v1/vms");
         }
     }
     let token = running.shutdown_token();

@@ -43,7 +43,8 @@ pub enum ApiError {
     /// The request body is larger than the server accepts.
     #[oai(status = 413)]
     PayloadTooLarge(Json<ErrorBody>),
-    /// The token is over its rate limit; see `Retry-After`.
+    /// The token is over its rate limit (`rate_limited`), or its address made
+    /// too many failed authentications (`auth_rate_limited`); see `Retry-After`.
     #[oai(status = 429)]
     TooManyRequests(Json<ErrorBody>),
     /// Unexpected server error; the request id identifies it in the log.

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use hyperfleet_core::{
     Timestamp,
+    auth::{Principal, Role},
     store::{HostRecord, IsoRecord, SystemInfo, VmRecord},
     vm::VmName,
 };
@@ -33,7 +34,10 @@ pub enum HostStatus {
 #[derive(Debug, Clone, Object)]
 pub struct HostView {
     pub name: String,
-    pub libvirt_uri: String,
+    /// The worker's libvirt URI; shown to operators and admins only (it can
+    /// name hosts, users and key files).
+    #[oai(skip_serializing_if_is_none)]
+    pub libvirt_uri: Option<String>,
     pub status: HostStatus,
     /// Why the worker cannot serve its queues, as of its last heartbeat.
     #[oai(skip_serializing_if_is_none)]
@@ -50,7 +54,7 @@ pub struct HostView {
 }
 
 impl HostView {
-    fn new(h: HostRecord, vms: &[VmRecord], now: Timestamp) -> Self {
+    fn new(h: HostRecord, vms: &[VmRecord], now: Timestamp, viewer: &Principal) -> Self {
         let mut vm_counts = BTreeMap::new();
         for vm in vms.iter().filter(|v| v.host == h.name) {
             *vm_counts.entry(vm.state.as_str().to_owned()).or_insert(0) += 1;
@@ -71,7 +75,7 @@ impl HostView {
             status,
             online,
             name: h.name,
-            libvirt_uri: h.libvirt_uri,
+            libvirt_uri: (viewer.role >= Role::Operator).then_some(h.libvirt_uri),
             version: h.version,
             worker_id: h.worker_id,
             started_at: h.started_at.0,
@@ -182,22 +186,22 @@ fn host_name(text: &str) -> hyperfleet_core::Result<String> {
 impl HostsApi {
     /// List hosts: online or offline from their heartbeats, with VM counts by state.
     #[oai(path = "/hosts", method = "get", operation_id = "host_list")]
-    async fn list(&self, _auth: ViewerAuth) -> ApiResult<Json<HostListView>> {
+    async fn list(&self, auth: ViewerAuth) -> ApiResult<Json<HostListView>> {
         let (hosts, vms) = (self.state.app.hosts().await?, self.state.app.vms().await?);
         let now = self.state.app.now();
-        Ok(Json(HostListView { items: hosts.into_iter().map(|h| HostView::new(h, &vms, now)).collect() }))
+        Ok(Json(HostListView { items: hosts.into_iter().map(|h| HostView::new(h, &vms, now, &auth.0)).collect() }))
     }
 
     /// Get one host.
     #[oai(path = "/hosts/:host", method = "get", operation_id = "host_get")]
     async fn get(
         &self,
-        _auth: ViewerAuth,
+        auth: ViewerAuth,
         #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))] host: Path<String>,
     ) -> ApiResult<Json<HostView>> {
         let record = self.state.app.host(&host_name(&host)?).await?;
         let vms = self.state.app.vms().await?;
-        Ok(Json(HostView::new(record, &vms, self.state.app.now())))
+        Ok(Json(HostView::new(record, &vms, self.state.app.now(), &auth.0)))
     }
 
     /// System facts of one host (CPU, memory, disks, libvirt and QEMU versions).

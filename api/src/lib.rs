@@ -15,6 +15,7 @@ mod reconcilers;
 pub mod request_id;
 mod schedules;
 mod seed;
+pub mod server;
 mod silences;
 mod spec;
 mod submit;
@@ -38,6 +39,8 @@ pub struct AppState {
     /// Attempts an operation gets before it fails for good.
     pub max_attempts: i32,
     pub limiter: std::sync::Arc<auth::RateLimiter>,
+    /// Failed authentications per client address.
+    pub auth_failures: std::sync::Arc<auth::RateLimiter<std::net::IpAddr>>,
     /// The alert channels (for `GET /channels` and test notifications).
     pub alerts: std::sync::Arc<hyperfleet_core::settings::AlertSettings>,
 }
@@ -47,6 +50,8 @@ pub struct AppState {
 pub struct Limits {
     pub body_bytes: usize,
     pub request_timeout: std::time::Duration,
+    /// How long a request's body may take to arrive (checked before authentication).
+    pub body_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -55,8 +60,15 @@ impl AppState {
             app,
             max_attempts,
             limiter: std::sync::Arc::new(auth::RateLimiter::new(rate_per_s, burst)),
+            auth_failures: std::sync::Arc::new(auth::failure_limiter(1, 20)),
             alerts: Default::default(),
         }
+    }
+
+    /// Failed authentications allowed per client address: `per_s` sustained, `burst` at once.
+    pub fn with_auth_failure_limit(mut self, per_s: u32, burst: u32) -> Self {
+        self.auth_failures = std::sync::Arc::new(auth::failure_limiter(per_s, burst));
+        self
     }
 
     pub fn with_alerts(mut self, alerts: hyperfleet_core::settings::AlertSettings) -> Self {
@@ -156,7 +168,7 @@ pub fn app(state: AppState, limits: Limits) -> impl Endpoint {
                 }
             }
         })
-        .around(move |next, req| request_id::with_request_id(next, req, limits.body_bytes))
+        .around(move |next, req| request_id::with_request_id(next, req, limits))
         .around(move |next, req| allow::with_allow(next, req, allow.clone()))
 }
 

@@ -38,7 +38,22 @@ impl SystemApi {
     async fn readyz(&self) -> Readiness {
         match self.state.app.readiness().await {
             Ok(()) => Readiness::Ready(Json(Probe { status: "ready".into() })),
-            Err(e) => Readiness::NotReady(body(e.code(), e.to_string())),
+            Err(e) => {
+                // The probe is public: the cause (which can quote the
+                // database's own error text) goes to the log only.
+                let code = e.code();
+                tracing::warn!(code, error = %e, "not ready");
+                Readiness::NotReady(body(code, not_ready_message(code)))
+            }
         }
+    }
+}
+
+/// What a caller without a token is told about a failed readiness check.
+fn not_ready_message(code: &str) -> &'static str {
+    match code {
+        "storage_full" => "the database's disk is full",
+        "database_unavailable" => "the database is unavailable",
+        _ => "the database is not ready; the server log says why",
     }
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use hyperfleet_core::{
     TokenId,
     app::Actor,
-    auth::{Role, parse_duration},
+    auth::{Role, parse_token_lifetime},
     store::{AuditEvent, TokenRecord},
 };
 use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, param::Query, payload::Json};
@@ -61,7 +61,8 @@ pub struct TokenCreateRequest {
     #[oai(validator(pattern = "^[A-Za-z0-9._@-]{1,64}$"))]
     pub name: crate::text::Text,
     pub role: Role,
-    /// Lifetime such as `30d`, `12h`, `90m` or `3600s`; no expiry when absent.
+    /// Lifetime such as `30d`, `12h`, `90m` or `3600s`, at most ten years
+    /// (`3650d`; 422 `invalid_expires_in` beyond); no expiry when absent.
     #[oai(validator(pattern = "^[1-9][0-9]{0,5}[smhd]$"))]
     pub expires_in: Option<crate::text::Text>,
 }
@@ -133,7 +134,7 @@ impl TokensApi {
     async fn create(&self, auth: AdminAuth, body: Json<TokenCreateRequest>) -> ApiResult<TokenCreatedResponse> {
         let actor = &auth.0;
         let role = body.role;
-        let expires_in = body.expires_in.as_deref().map(parse_duration).transpose()?;
+        let expires_in = body.expires_in.as_deref().map(parse_token_lifetime).transpose()?;
         let rid = current_request_id();
         let by = Actor { name: &actor.name, request_id: Some(&rid) };
         let (record, secret) = self.state.app.create_token(by, &body.name, role, expires_in).await?;

@@ -96,6 +96,24 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, Error> {
     Ok(std::time::Duration::from_secs(secs))
 }
 
+/// The longest lifetime a token may be given.
+pub const MAX_TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_secs(10 * 365 * 86_400);
+
+/// A token's `expires_in`: a duration of at most ten years.
+pub fn parse_token_lifetime(text: &str) -> Result<std::time::Duration, Error> {
+    let lifetime = parse_duration(text)?;
+    if lifetime > MAX_TOKEN_LIFETIME {
+        return Err(Error::invalid(
+            "invalid_expires_in",
+            format!(
+                "`{text}` is longer than a token may live: at most {}d (ten years)",
+                MAX_TOKEN_LIFETIME.as_secs() / 86_400
+            ),
+        ));
+    }
+    Ok(lifetime)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +130,9 @@ mod tests {
         assert!(Role::Viewer < Role::Operator && Role::Operator < Role::Admin);
         assert_eq!(parse_duration("30d").unwrap().as_secs(), 30 * 86_400);
         assert!(parse_duration("30").is_err() && parse_duration("0d").is_err() && parse_duration("x").is_err());
+        assert!(parse_token_lifetime("3650d").is_ok());
+        for too_long in ["3651d", "3000000d", "100000000d", "99999999999999999999d"] {
+            assert!(parse_token_lifetime(too_long).is_err(), "{too_long}");
+        }
     }
 }

@@ -18,8 +18,10 @@ impl Timestamp {
         Self(DateTime::from_timestamp_micros(micros).unwrap_or(now))
     }
 
+    /// `self + d`, saturating at the latest time chrono can hold (never a panic).
     pub fn plus(self, d: std::time::Duration) -> Self {
-        Self(self.0 + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX))
+        let d = chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        Self(self.0.checked_add_signed(d).unwrap_or(DateTime::<Utc>::MAX_UTC))
     }
 
     pub fn minus(self, d: std::time::Duration) -> Self {
@@ -69,7 +71,9 @@ impl<'q> Encode<'q, Sqlite> for Timestamp {
 impl<'r> Decode<'r, Sqlite> for Timestamp {
     fn decode(value: <Sqlite as sqlx::Database>::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
         let text = <&str as Decode<'r, Sqlite>>::decode(value)?;
-        Ok(Self(DateTime::parse_from_rfc3339(text)?.with_timezone(&Utc)))
+        // Not `parse_from_rfc3339`: years past 9999 are written `+10245-…`,
+        // which RFC 3339 cannot say, and such a row must still be readable.
+        Ok(Self(text.parse::<DateTime<chrono::FixedOffset>>()?.with_timezone(&Utc)))
     }
 }
 
@@ -106,6 +110,16 @@ mod tests {
         assert!(a.to_sqlite_text() < b.to_sqlite_text());
         assert!(b.to_sqlite_text() < c.to_sqlite_text());
         assert_eq!(a.to_sqlite_text().len(), c.to_sqlite_text().len());
+    }
+
+    #[test]
+    fn far_futures_saturate_and_read_back() {
+        let far = Timestamp::now().plus(std::time::Duration::from_secs(u64::MAX));
+        assert_eq!(far.0, DateTime::<Utc>::MAX_UTC);
+        let text = far.to_sqlite_text();
+        assert!(text.starts_with('+'), "{text}");
+        let read = text.parse::<DateTime<chrono::FixedOffset>>().unwrap().with_timezone(&Utc);
+        assert_eq!(Timestamp(read).to_sqlite_text(), text);
     }
 }
 

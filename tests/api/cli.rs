@@ -79,3 +79,86 @@ fn openapi_command_prints_the_committed_spec() {
     let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/hyperfleet.json")).unwrap();
     assert_eq!(out.trim_end(), committed.trim_end());
 }
+
+/// A `hyperfleet up` process on a fresh data directory, its output in files.
+pub(crate) struct Up {
+    child: std::process::Child,
+    pub dir: tempfile::TempDir,
+    pub address: String,
+    pub token: String,
+}
+
+impl Up {
+    pub(crate) fn start(env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_hyperfleet"))
+            .arg("up")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HYPERFLEET__DATA_DIR", dir.path().join("data"))
+            .env("HYPERFLEET__API__LISTEN", "127.0.0.1:0")
+            .env("HYPERFLEET__WORKER__LIBVIRT_URI", "test:///default")
+            .env("HYPERFLEET__WORKER__HOST", "hv1")
+            .envs(env.iter().copied())
+            .stdout(std::fs::File::create(dir.path().join("stdout")).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
+            .spawn()
+            .unwrap();
+        let mut up = Self { child, dir, address: String::new(), token: String::new() };
+        let out = up.wait_for_stdout(|out| out.contains("hf_") && out.contains("Hyperfleet is up"));
+        let word = |prefix: &str| out.split_whitespace().find(|w| w.starts_with(prefix)).unwrap().to_owned();
+        up.token = word("hf_");
+        up.address = word("http://").trim_end_matches('/').to_owned();
+        up
+    }
+
+    pub(crate) fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stdout")).unwrap()
+    }
+
+    pub(crate) fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr")).unwrap()
+    }
+
+    fn wait_for_stdout(&self, done: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let out = self.stdout();
+            if done(&out) {
+                return out;
+            }
+            assert!(std::time::Instant::now() < deadline, "not up: {out}\n{}", self.stderr());
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until the log holds a line with `text`; the whole log.
+    pub(crate) fn wait_for_log(&self, text: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let err = self.stderr();
+            if err.contains(text) {
+                return err;
+            }
+            assert!(std::time::Instant::now() < deadline, "never logged {text:?}: {err}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn up_prints_the_first_admin_token_once_on_stdout_and_never_logs_it() {
+    let up = Up::start(&[("HYPERFLEET_LOG", "debug")]);
+    // Let the process log what it logs at start.
+    let err = up.wait_for_log("listening on");
+    let out = up.stdout();
+    assert_eq!(out.matches(&up.token).count(), 1, "{out}");
+    assert!(!err.contains(&up.token), "the token is in the log: {err}");
+}

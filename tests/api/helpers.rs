@@ -386,12 +386,18 @@ fn config_file(o: &Options, dir: &std::path::Path) -> Option<PathBuf> {
     Some(path)
 }
 
-/// Settings for tests that drive load: no per-token rate limit in the way.
+/// Settings for tests that drive load or many refusals: no per-token or
+/// failed-authentication rate limit in the way.
 pub fn unlimited_rate() -> Vec<(String, String)> {
-    [("HYPERFLEET__API__RATE_LIMIT_PER_S", "1000000"), ("HYPERFLEET__API__RATE_LIMIT_BURST", "1000000")]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+    [
+        ("HYPERFLEET__API__RATE_LIMIT_PER_S", "1000000"),
+        ("HYPERFLEET__API__RATE_LIMIT_BURST", "1000000"),
+        ("HYPERFLEET__API__AUTH_FAILURES_PER_S", "1000000"),
+        ("HYPERFLEET__API__AUTH_FAILURE_BURST", "1000000"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
 }
 
 /// A TCP port on loopback that was free a moment ago (for a process's own API).

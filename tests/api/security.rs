@@ -84,7 +84,9 @@ async fn every_endpoint_needs_the_right_role(backend: Backend) {
     let receiver = crate::receivers::HttpReceiver::start(&[], 200).await;
     let config =
         format!("[[alerts.channels]]\nname = \"hooks\"\ntype = \"webhook\"\nurl = \"{}\"\n", receiver.url("/"));
-    let options = Options { scheduler: true, config: Some(config), ..Default::default() };
+    // An unknown token on every endpoint is more failures than one address may make.
+    let env = crate::helpers::unlimited_rate();
+    let options = Options { scheduler: true, config: Some(config), env, ..Default::default() };
     let app = TestApp::spawn_with(backend, options).await;
     let tokens = [
         ("viewer", token(&app, "v", "viewer").await),
@@ -306,7 +308,7 @@ crate::on_both_backends!(
     cli_tokens_and_audit_chain_detects_an_edited_row,
 );
 
-fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+pub(crate) fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_hyperfleet"))
         .args(args)
         .env("HYPERFLEET__DATABASE__URL", &app.database_url)

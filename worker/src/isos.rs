@@ -1,6 +1,8 @@
 //! The ISO catalogue of a host: `*.iso` files in `worker.iso_dir`, each checked
 //! against its `<name>.sha256` sidecar when there is one. Hashes are cached by
-//! (size, mtime), so a rescan only reads new or changed images.
+//! (size, mtime), so a rescan only reads new or changed images. A symlink is
+//! followed only while it stays inside `iso_dir`: the catalogue never reads,
+//! hashes or reports a file elsewhere on the host.
 
 use std::{
     collections::HashMap,
@@ -11,6 +13,7 @@ use std::{
 
 use hyperfleet_core::{Timestamp, store::IsoRecord};
 use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Default)]
 pub struct IsoScanner {
@@ -18,22 +21,31 @@ pub struct IsoScanner {
 }
 
 impl IsoScanner {
-    /// Scans `dir` (blocking: call it on the blocking pool).
-    pub fn scan(&self, host: &str, dir: &Path) -> std::io::Result<Vec<IsoRecord>> {
+    /// Scans `dir` (blocking: call it on the blocking pool); gives up with an
+    /// error soon after `stop` is cancelled.
+    pub fn scan(&self, host: &str, dir: &Path, stop: &CancellationToken) -> std::io::Result<Vec<IsoRecord>> {
+        let root = dir.canonicalize()?;
         let mut out = Vec::new();
         for entry in std::fs::read_dir(dir)? {
             let path = entry?.path();
-            if !path.extension().is_some_and(|e| e.eq_ignore_ascii_case("iso")) || !path.is_file() {
+            if !path.extension().is_some_and(|e| e.eq_ignore_ascii_case("iso")) {
                 continue;
             }
-            let meta = std::fs::metadata(&path)?;
+            let Some(real) = inside(&root, &path) else {
+                tracing::warn!(path = %path.display(), "skipping an ISO that leads outside iso_dir");
+                continue;
+            };
+            let meta = std::fs::metadata(&real)?;
+            if !meta.is_file() {
+                continue;
+            }
             let modified: chrono::DateTime<chrono::Utc> = meta.modified()?.into();
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let sidecar = sidecar_digest(&path);
+            let sidecar = sidecar_digest(&root, &path);
             let (status, sha) = match sidecar {
                 None => ("unverified", None),
                 Some(expected) => {
-                    let actual = self.digest(&path, meta.len(), modified.timestamp_micros())?;
+                    let actual = self.digest(&real, meta.len(), modified.timestamp_micros(), stop)?;
                     (if actual.eq_ignore_ascii_case(&expected) { "verified" } else { "mismatch" }, Some(actual))
                 }
             };
@@ -52,7 +64,7 @@ impl IsoScanner {
         Ok(out)
     }
 
-    fn digest(&self, path: &Path, size: u64, mtime: i64) -> std::io::Result<String> {
+    fn digest(&self, path: &Path, size: u64, mtime: i64, stop: &CancellationToken) -> std::io::Result<String> {
         let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((s, m, d)) = cache.get(path)
             && *s == size
@@ -64,6 +76,9 @@ impl IsoScanner {
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 1 << 20];
         loop {
+            if stop.is_cancelled() {
+                return Err(std::io::Error::other("stopped"));
+            }
             let n = file.read(&mut buf)?;
             if n == 0 {
                 break;
@@ -76,11 +91,16 @@ impl IsoScanner {
     }
 }
 
+/// Where `path` really is, if that is inside `root` (itself canonical).
+fn inside(root: &Path, path: &Path) -> Option<PathBuf> {
+    path.canonicalize().ok().filter(|real| real.starts_with(root))
+}
+
 /// The hex digest in `<file>.sha256` (`sha256sum` format or the bare digest).
-fn sidecar_digest(iso: &Path) -> Option<String> {
+fn sidecar_digest(root: &Path, iso: &Path) -> Option<String> {
     let mut sidecar = iso.as_os_str().to_owned();
     sidecar.push(".sha256");
-    let text = std::fs::read_to_string(PathBuf::from(sidecar)).ok()?;
+    let text = std::fs::read_to_string(inside(root, Path::new(&sidecar))?).ok()?;
     text.split_whitespace()
         .next()
         .filter(|d| d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -102,9 +122,38 @@ mod tests {
         std::fs::write(dir.join("b.iso.sha256"), good.as_bytes()).unwrap();
         std::fs::write(dir.join("c.iso"), b"gamma").unwrap();
         std::fs::write(dir.join("notes.txt"), b"x").unwrap();
-        let isos = IsoScanner::default().scan("h", &dir).unwrap();
+        let isos = IsoScanner::default().scan("h", &dir, &CancellationToken::new()).unwrap();
         let status: Vec<_> = isos.iter().map(|i| (i.name.as_str(), i.checksum_status.as_str())).collect();
         assert_eq!(status, [("a.iso", "verified"), ("b.iso", "mismatch"), ("c.iso", "unverified")]);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn symlinks_out_of_the_directory_are_not_followed() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), b"shadow").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("real.iso"), b"alpha").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("real.iso"), dir.path().join("alias.iso")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("escape.iso")).unwrap();
+        // A sidecar leading out is not read either.
+        std::fs::write(dir.path().join("real.iso.sha256"), hex::encode(Sha256::digest(b"alpha"))).unwrap();
+        std::fs::write(outside.path().join("digest"), hex::encode(Sha256::digest(b"alpha"))).unwrap();
+        std::fs::write(dir.path().join("side.iso"), b"alpha").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("digest"), dir.path().join("side.iso.sha256")).unwrap();
+        let isos = IsoScanner::default().scan("h", dir.path(), &CancellationToken::new()).unwrap();
+        let status: Vec<_> = isos.iter().map(|i| (i.name.as_str(), i.checksum_status.as_str())).collect();
+        assert_eq!(status, [("alias.iso", "unverified"), ("real.iso", "verified"), ("side.iso", "unverified")]);
+    }
+
+    #[test]
+    fn a_hash_stops_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = std::fs::File::create(dir.path().join("big.iso")).unwrap();
+        big.set_len(1 << 40).unwrap(); // sparse: a terabyte of holes
+        std::fs::write(dir.path().join("big.iso.sha256"), "0".repeat(64)).unwrap();
+        let stop = CancellationToken::new();
+        stop.cancel();
+        assert!(IsoScanner::default().scan("h", dir.path(), &stop).is_err());
     }
 }

@@ -89,6 +89,8 @@ pub async fn run(store: Store, cfg: WorkerConfig, shutdown: CancellationToken) -
     let relay_stop = background.clone();
     tokio::spawn(async move { relay_stop.run_until_cancelled(relay.relay_wakes()).await });
     tokio::spawn(housekeeping(app, hypervisor, cfg.clone(), worker_id.clone(), background.clone()));
+    // Hashing a large ISO takes minutes: it runs on its own, never in the way of heartbeats.
+    tokio::spawn(iso_catalogue(store.clone(), cfg.clone(), background.clone()));
 
     shutdown.cancelled().await;
     tracing::info!(grace = ?cfg.shutdown_grace, "worker stopping: no new work; waiting for running operations");
@@ -114,7 +116,6 @@ async fn housekeeping(
     let mut heartbeat = tokio::time::interval(cfg.heartbeat);
     let mut inventory = tokio::time::interval(cfg.inventory_interval);
     let mut reap = tokio::time::interval(REAP_EVERY);
-    let scanner = std::sync::Arc::new(isos::IsoScanner::default());
     let store = app.store().clone();
     loop {
         tokio::select! {
@@ -134,7 +135,6 @@ async fn housekeeping(
             }
             _ = inventory.tick() => {
                 refresh_inventory(&store, &hypervisor, &cfg.host).await;
-                refresh_isos(&store, &scanner, &cfg).await;
             }
             _ = reap.tick() => match app.reap(&cfg.backoff).await {
                 Ok(r) if r.abandoned > 0 => tracing::info!(abandoned = r.abandoned, "reaped"),
@@ -145,17 +145,24 @@ async fn housekeeping(
     }
 }
 
-async fn refresh_isos(store: &Store, scanner: &Arc<isos::IsoScanner>, cfg: &WorkerConfig) {
+/// Keeps the host's ISO catalogue current, one scan at a time, until `stop`
+/// (which also interrupts a hash in progress).
+async fn iso_catalogue(store: Store, cfg: WorkerConfig, stop: CancellationToken) {
     let Some(dir) = cfg.dirs.iso_dir.clone() else { return };
-    let (scanner, host) = (scanner.clone(), cfg.host.clone());
-    match tokio::task::spawn_blocking(move || scanner.scan(&host, &dir)).await {
-        Ok(Ok(isos)) => {
-            if let Err(e) = store.replace_isos(&cfg.host, &isos).await {
-                tracing::warn!(error = %e, "could not store the ISO catalogue");
+    let scanner = Arc::new(isos::IsoScanner::default());
+    let mut every = tokio::time::interval(cfg.inventory_interval);
+    while stop.run_until_cancelled(every.tick()).await.is_some() {
+        let (scanner, host, dir, halt) = (scanner.clone(), cfg.host.clone(), dir.clone(), stop.clone());
+        match tokio::task::spawn_blocking(move || scanner.scan(&host, &dir, &halt)).await {
+            Ok(Ok(isos)) => {
+                if let Err(e) = store.replace_isos(&cfg.host, &isos).await {
+                    tracing::warn!(error = %e, "could not store the ISO catalogue");
+                }
             }
+            Ok(Err(e)) if stop.is_cancelled() => tracing::debug!(error = %e, "ISO scan stopped"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not scan the ISO directory"),
+            Err(e) => tracing::warn!(error = %e, "ISO scan panicked"),
         }
-        Ok(Err(e)) => tracing::warn!(error = %e, "could not scan the ISO directory"),
-        Err(e) => tracing::warn!(error = %e, "ISO scan panicked"),
     }
 }
 
