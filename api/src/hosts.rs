@@ -7,7 +7,7 @@ use hyperfleet_core::{
     Timestamp,
     auth::{Principal, Role},
     store::{HostRecord, IsoRecord, SystemInfo, VmRecord},
-    vm::VmName,
+    vm::HostName,
 };
 use poem_openapi::{Enum, Object, OpenApi, param::Path, payload::Json};
 
@@ -174,12 +174,7 @@ pub struct IsoListView {
 
 /// Host names follow the VM name rules.
 fn host_name(text: &str) -> hyperfleet_core::Result<String> {
-    VmName::parse(text).map(|n| n.as_str().to_owned()).map_err(|_| {
-        hyperfleet_core::Error::invalid(
-            "invalid_host_name",
-            "host names are 1-64 characters of A-Z, a-z, 0-9, '.', '_' or '-'",
-        )
-    })
+    HostName::parse(text).map(HostName::into_string)
 }
 
 #[OpenApi(prefix_path = "/api/v1", tag = "Tag::Hosts")]

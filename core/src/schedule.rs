@@ -136,7 +136,7 @@ impl ScheduleDef {
         let kind = schedulable(&self.kind)?;
         crate::operation::check_params(kind, &self.params)?;
         if let Some(h) = &self.host {
-            crate::vm::VmName::parse(h).map_err(|_| Error::invalid("invalid_host_name", "invalid host name"))?;
+            crate::vm::HostName::parse(h)?;
         }
         CronSpec::parse(&self.cron, &self.timezone)
     }

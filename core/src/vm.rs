@@ -11,10 +11,7 @@ pub struct VmName(String);
 
 impl VmName {
     pub fn parse(text: &str) -> Result<Self, Error> {
-        let bytes = text.as_bytes();
-        let valid_first = bytes.first().is_some_and(|b| b.is_ascii_alphanumeric());
-        let valid_rest = bytes.iter().skip(1).all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-        if valid_first && valid_rest && bytes.len() <= 64 {
+        if name_ok(text) {
             Ok(Self(text.to_owned()))
         } else {
             Err(Error::invalid(
@@ -26,6 +23,41 @@ impl VmName {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// `^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`: what VM and host names may be.
+pub(crate) fn name_ok(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let valid_first = bytes.first().is_some_and(|b| b.is_ascii_alphanumeric());
+    let valid_rest = bytes.iter().skip(1).all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    valid_first && valid_rest && bytes.len() <= 64
+}
+
+/// A hypervisor host's name in the fleet (its worker's `worker.host`). The
+/// same characters as a VM name, but its own type and its own error code.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct HostName(String);
+
+impl HostName {
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        if name_ok(text) {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(Error::invalid(
+                "invalid_host_name",
+                "host names are 1-64 characters of A-Z, a-z, 0-9, '.', '_' or '-', starting with a letter or digit",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
     }
 }
 
@@ -138,6 +170,8 @@ mod tests {
         }
         for bad in ["", "-a", ".a", "a b", "a;rm -rf /", "a/b", "$(x)", &"a".repeat(65), "é"] {
             assert_eq!(VmName::parse(bad).unwrap_err().code(), "invalid_vm_name", "{bad}");
+            assert_eq!(HostName::parse(bad).unwrap_err().code(), "invalid_host_name", "{bad}");
         }
+        assert_eq!(HostName::parse("hv-01.rack2").unwrap().as_str(), "hv-01.rack2");
     }
 }

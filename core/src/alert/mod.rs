@@ -155,7 +155,7 @@ impl NewAlert {
             ));
         }
         if let Some(host) = &self.host {
-            crate::vm::VmName::parse(host).map_err(|_| {
+            crate::vm::HostName::parse(host).map_err(|_| {
                 Error::invalid("invalid_host", "`host` is 1-64 characters of A-Z, a-z, 0-9, '.', '_' or '-'")
             })?;
         }

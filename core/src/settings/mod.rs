@@ -99,7 +99,7 @@ impl Settings {
             });
         }
         if let Some(host) = &self.worker.host {
-            crate::vm::VmName::parse(host).map_err(|_| ConfigError::Invalid {
+            crate::vm::HostName::parse(host).map_err(|_| ConfigError::Invalid {
                 key: "worker.host",
                 message: "host names are 1-64 characters of A-Z, a-z, 0-9, '.', '_' or '-'".into(),
             })?;
@@ -225,7 +225,7 @@ fn machine_hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_owned())
-        .filter(|h| crate::vm::VmName::parse(h).is_ok())
+        .filter(|h| crate::vm::HostName::parse(h).is_ok())
         .unwrap_or_else(|| "localhost".into())
 }
 
