@@ -48,7 +48,9 @@ pub async fn run(database: &str, silences: usize, events: usize) -> anyhow::Resu
     let settings = crate::bench::bench_settings(loaded?, database, 1)?;
     let store = Store::connect(&settings.database_url(), settings.database.pool()).await?;
     store.migrate().await?;
-    let app = App::new(store.clone());
+    // A throwaway key: creating silences writes (sealed) audit entries.
+    let key = hyperfleet_core::audit::AuditKey::new(ulid::Ulid::new().to_string().into_bytes())?;
+    let app = App::new(store.clone()).with_audit_key(key);
     let actor = Actor { name: "bench", request_id: None };
     let route = || hyperfleet_scheduler::route_alerts::run(&app, &settings.alerts);
 

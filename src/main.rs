@@ -1,6 +1,7 @@
 //! The `hyperfleet` command: CLI wiring only.
 
 mod alert_cli;
+mod audit_cli;
 
 use std::path::PathBuf;
 
@@ -47,7 +48,7 @@ enum Command {
     /// The tamper-evident audit log.
     Audit {
         #[command(subcommand)]
-        command: AuditCommand,
+        command: audit_cli::AuditCommand,
     },
     /// Benchmark the alert pipeline (raise → router → delivery to a loopback webhook) and print figures.
     BenchAlerts {
@@ -99,13 +100,7 @@ enum TokenCommand {
     Revoke { token: String },
 }
 
-#[derive(Debug, Subcommand)]
-enum AuditCommand {
-    /// Walk the hash chain and report the first broken link.
-    Verify,
-}
-
-async fn open_store(settings: &Settings) -> anyhow::Result<hyperfleet_core::store::Store> {
+pub(crate) async fn open_store(settings: &Settings) -> anyhow::Result<hyperfleet_core::store::Store> {
     let store =
         hyperfleet_core::store::Store::connect(&settings.database_url(), hyperfleet_core::store::PoolConfig::new(2))
             .await?;
@@ -116,7 +111,7 @@ async fn open_store(settings: &Settings) -> anyhow::Result<hyperfleet_core::stor
 async fn token_command(settings: &Settings, command: TokenCommand) -> anyhow::Result<()> {
     use hyperfleet_core::{app::Actor, auth};
     let store = open_store(settings).await?;
-    let app = hyperfleet_core::app::App::new(store.clone());
+    let app = hyperfleet_core::app::App::new(store.clone()).with_audit_key(settings.audit_key()?);
     let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "root".into()));
     let by = Actor { name: &actor, request_id: None };
     match command {
@@ -264,19 +259,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token { command } => token_command(&settings, command).await,
-        Command::Audit { command: AuditCommand::Verify } => {
-            let store = open_store(&settings).await?;
-            match store.verify_audit_chain().await? {
-                hyperfleet_core::store::ChainCheck::Intact { events } => {
-                    println!("audit chain intact: {events} events");
-                    Ok(())
-                }
-                hyperfleet_core::store::ChainCheck::Broken { id, reason } => {
-                    println!("audit chain BROKEN at event {id}: {reason}");
-                    std::process::exit(1);
-                }
-            }
-        }
+        Command::Audit { command } => audit_cli::run(&settings, command).await,
         Command::BenchAlerts { database, alerts, concurrency, silences: None } => {
             let report = hyperfleet::bench_alerts::run(&database, alerts, concurrency).await?;
             println!("{}", serde_json::to_string(&report)?);

@@ -13,7 +13,7 @@ pub struct ReconcilersApi {
 
 #[derive(Debug, Clone, Object)]
 pub struct ReconcilerView {
-    /// `fire_schedules`, `route_alerts` or `fleet_monitor`.
+    /// `fire_schedules`, `route_alerts`, `fleet_monitor` or `audit_checkpoint`.
     pub name: String,
     /// The scheduler process that ran it last.
     pub scheduler: String,

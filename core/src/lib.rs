@@ -7,6 +7,7 @@
 
 pub mod alert;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod backoff;
 pub mod closed_set;

@@ -6,10 +6,12 @@
 //!   however many schedulers run;
 //! - [`route_alerts`]: alert events → one notification per channel, sent as
 //!   `alert.deliver` operations or suppressed with a reason;
-//! - [`fleet_monitor`]: workers that stopped beating and queue backlog → alerts.
+//! - [`fleet_monitor`]: workers that stopped beating and queue backlog → alerts;
+//! - [`audit_checkpoint`]: the audit chain's sealed head, logged daily.
 //!
 //! It only enqueues and records; workers do the work, deliveries included.
 
+pub mod audit_checkpoint;
 pub mod fire_schedules;
 pub mod fleet_monitor;
 mod reconciler;
@@ -42,6 +44,9 @@ pub async fn run(app: App, alerts: Arc<AlertSettings>, shutdown: CancellationTok
     let mut fire = Tracker::new("fire_schedules", &me);
     let mut route = Tracker::new("route_alerts", &me);
     let mut fleet = Tracker::new("fleet_monitor", &me);
+    let mut checkpoint = Tracker::new("audit_checkpoint", &me);
+    let mut daily = tokio::time::interval(audit_checkpoint::EVERY);
+    daily.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
@@ -51,6 +56,7 @@ pub async fn run(app: App, alerts: Arc<AlertSettings>, shutdown: CancellationTok
             }
             Some(()) = alert_wakes.next() => route.run(&store, route_alerts::run(&app, &alerts)).await,
             _ = monitor.tick() => fleet.run(&store, fleet_monitor::run(&app, &alerts)).await,
+            _ = daily.tick() => checkpoint.run(&store, audit_checkpoint::run(&app)).await,
         }
     }
     tracing::info!("scheduler stopped");

@@ -215,10 +215,8 @@ async fn the_default_schedules_run_health_on_every_host(backend: Backend) {
     let app = TestApp::spawn_with(backend, Options { env: vars, ..Options::default() }).await;
     // The in-process app has no scheduler; `start` creates the defaults only with one.
     assert!(app.get("/api/v1/schedules").await.body["items"].as_array().unwrap().is_empty());
-    let store = hyperfleet_core::store::Store::connect(&app.database_url, hyperfleet_core::store::PoolConfig::new(2))
-        .await
-        .unwrap();
-    hyperfleet_core::app::App::new(store.clone()).ensure_default_schedules().await.unwrap();
+    let core = app.core().await;
+    core.ensure_default_schedules().await.unwrap();
     let items = app.get("/api/v1/schedules").await.body["items"].clone();
     let names: Vec<&str> = items.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["health", "ledger-prune"], "no default schedule runs a stub");
@@ -234,13 +232,9 @@ async fn the_default_schedules_run_health_on_every_host(backend: Backend) {
     let r = app.post(&format!("/api/v1/schedules/{}/trigger", prune["id"].as_str().unwrap()), json!({})).await;
     let done = app.wait_status(r.body["id"].as_str().unwrap(), &["succeeded", "failed"]).await;
     assert_eq!(done["status"], "succeeded", "{done:#}");
-    ensure_idempotent(&store).await;
+    core.ensure_default_schedules().await.unwrap();
+    assert_eq!(core.schedules().await.unwrap().len(), 2, "defaults are created once");
     app.stop().await;
-}
-
-async fn ensure_idempotent(store: &hyperfleet_core::store::Store) {
-    hyperfleet_core::app::App::new(store.clone()).ensure_default_schedules().await.unwrap();
-    assert_eq!(store.schedules().await.unwrap().len(), 2, "defaults are created once");
 }
 
 async fn thresholds_drive_each_check_to_each_status(backend: Backend) {

@@ -161,6 +161,17 @@ impl TestApp {
         app
     }
 
+    /// The application layer over this app's database, with its audit key:
+    /// for tests that call use cases directly.
+    pub async fn core(&self) -> hyperfleet_core::app::App {
+        let settings = settings_for(&self.database_url, &self.options, self.dir.path());
+        let store =
+            hyperfleet_core::store::Store::connect(&self.database_url, hyperfleet_core::store::PoolConfig::new(2))
+                .await
+                .unwrap();
+        hyperfleet_core::app::App::new(store).with_audit_key(settings.audit_key().unwrap())
+    }
+
     pub async fn request(&self, method: &str, path: &str, body: Option<&str>, headers: &[(&str, &str)]) -> Response {
         self.request_as(Some(&self.token), method, path, body, headers).await
     }

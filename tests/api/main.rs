@@ -6,6 +6,7 @@ mod alert_crash;
 mod alert_history;
 mod alert_policy;
 mod alerts;
+mod audit;
 mod auth_limits;
 mod backends;
 mod bad_input;

@@ -308,10 +308,12 @@ crate::on_both_backends!(
     cli_tokens_and_audit_chain_detects_an_edited_row,
 );
 
+/// The binary's admin commands against the app's database and data dir (its audit key).
 pub(crate) fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_hyperfleet"))
         .args(args)
         .env("HYPERFLEET__DATABASE__URL", &app.database_url)
+        .env("HYPERFLEET__DATA_DIR", app.options.data_dir.as_deref().unwrap_or(app.dir.path()))
         .output()
         .unwrap()
 }

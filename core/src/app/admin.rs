@@ -8,6 +8,7 @@ use super::App;
 use crate::{
     Error, Result, ScheduleId, SilenceId, TokenId,
     alert::{NewSilence, Silence},
+    audit::AuditKey,
     auth::Role,
     schedule::ScheduleDef,
     store::{AuditEntry, ScheduleRecord, TokenRecord, Tx},
@@ -21,15 +22,17 @@ pub struct Actor<'a> {
 }
 
 impl Actor<'_> {
+    /// Appends this actor's entry for a change, sealed with `key`, in `tx`.
     async fn audit(
         &self,
         tx: &mut Tx,
+        key: &AuditKey,
         action: &str,
         target: &str,
         before: Option<Value>,
         after: Option<Value>,
     ) -> Result<()> {
-        tx.audit(AuditEntry { actor: self.name, action, target, request_id: self.request_id, before, after }).await
+        tx.audit(AuditEntry { actor: self.name, action, target, request_id: self.request_id, before, after }, key).await
     }
 }
 
@@ -65,7 +68,9 @@ impl App {
         let mut tx = self.store.begin().await?;
         let (record, secret) = tx.create_token(name, role, actor.name, expires_at).await?;
         let after = json!({"name": record.name, "role": record.role, "expires_at": record.expires_at});
-        actor.audit(&mut tx, "token.create", &format!("token/{}", record.id), None, Some(after)).await?;
+        actor
+            .audit(&mut tx, self.audit_key()?, "token.create", &format!("token/{}", record.id), None, Some(after))
+            .await?;
         tx.commit().await?;
         Ok((record, secret))
     }
@@ -75,7 +80,16 @@ impl App {
         let mut tx = self.store.begin().await?;
         let before = tx.revoke_token(id).await?;
         let was = json!({"name": before.name, "role": before.role, "revoked_at": before.revoked_at});
-        actor.audit(&mut tx, "token.revoke", &format!("token/{id}"), Some(was), Some(json!({"revoked": true}))).await?;
+        actor
+            .audit(
+                &mut tx,
+                self.audit_key()?,
+                "token.revoke",
+                &format!("token/{id}"),
+                Some(was),
+                Some(json!({"revoked": true})),
+            )
+            .await?;
         tx.commit().await?;
         self.store.token(id).await
     }
@@ -86,7 +100,14 @@ impl App {
         let mut tx = self.store.begin().await?;
         let s = tx.save_schedule(ScheduleId::new(), def, &spec, next, actor.name).await?;
         actor
-            .audit(&mut tx, "schedule.create", &format!("schedule/{}", s.id), None, Some(schedule_summary(&s)))
+            .audit(
+                &mut tx,
+                self.audit_key()?,
+                "schedule.create",
+                &format!("schedule/{}", s.id),
+                None,
+                Some(schedule_summary(&s)),
+            )
             .await?;
         tx.commit().await?;
         Ok(s)
@@ -100,7 +121,7 @@ impl App {
         let mut tx = self.store.begin().await?;
         let after = tx.save_schedule(id, def, &spec, next, &before.created_by).await?;
         let (was, now) = (Some(schedule_summary(&before)), Some(schedule_summary(&after)));
-        actor.audit(&mut tx, "schedule.update", &format!("schedule/{id}"), was, now).await?;
+        actor.audit(&mut tx, self.audit_key()?, "schedule.update", &format!("schedule/{id}"), was, now).await?;
         tx.commit().await?;
         Ok(after)
     }
@@ -111,7 +132,14 @@ impl App {
         let mut tx = self.store.begin().await?;
         tx.delete_schedule(id).await?;
         actor
-            .audit(&mut tx, "schedule.delete", &format!("schedule/{id}"), Some(schedule_summary(&before)), None)
+            .audit(
+                &mut tx,
+                self.audit_key()?,
+                "schedule.delete",
+                &format!("schedule/{id}"),
+                Some(schedule_summary(&before)),
+                None,
+            )
             .await?;
         tx.commit().await?;
         Ok(before)
@@ -121,7 +149,16 @@ impl App {
         new.validate(self.now())?;
         let mut tx = self.store.begin().await?;
         let s = tx.create_silence(new).await?;
-        actor.audit(&mut tx, "silence.create", &format!("silence/{}", s.id), None, Some(silence_summary(&s))).await?;
+        actor
+            .audit(
+                &mut tx,
+                self.audit_key()?,
+                "silence.create",
+                &format!("silence/{}", s.id),
+                None,
+                Some(silence_summary(&s)),
+            )
+            .await?;
         tx.commit().await?;
         Ok(s)
     }
@@ -130,7 +167,16 @@ impl App {
     pub async fn expire_silence(&self, actor: Actor<'_>, id: SilenceId) -> Result<Silence> {
         let mut tx = self.store.begin().await?;
         let s = tx.expire_silence(id).await?;
-        actor.audit(&mut tx, "silence.expire", &format!("silence/{id}"), None, Some(silence_summary(&s))).await?;
+        actor
+            .audit(
+                &mut tx,
+                self.audit_key()?,
+                "silence.expire",
+                &format!("silence/{id}"),
+                None,
+                Some(silence_summary(&s)),
+            )
+            .await?;
         tx.commit().await?;
         Ok(s)
     }

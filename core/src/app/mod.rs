@@ -11,6 +11,7 @@
 //! ```
 
 mod admin;
+mod audit;
 mod ledger;
 mod reads;
 mod submit;
@@ -21,18 +22,30 @@ pub use admin::Actor;
 pub use ledger::ReapReport;
 pub use submit::Origin;
 
-use crate::{Timestamp, settings::RetentionSettings, store::Store};
+use crate::{Error, Result, Timestamp, audit::AuditKey, settings::RetentionSettings, store::Store};
 
 /// The use cases, over one store. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct App {
     store: Store,
     retention: Arc<RetentionSettings>,
+    /// Seals the audit chain; processes that make admin changes (API,
+    /// scheduler, CLI) have it, workers do not need it.
+    audit_key: Option<Arc<AuditKey>>,
 }
 
 impl App {
     pub fn new(store: Store) -> Self {
-        Self { store, retention: Arc::default() }
+        Self { store, retention: Arc::default(), audit_key: None }
+    }
+
+    pub fn with_audit_key(mut self, key: AuditKey) -> Self {
+        self.audit_key = Some(Arc::new(key));
+        self
+    }
+
+    fn audit_key(&self) -> Result<&AuditKey> {
+        self.audit_key.as_deref().ok_or_else(|| Error::internal("this process has no audit key"))
     }
 
     pub fn with_retention(mut self, retention: RetentionSettings) -> Self {

@@ -9,9 +9,9 @@ use crate::{
     auth::Principal,
     operation::{Attempt, Operation},
     store::{
-        AlertFilter, AlertPage, AuditEvent, ChainCheck, ChannelStats, FireRecord, HealthEventRecord,
-        HealthResultRecord, HealthRunRecord, HealthStateRecord, HostRecord, IsoRecord, OperationFilter, OperationPage,
-        Page, ReconcilerRun, ScheduleRecord, TokenRecord, VmRecord,
+        AlertFilter, AlertPage, AuditEvent, ChannelStats, FireRecord, HealthEventRecord, HealthResultRecord,
+        HealthRunRecord, HealthStateRecord, HostRecord, IsoRecord, OperationFilter, OperationPage, Page, ReconcilerRun,
+        ScheduleRecord, TokenRecord, VmRecord,
     },
 };
 
@@ -62,7 +62,6 @@ from_store! {
     fn tokens(&self) -> Vec<TokenRecord>;
     fn authenticate(&self, presented: &str) -> Principal;
     fn audit_events(&self, limit: u32) -> Vec<AuditEvent>;
-    fn verify_audit_chain(&self) -> ChainCheck;
     /// The scheduler's reconcilers and their last runs.
     fn reconciler_runs(&self) -> Vec<ReconcilerRun>;
     /// Whether this process can serve: the database answers, migrations are applied, queues are served.

@@ -57,6 +57,8 @@ pub struct Settings {
     pub retention: RetentionSettings,
     #[serde(default)]
     pub alerts: AlertSettings,
+    #[serde(default)]
+    pub audit: AuditSettings,
 }
 
 impl Settings {
@@ -138,6 +140,17 @@ impl Settings {
     }
 
     /// The effective database URL (with the secret in it; never log this).
+    /// The audit chain's key: `[audit] key`, else `<data_dir>/audit.key` (created if missing).
+    pub fn audit_key(&self) -> crate::Result<crate::audit::AuditKey> {
+        match &self.audit.key {
+            Some(secret) => {
+                let text = secret.reveal().map_err(|e| crate::Error::invalid("invalid_audit_key", e))?;
+                crate::audit::AuditKey::new(text.into_bytes())
+            }
+            None => crate::audit::AuditKey::load_or_create(&self.data_dir.join("audit.key")),
+        }
+    }
+
     pub fn database_url(&self) -> String {
         self.database
             .url

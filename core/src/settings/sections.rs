@@ -50,11 +50,21 @@ impl Default for RetentionSettings {
     }
 }
 
+/// `[audit]`: the key the audit chain is sealed with. It lives outside the
+/// database; every API and scheduler process of a fleet needs the same one.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Default: `<data_dir>/audit.key`, created on first start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<super::Secret>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SchedulerSettings {
     /// On first start (no schedules yet) create the default schedules: health
-    /// checks every 15 minutes on every host, backup verification weekly.
+    /// checks every 15 minutes on every host and hourly ledger pruning.
     #[serde(default = "default_true")]
     pub default_schedules: bool,
 }

@@ -35,7 +35,7 @@ use sqlx::{
 pub use alert_routing::{ChannelStats, NewNotification};
 
 pub use alerts::{AlertFilter, AlertPage};
-pub use audit::{AuditEntry, AuditEvent, ChainCheck};
+pub use audit::{AuditEntry, AuditEvent, ChainCheck, GENESIS};
 pub use health::{FleetFigures, HealthEventRecord, HealthResultRecord, HealthRunRecord, HealthStateRecord};
 pub use inventory::{DiskUsage, HostRecord, IsoRecord, SystemInfo, VmRecord};
 pub use ledger::{Claim, TakenBack};
