@@ -92,9 +92,9 @@ impl OperationsApi {
 
     /// Cancel an operation: at once when queued or waiting to retry; when running, at its next safe point.
     #[oai(path = "/operations/:id/cancel", method = "post", operation_id = "operation_cancel")]
-    async fn cancel(&self, _auth: OperatorAuth, id: Path<uuid::Uuid>) -> ApiResult<Json<OperationView>> {
+    async fn cancel(&self, auth: OperatorAuth, id: Path<uuid::Uuid>) -> ApiResult<Json<OperationView>> {
         let id = OperationId(id.0);
-        Ok(Json(self.state.app.cancel(id).await?.into()))
+        Ok(Json(self.state.app.cancel(id, &auth.0.name).await?.into()))
     }
 
     /// Retry a failed or cancelled operation as a new operation linked to it.

@@ -45,6 +45,9 @@ pub struct OperationView {
     /// The schedule that fired it.
     #[oai(skip_serializing_if_is_none)]
     pub schedule_id: Option<uuid::Uuid>,
+    /// The token that asked to cancel it.
+    #[oai(skip_serializing_if_is_none)]
+    pub cancelled_by: Option<String>,
     pub created_at: DateTime<Utc>,
     #[oai(skip_serializing_if_is_none)]
     pub started_at: Option<DateTime<Utc>>,
@@ -81,6 +84,7 @@ impl From<Operation> for OperationView {
             last_error: o.last_error,
             retry_of: o.retry_of.map(|i| i.0),
             schedule_id: o.schedule_id.map(|i| i.0),
+            cancelled_by: o.cancelled_by,
             created_at: o.created_at.0,
             started_at: o.started_at.map(|t| t.0),
             finished_at: o.finished_at.map(|t| t.0),

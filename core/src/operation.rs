@@ -176,6 +176,8 @@ pub struct Operation {
     pub queue: String,
     /// The schedule that fired it.
     pub schedule_id: Option<crate::ScheduleId>,
+    /// Who asked to cancel it.
+    pub cancelled_by: Option<String>,
 }
 
 /// A row of `operation_attempts`: one try at an operation.

@@ -142,6 +142,7 @@ mod tests {
             updated_at: now,
             queue: String::new(),
             schedule_id: None,
+            cancelled_by: None,
         }
     }
 

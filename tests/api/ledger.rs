@@ -76,6 +76,7 @@ async fn cancel_queued_operation(backend: Backend) {
     let op = app.operation(&id).await;
     assert_eq!(op["attempts"].as_array().unwrap().len(), 0);
     assert!(op["finished_at"].is_string());
+    assert_eq!(op["cancelled_by"], "admin", "who cancelled is recorded: {op:#}");
 
     let again = app.post(&format!("/api/v1/operations/{id}/cancel"), json!({})).await;
     assert_eq!(again.status, 200, "cancelling a cancelled operation is a no-op: {}", again.body);
@@ -107,6 +108,7 @@ async fn cancel_running_operation_at_a_safe_point(backend: Backend) {
     let op = app.wait_status(&id, &["cancelled", "succeeded", "failed"]).await;
     assert_eq!(op["status"], "cancelled", "{op:#}");
     assert_eq!(op["attempts"][0]["outcome"], "cancelled");
+    assert_eq!(op["cancelled_by"], "admin", "{op:#}");
     app.stop().await;
 }
 

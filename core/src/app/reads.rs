@@ -31,7 +31,7 @@ from_store! {
     fn attempts(&self, id: OperationId) -> Vec<Attempt>;
     fn list_operations(&self, filter: &OperationFilter) -> OperationPage;
     /// Asks a running operation to stop (a queued one is cancelled at once).
-    fn cancel(&self, id: OperationId) -> Operation;
+    fn cancel(&self, id: OperationId, by: &str) -> Operation;
     /// A new operation with the same request, linked to the one it retries.
     fn retry(&self, id: OperationId, requested_by: &str, request_id: Option<String>) -> Operation;
     fn hosts(&self) -> Vec<HostRecord>;

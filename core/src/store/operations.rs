@@ -192,17 +192,18 @@ impl Store {
     /// Queued or retrying → cancelled now; running → cancel requested, honoured
     /// by the worker at its next safe point.
     #[tracing::instrument(skip(self))]
-    pub async fn cancel(&self, id: OperationId) -> Result<Operation> {
+    pub async fn cancel(&self, id: OperationId, by: &str) -> Result<Operation> {
         let now = self.now();
         let cancelled = with_db!(self, |pool, Db| {
             let mut tx = pool.begin().await?;
             let row: Option<(Option<String>, Option<String>)> = sqlx::query_as::<Db, (Option<String>, Option<String>)>(
-                "UPDATE operations SET status = 'cancelled', finished_at = $2, updated_at = $2, \
+                "UPDATE operations SET status = 'cancelled', finished_at = $2, updated_at = $2, cancelled_by = $3, \
                  error_code = 'cancelled', last_error = 'cancelled before it ran to completion', next_attempt_at = NULL \
                  WHERE id = $1 AND status IN ('queued', 'retrying') RETURNING host, vm",
             )
             .bind(id)
             .bind(now)
+            .bind(by)
             .fetch_optional(&mut *tx)
             .await?;
             // The next operation on this VM waits in its host's queue.
@@ -217,10 +218,12 @@ impl Store {
         } else {
             with_db!(self, |pool, Db| {
                 sqlx::query::<Db>(
-                    "UPDATE operations SET cancel_requested = TRUE, updated_at = $2 WHERE id = $1 AND status = 'running'",
+                    "UPDATE operations SET cancel_requested = TRUE, cancelled_by = COALESCE(cancelled_by, $3), \
+                     updated_at = $2 WHERE id = $1 AND status = 'running'",
                 )
                 .bind(id)
                 .bind(now)
+                .bind(by)
                 .execute(pool)
                 .await
                 .map(|r| r.rows_affected())

@@ -10,7 +10,8 @@ use crate::{
 
 pub(crate) const OPERATION_COLUMNS: &str = "id, kind, host, vm, params, status, requested_by, request_id, \
     idempotency_key, request_hash, attempt_count, max_attempts, next_attempt_at, cancel_requested, result, \
-    error_class, error_code, last_error, retry_of, created_at, started_at, finished_at, updated_at, queue, schedule_id";
+    error_class, error_code, last_error, retry_of, created_at, started_at, finished_at, updated_at, queue, schedule_id, \
+    cancelled_by";
 
 pub(crate) const ATTEMPT_COLUMNS: &str =
     "operation_id, attempt, worker, host, started_at, finished_at, outcome, error_class, error_code, message";
@@ -42,6 +43,7 @@ pub(crate) struct OperationRow {
     pub updated_at: Timestamp,
     pub queue: String,
     pub schedule_id: Option<ScheduleId>,
+    pub cancelled_by: Option<String>,
 }
 
 impl From<OperationRow> for Operation {
@@ -71,6 +73,7 @@ impl From<OperationRow> for Operation {
             updated_at: r.updated_at,
             queue: r.queue,
             schedule_id: r.schedule_id,
+            cancelled_by: r.cancelled_by,
         }
     }
 }
