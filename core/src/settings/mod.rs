@@ -14,12 +14,14 @@ mod channel;
 mod channel_toml;
 mod secret;
 mod sections;
+mod slots;
 
 pub use alerts::*;
 pub use channel::{Channel, Email, Hook, SignedHook, SmtpCredentials, SmtpSecurity, Transport};
 pub use secret::Secret;
 use sections::default_data_dir;
 pub use sections::*;
+pub use slots::SlotSettings;
 
 const ENV_PREFIX: &str = "HYPERFLEET__";
 

@@ -13,6 +13,7 @@ mod health;
 mod inventory;
 mod ledger;
 mod operations;
+mod page;
 mod reconcilers;
 mod retention;
 mod rows;
@@ -40,6 +41,7 @@ pub use health::{FleetFigures, HealthEventRecord, HealthResultRecord, HealthRunR
 pub use inventory::{DiskUsage, HostRecord, IsoRecord, SystemInfo, VmRecord};
 pub use ledger::{Claim, TakenBack};
 pub use operations::{OperationFilter, OperationPage, Submitted};
+pub use page::Page;
 pub use reconcilers::{ReconcilerRun, RunRecord};
 pub use retention::{PruneCutoffs, PruneReport};
 pub use schedules::{Fire, FireRecord, ScheduleRecord};
@@ -50,24 +52,6 @@ use crate::{
     Error, Result,
     queue::{Serving, Wakes},
 };
-
-/// One page of a keyset-paginated list, and where the next one starts.
-#[derive(Debug, Clone)]
-pub struct Page<T, C> {
-    pub items: Vec<T>,
-    /// The last item's key when more follow: pass it back to get the next page.
-    pub next_cursor: Option<C>,
-}
-
-impl<T, C> Page<T, C> {
-    /// From up to `limit + 1` rows: the extra row only says that more follow.
-    pub(crate) fn of(mut items: Vec<T>, limit: u32, key: impl Fn(&T) -> C) -> Self {
-        let more = items.len() > limit as usize;
-        items.truncate(limit as usize);
-        let next_cursor = if more { items.last().map(key) } else { None };
-        Self { items, next_cursor }
-    }
-}
 
 /// Runs `$body` with `$pool` bound to the backend's pool for writing and `$db`
 /// to its sqlx database type.
