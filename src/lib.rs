@@ -41,6 +41,9 @@ pub struct Bootstrap {
     pub first_admin_token: bool,
     /// Where "now" comes from: the system clock, or a test's adjustable one.
     pub clock: Clock,
+    /// Queue one health run of this worker's host at start, so that the
+    /// health page is not empty until the first scheduled run (`up` does).
+    pub first_health_run: bool,
 }
 
 /// A started Hyperfleet: where its API listens, and how to stop it.
@@ -107,6 +110,15 @@ pub async fn start(settings: &Settings, components: Components, boot: Bootstrap)
         let first = Actor { name: "hyperfleet up", request_id: None };
         let (_, secret) = core.create_token(first, "admin", Role::Admin, None).await?;
         initial_admin_token = Some(secret);
+    }
+    if boot.first_health_run && components.worker {
+        let origin = hyperfleet_core::app::Origin {
+            requested_by: "hyperfleet up".into(),
+            request_id: None,
+            idempotency_key: None,
+            max_attempts: settings.retry.max_attempts as i32,
+        };
+        core.queue_health_run(&settings.worker_host(), origin).await.context("queueing the first health run")?;
     }
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();

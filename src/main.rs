@@ -225,8 +225,12 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Up => {
             init_logging(&settings);
-            serve(settings, Components::ALL, Bootstrap { migrate: true, first_admin_token: true, ..Default::default() })
-                .await
+            serve(
+                settings,
+                Components::ALL,
+                Bootstrap { migrate: true, first_admin_token: true, first_health_run: true, ..Default::default() },
+            )
+            .await
         }
         Command::Api => {
             init_logging(&settings);

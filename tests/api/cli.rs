@@ -162,3 +162,22 @@ fn up_prints_the_first_admin_token_once_on_stdout_and_never_logs_it() {
     assert_eq!(out.matches(&up.token).count(), 1, "{out}");
     assert!(!err.contains(&up.token), "the token is in the log: {err}");
 }
+
+#[test]
+fn up_runs_the_health_checks_once_at_start() {
+    let up = Up::start(&[]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let out = Command::new("curl")
+            .args(["-sS", "-H", &format!("Authorization: Bearer {}", up.token)])
+            .arg(format!("{}/api/v1/health/runs?host=hv1", up.address))
+            .output()
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if body["items"].as_array().is_some_and(|runs| runs.len() == 1) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no health run after start: {body}\n{}", up.stderr());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -137,7 +137,7 @@ impl TestApp {
         let settings = settings_for(&database_url, &options, dir.path());
         let components = Components { api: true, worker: options.worker, scheduler: options.scheduler };
         let clock = options.clock.clone().unwrap_or_default();
-        let boot = hyperfleet::Bootstrap { migrate: true, first_admin_token: true, clock };
+        let boot = hyperfleet::Bootstrap { migrate: true, first_admin_token: true, clock, ..Default::default() };
         let running = hyperfleet::start(&settings, components, boot).await.expect("starting the app");
         let address = format!("http://{}", running.api_addr.unwrap());
         let token = running.initial_admin_token.clone().expect("first start creates an admin token");

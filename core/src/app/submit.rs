@@ -85,6 +85,13 @@ impl App {
         Ok(out)
     }
 
+    /// Queues a health run for `host` whether or not its worker has registered
+    /// yet (the run waits for it): what `up` does at start.
+    pub async fn queue_health_run(&self, host: &str, origin: Origin) -> Result<Submitted> {
+        let host = crate::vm::HostName::parse(host)?.into_string();
+        self.store.submit(origin.operation(OperationKind::HealthRun, Some(host), None, json!({}))).await
+    }
+
     /// Hosts whose worker has not stopped.
     pub(crate) async fn live_hosts(&self) -> Result<Vec<String>> {
         Ok(self.store.hosts().await?.into_iter().filter(|h| h.stopped_at.is_none()).map(|h| h.name).collect())
