@@ -15,6 +15,7 @@ mod reconcilers;
 pub mod request_id;
 mod schedules;
 mod seed;
+mod seed_health;
 pub mod server;
 mod silences;
 mod spec;
@@ -123,6 +124,7 @@ type Apis = (
     silences::SilencesApi,
     reconcilers::ReconcilersApi,
     seed::SeedApi,
+    seed_health::SeedHealthApi,
 );
 
 fn service(state: AppState) -> OpenApiService<Apis, ()> {
@@ -138,7 +140,8 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
         alerts::AlertsApi { state: state.clone() },
         silences::SilencesApi { state: state.clone() },
         reconcilers::ReconcilersApi { state: state.clone() },
-        seed::SeedApi { state },
+        seed::SeedApi { state: state.clone() },
+        seed_health::SeedHealthApi { state },
     );
     OpenApiService::new(apis, "Hyperfleet", env!("CARGO_PKG_VERSION")).description(
         "Management plane for libvirt/KVM hypervisor fleets. Every action is an operation in a durable ledger.",

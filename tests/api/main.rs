@@ -32,6 +32,7 @@ mod retries;
 mod schedules;
 mod schema;
 mod security;
+mod seed_health;
 mod silences;
 mod slots;
 mod slow_clients;
