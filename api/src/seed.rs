@@ -157,7 +157,8 @@ impl SeedApi {
                 .0
                 .as_deref()
                 .map_or_else(|| "system facts of any host".to_owned(), |h| format!("system facts of host `{h}`"));
-            return Err(Error::not_found("system_info_not_reported", what).into());
+            let error = Some(format!("no {what} reported yet"));
+            return Ok(SeedSystemAnswer::Ok(Json(SeedSystemInfo { success: false, data: None, error })));
         };
         let mib = |b: u64| b / (1024 * 1024);
         let disk = info.disks.iter().find(|d| d.role == "data_dir").or(info.disks.first());
@@ -278,7 +279,22 @@ impl SeedApi {
             VmAction::Shutdown => Duration::from_secs(u64::from(PowerParams::DEFAULT_SHUTDOWN_TIMEOUT_S) + 30),
             _ => Duration::from_secs(60),
         };
-        let submitted = self.state.app.vm_power(&vm, None, action, params, origin).await?;
+        let submitted = match self.state.app.vm_power(&vm, None, action, params, origin).await {
+            Ok(submitted) => submitted,
+            // The seed's scripts read `success`: an action refused before it ran
+            // (no such VM, an ambiguous name) answers in its envelope, as virsh's
+            // failures did. Outages stay 503s.
+            Err(e @ (Error::NotFound { .. } | Error::Conflict { .. } | Error::InvalidInput { .. })) => {
+                return Ok(SeedCommand::Done(Json(SeedCommandResult {
+                    success: false,
+                    output: String::new(),
+                    error: e.to_string(),
+                    returncode: 1,
+                    operation_id: String::new(),
+                })));
+            }
+            Err(e) => return Err(e.into()),
+        };
         let op = self.state.app.wait_finished(submitted.operation.id, wait).await?;
         let result = |success: bool, output: String, error: String, code: i32| SeedCommandResult {
             success,

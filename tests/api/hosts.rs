@@ -71,7 +71,7 @@ async fn seed_api_keeps_its_shapes_and_answers_honestly(backend: Backend) {
     let test = r.body["data"].as_array().unwrap().iter().find(|v| v["name"] == "test").unwrap().clone();
     assert_eq!(test, json!({"name": "test", "state": "running", "cpu": "1", "memory": "65536 KiB"}));
 
-    app.wait_for(|| async { app.get("/api/system/info").await.status == 200 }).await;
+    app.wait_for(|| async { app.get("/api/system/info").await.body["success"] == true }).await;
     let r = app.get("/api/system/info").await;
     let data = &r.body["data"];
     assert_eq!(r.body["success"], true);
@@ -94,6 +94,14 @@ async fn seed_api_keeps_its_shapes_and_answers_honestly(backend: Backend) {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["success"], false);
     assert!(r.body["error"].as_str().unwrap().contains("shutoff"), "{}", r.body);
+
+    let r = app.get("/api/system/info?host=zz").await;
+    assert_eq!((r.status, &r.body["success"]), (200, &json!(false)), "{}", r.body);
+    assert!(r.body["error"].as_str().unwrap().contains("`zz`"), "{}", r.body);
+    // Refused before it ran: in the seed's envelope, as its scripts read it.
+    let r = app.request("POST", "/api/vms/no-such-vm/start", None, &[]).await;
+    assert_eq!((r.status, &r.body["success"]), (200, &json!(false)), "{}", r.body);
+    assert!(r.body["error"].as_str().unwrap().contains("no-such-vm"), "{}", r.body);
 
     let r = app.request("POST", "/api/vms/test%3Breboot/start", None, &[]).await;
     assert_eq!((r.status, r.body["code"].as_str()), (400, Some("invalid_parameter")));
