@@ -150,7 +150,7 @@ impl Runner {
 
     async fn execute(&self, op: hyperfleet_core::operation::Operation, cancel: CancellationToken) {
         let inner = &self.inner;
-        let span = tracing::info_span!("operation", id = %op.id, kind = %op.kind, vm = ?op.vm, attempt = op.attempt_count, request_id = ?op.request_id);
+        let span = tracing::info_span!("operation", id = %op.id, kind = %op.kind, host = ?op.host, vm = ?op.vm, attempt = op.attempt_count, request_id = ?op.request_id);
         let ctx = jobs::JobContext {
             app: inner.app.clone(),
             store: inner.store.clone(),
