@@ -10,6 +10,7 @@ mod diagnostics;
 pub mod error;
 mod health;
 mod hosts;
+mod metrics;
 mod operations;
 mod reconcilers;
 pub mod request_id;
@@ -117,6 +118,7 @@ type Apis = (
     operations::OperationsApi,
     diagnostics::DiagnosticsApi,
     system::SystemApi,
+    metrics::MetricsApi,
     tokens::TokensApi,
     schedules::SchedulesApi,
     health::HealthApi,
@@ -134,6 +136,7 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
         operations::OperationsApi { state: state.clone() },
         diagnostics::DiagnosticsApi { state: state.clone() },
         system::SystemApi { state: state.clone() },
+        metrics::MetricsApi { state: state.clone() },
         tokens::TokensApi { state: state.clone() },
         schedules::SchedulesApi { state: state.clone() },
         health::HealthApi { state: state.clone() },

@@ -14,6 +14,7 @@ pub mod closed_set;
 pub mod error;
 pub mod health;
 pub mod ids;
+pub mod metrics;
 pub mod operation;
 pub mod outcome;
 pub mod queue;

@@ -21,6 +21,7 @@ mod helpers;
 mod hosts;
 mod ledger;
 mod lows;
+mod metrics;
 mod openapi;
 mod outage;
 mod pg_cluster;

@@ -31,6 +31,7 @@ const ENDPOINTS: &[(&str, &str, &str, Option<&str>)] = &[
     ("GET", "/api/v1/audit", "admin", None),
     ("GET", "/api/v1/schedules", "viewer", None),
     ("GET", "/api/v1/reconcilers", "viewer", None),
+    ("GET", "/metrics", "viewer", None),
     ("GET", "/api/v1/alerts/{alert}/events", "viewer", None),
     ("GET", "/api/v1/alerts/{alert}/notifications", "viewer", None),
     ("POST", "/api/v1/schedules", "admin", Some(r#"{"name": "s-{role}", "cron": "0 0 1 1 *", "kind": "noop"}"#)),

@@ -10,6 +10,7 @@ use crate::{
     alert::sources::{self, FailedOperation},
     backoff::Backoff,
     health::{Measurement, Status, step},
+    metrics,
     operation::Operation,
     outcome::{Finish, Outcome, Recorded},
     store::{HealthRunRecord, PruneCutoffs, PruneReport, Tx},
@@ -31,9 +32,12 @@ impl App {
     pub async fn finish(&self, op: &Operation, worker: &str, finish: Finish, backoff: &Backoff) -> Result<Recorded> {
         let mut tx = self.store.begin().await?;
         let outcome = Outcome::of(op, finish, backoff, tx.now());
-        if !tx.record_outcome(op, worker, &outcome).await? {
+        let Some(started) = tx.record_outcome(op, worker, &outcome).await? else {
             return Ok(Recorded::LeaseLost);
-        }
+        };
+        let finished = outcome.status.is_terminal().then_some(outcome.status);
+        let seconds = tx.now().millis_since(started) / 1000.0;
+        tx.add_counters(&metrics::attempt_ended(op.kind, outcome.attempt, seconds, finished)).await?;
         if outcome.failed_for_good() {
             let failed = FailedOperation {
                 id: op.id,
@@ -58,7 +62,10 @@ impl App {
         let message = format!("{why} (worker {})", taken.lease_owner.as_deref().unwrap_or("?"));
         let outcome =
             Outcome::abandoned(taken.attempt, taken.max_attempts, owner.is_some(), message, backoff, tx.now());
-        tx.record_abandoned(id, &taken, &outcome).await?;
+        let started = tx.record_abandoned(id, &taken, &outcome).await?;
+        let finished = outcome.status.is_terminal().then_some(outcome.status);
+        let seconds = tx.now().millis_since(started) / 1000.0;
+        tx.add_counters(&metrics::attempt_ended(taken.kind, outcome.attempt, seconds, finished)).await?;
         if outcome.failed_for_good() {
             let failed = FailedOperation {
                 id,

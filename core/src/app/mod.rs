@@ -13,6 +13,7 @@
 mod admin;
 mod audit;
 mod ledger;
+mod metrics;
 mod reads;
 mod submit;
 

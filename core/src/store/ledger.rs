@@ -169,11 +169,16 @@ pub struct TakenBack {
 
 impl super::Tx {
     /// Records `outcome` for attempt `op.attempt_count`, if `worker` still
-    /// holds the lease (`false`: it does not, and nothing was written); closes
+    /// holds the lease (`None`: it does not, and nothing was written); closes
     /// the attempt row and announces the queue when a retry or the next
-    /// operation on the VM waits on it.
+    /// operation on the VM waits on it. Returns when the attempt started.
     #[tracing::instrument(skip(self, op, outcome), fields(id = %op.id, attempt = op.attempt_count))]
-    pub async fn record_outcome(&mut self, op: &Operation, worker: &str, outcome: &Outcome) -> Result<bool> {
+    pub async fn record_outcome(
+        &mut self,
+        op: &Operation,
+        worker: &str,
+        outcome: &Outcome,
+    ) -> Result<Option<Timestamp>> {
         let now = self.now();
         let finished_at = outcome.status.is_terminal().then_some(now);
         let updated = on_tx!(self, |c, Db| {
@@ -197,13 +202,13 @@ impl super::Tx {
             .map(|r| r.rows_affected())
         })?;
         if updated == 0 {
-            return Ok(false);
+            return Ok(None);
         }
-        self.close_attempt(op.id, op.attempt_count, outcome).await?;
+        let started = self.close_attempt(op.id, op.attempt_count, outcome).await?;
         if outcome.next_attempt_at.is_some() || op.vm.is_some() {
             self.announce(&crate::queue::queue_for(op.host.as_deref())).await?;
         }
-        Ok(true)
+        Ok(Some(started.unwrap_or(now)))
     }
 
     /// Takes running operation `id` from `owner` (a stopping worker handing it
@@ -225,8 +230,14 @@ impl super::Tx {
         Ok(Some(TakenBack { attempt, max_attempts, queue, host, vm, lease_owner, kind, params: params.0 }))
     }
 
-    /// Records what taking `id` back decided (see [`Outcome::abandoned`]).
-    pub async fn record_abandoned(&mut self, id: OperationId, taken: &TakenBack, outcome: &Outcome) -> Result<()> {
+    /// Records what taking `id` back decided (see [`Outcome::abandoned`]);
+    /// returns when the abandoned attempt started.
+    pub async fn record_abandoned(
+        &mut self,
+        id: OperationId,
+        taken: &TakenBack,
+        outcome: &Outcome,
+    ) -> Result<Timestamp> {
         let now = self.now();
         let finished_at = outcome.status.is_terminal().then_some(now);
         on_tx!(self, |c, Db| {
@@ -245,14 +256,14 @@ impl super::Tx {
             .await
             .map(|r| r.rows_affected())
         })?;
-        self.close_attempt(id, taken.attempt, outcome).await?;
+        let started = self.close_attempt(id, taken.attempt, outcome).await?;
         if outcome.next_attempt_at.is_some() || taken.vm.is_some() {
             self.announce(&taken.queue).await?;
         }
-        Ok(())
+        Ok(started.unwrap_or(now))
     }
 
-    async fn close_attempt(&mut self, id: OperationId, attempt: i32, outcome: &Outcome) -> Result<()> {
+    async fn close_attempt(&mut self, id: OperationId, attempt: i32, outcome: &Outcome) -> Result<Option<Timestamp>> {
         let now = self.now();
         let end = AttemptEnd {
             outcome: outcome.attempt,

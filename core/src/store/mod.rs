@@ -12,6 +12,7 @@ mod audit;
 mod health;
 mod inventory;
 mod ledger;
+mod metrics;
 mod operations;
 mod page;
 mod reconcilers;

@@ -16,9 +16,14 @@ pub(crate) trait LedgerTx {
     /// new due time). In-process workers are told by the caller after commit.
     async fn announce(&mut self, queue: &str) -> Result<()>;
 
-    /// Closes the open row of `attempt` with its outcome.
-    async fn close_attempt(&mut self, id: OperationId, attempt: i32, now: Timestamp, end: AttemptEnd<'_>)
-    -> Result<()>;
+    /// Closes the open row of `attempt` with its outcome; returns when the attempt started.
+    async fn close_attempt(
+        &mut self,
+        id: OperationId,
+        attempt: i32,
+        now: Timestamp,
+        end: AttemptEnd<'_>,
+    ) -> Result<Option<Timestamp>>;
 
     /// Inserts a queued operation row (the caller pushes its wake-up in the same transaction).
     async fn insert_operation(&mut self, row: NewRow<'_>) -> std::result::Result<OperationRow, sqlx::Error>;
@@ -81,10 +86,10 @@ macro_rules! ledger_tx_common {
             attempt: i32,
             now: Timestamp,
             end: AttemptEnd<'_>,
-        ) -> Result<()> {
-            sqlx::query::<$db>(
+        ) -> Result<Option<Timestamp>> {
+            let started = sqlx::query_scalar::<$db, Timestamp>(
                 "UPDATE operation_attempts SET finished_at = $3, outcome = $4, error_class = $5, error_code = $6, \
-                 message = $7 WHERE operation_id = $1 AND attempt = $2 AND finished_at IS NULL",
+                 message = $7 WHERE operation_id = $1 AND attempt = $2 AND finished_at IS NULL RETURNING started_at",
             )
             .bind(id)
             .bind(attempt)
@@ -93,9 +98,9 @@ macro_rules! ledger_tx_common {
             .bind(end.class)
             .bind(end.code)
             .bind(end.message)
-            .execute(&mut *self)
+            .fetch_optional(&mut *self)
             .await?;
-            Ok(())
+            Ok(started)
         }
     };
 }

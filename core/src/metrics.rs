@@ -1,0 +1,180 @@
+//! Prometheus metrics: what one attempt's end adds to the counters (kept in
+//! the database, incremented in the transaction that records the attempt, so
+//! they count exactly once across workers and restarts), and the text format.
+//! Label values are closed-set names and host/queue names — low cardinality,
+//! never operation ids or VM names.
+
+use std::fmt::Write;
+
+use crate::operation::{AttemptOutcome, OperationKind, OperationStatus};
+
+/// Upper bounds (seconds) of the attempt-duration histogram.
+pub const DURATION_BUCKETS: [f64; 11] = [0.005, 0.025, 0.1, 0.25, 1.0, 2.5, 10.0, 30.0, 60.0, 300.0, 1800.0];
+
+/// An increment of one counter series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delta {
+    pub name: &'static str,
+    /// Rendered labels, e.g. `kind="noop",outcome="succeeded"`.
+    pub labels: String,
+    pub value: f64,
+}
+
+/// What an attempt that ended adds: one attempt by outcome, its duration in
+/// the histogram, and — when the operation is now finished — one operation by
+/// final status.
+pub fn attempt_ended(
+    kind: OperationKind,
+    outcome: AttemptOutcome,
+    seconds: f64,
+    finished: Option<OperationStatus>,
+) -> Vec<Delta> {
+    let kind = kind.as_str();
+    let seconds = seconds.max(0.0);
+    let mut out = vec![Delta {
+        name: "hyperfleet_attempts_total",
+        labels: format!("kind=\"{kind}\",outcome=\"{}\"", outcome.as_str()),
+        value: 1.0,
+    }];
+    for le in DURATION_BUCKETS.iter().filter(|le| seconds <= **le) {
+        out.push(Delta {
+            name: "hyperfleet_attempt_duration_seconds_bucket",
+            labels: format!("kind=\"{kind}\",le=\"{le}\""),
+            value: 1.0,
+        });
+    }
+    let plain = |name, value| Delta { name, labels: format!("kind=\"{kind}\""), value };
+    out.push(Delta {
+        name: "hyperfleet_attempt_duration_seconds_bucket",
+        labels: format!("kind=\"{kind}\",le=\"+Inf\""),
+        value: 1.0,
+    });
+    out.push(plain("hyperfleet_attempt_duration_seconds_sum", seconds));
+    out.push(plain("hyperfleet_attempt_duration_seconds_count", 1.0));
+    if let Some(status) = finished {
+        out.push(Delta {
+            name: "hyperfleet_operations_finished_total",
+            labels: format!("kind=\"{kind}\",status=\"{}\"", status.as_str()),
+            value: 1.0,
+        });
+    }
+    out
+}
+
+/// One metric family for the text format.
+#[derive(Debug, Clone)]
+pub struct Family {
+    pub name: &'static str,
+    /// `counter`, `gauge` or `histogram`.
+    pub kind: &'static str,
+    pub help: &'static str,
+    /// (series name, labels, value); series names extend `name` for histograms.
+    pub samples: Vec<(String, String, f64)>,
+}
+
+/// The families a store's counters hold, in the text format's grouping: a
+/// histogram shows every bucket of every kind it has seen, in bound order.
+pub fn counter_families(counters: &[(String, String, f64)]) -> Vec<Family> {
+    let of = |name: &str| {
+        let mut samples: Vec<(String, String, f64)> = counters.iter().filter(|(n, _, _)| n == name).cloned().collect();
+        samples.sort_by(|a, b| a.1.cmp(&b.1));
+        samples
+    };
+    let attempts = Family {
+        name: "hyperfleet_attempts_total",
+        kind: "counter",
+        help: "Attempts that ended, by kind and outcome.",
+        samples: of("hyperfleet_attempts_total"),
+    };
+    let finished = Family {
+        name: "hyperfleet_operations_finished_total",
+        kind: "counter",
+        help: "Operations that finished, by kind and final status.",
+        samples: of("hyperfleet_operations_finished_total"),
+    };
+    let value = |name: &str, labels: &str| {
+        counters.iter().find(|(n, l, _)| n == name && l == labels).map_or(0.0, |(_, _, v)| *v)
+    };
+    let mut duration = Vec::new();
+    for (_, kind_labels, _) in of("hyperfleet_attempt_duration_seconds_count") {
+        let bucket = "hyperfleet_attempt_duration_seconds_bucket";
+        let bounds = DURATION_BUCKETS.iter().map(|le| le.to_string()).chain(["+Inf".to_owned()]);
+        for le in bounds {
+            let labels = format!("{kind_labels},le=\"{le}\"");
+            duration.push((bucket.to_owned(), labels.clone(), value(bucket, &labels)));
+        }
+        for series in ["hyperfleet_attempt_duration_seconds_sum", "hyperfleet_attempt_duration_seconds_count"] {
+            duration.push((series.to_owned(), kind_labels.clone(), value(series, &kind_labels)));
+        }
+    }
+    let duration = Family {
+        name: "hyperfleet_attempt_duration_seconds",
+        kind: "histogram",
+        help: "How long attempts ran, by kind.",
+        samples: duration,
+    };
+    vec![attempts, finished, duration]
+}
+
+/// The Prometheus text exposition format (version 0.0.4).
+pub fn render(families: &[Family]) -> String {
+    let mut out = String::new();
+    for f in families {
+        let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
+        let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind);
+        for (name, labels, value) in &f.samples {
+            if labels.is_empty() {
+                let _ = writeln!(out, "{name} {value}");
+            } else {
+                let _ = writeln!(out, "{name}{{{labels}}} {value}");
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_attempt_counts_once_with_its_duration_in_every_bucket_above_it() {
+        let d = attempt_ended(OperationKind::Noop, AttemptOutcome::Succeeded, 0.2, Some(OperationStatus::Succeeded));
+        let get = |name: &str, labels: &str| d.iter().find(|x| x.name == name && x.labels == labels).map(|x| x.value);
+        assert_eq!(get("hyperfleet_attempts_total", "kind=\"noop\",outcome=\"succeeded\""), Some(1.0));
+        assert_eq!(get("hyperfleet_attempt_duration_seconds_bucket", "kind=\"noop\",le=\"0.1\""), None);
+        assert_eq!(get("hyperfleet_attempt_duration_seconds_bucket", "kind=\"noop\",le=\"0.25\""), Some(1.0));
+        assert_eq!(get("hyperfleet_attempt_duration_seconds_bucket", "kind=\"noop\",le=\"+Inf\""), Some(1.0));
+        assert_eq!(get("hyperfleet_attempt_duration_seconds_sum", "kind=\"noop\""), Some(0.2));
+        assert_eq!(get("hyperfleet_operations_finished_total", "kind=\"noop\",status=\"succeeded\""), Some(1.0));
+        let retry = attempt_ended(OperationKind::Noop, AttemptOutcome::Failed, 0.0, None);
+        assert!(retry.iter().all(|x| x.name != "hyperfleet_operations_finished_total"));
+    }
+
+    #[test]
+    fn the_text_format_has_help_type_and_labelled_samples() {
+        let f = Family {
+            name: "hyperfleet_x",
+            kind: "gauge",
+            help: "X.",
+            samples: vec![
+                ("hyperfleet_x".into(), String::new(), 1.0),
+                ("hyperfleet_x".into(), "host=\"hv1\"".into(), 2.0),
+            ],
+        };
+        assert_eq!(
+            render(&[f]),
+            "# HELP hyperfleet_x X.\n# TYPE hyperfleet_x gauge\nhyperfleet_x 1\nhyperfleet_x{host=\"hv1\"} 2\n"
+        );
+        let counters = [
+            ("hyperfleet_attempt_duration_seconds_count".to_owned(), "kind=\"noop\"".to_owned(), 1.0),
+            ("hyperfleet_attempt_duration_seconds_bucket".to_owned(), "kind=\"noop\",le=\"+Inf\"".to_owned(), 1.0),
+        ];
+        let h = &counter_families(&counters)[2];
+        assert_eq!(h.samples.len(), DURATION_BUCKETS.len() + 3, "every bucket, then sum and count");
+        assert_eq!(
+            h.samples[0],
+            ("hyperfleet_attempt_duration_seconds_bucket".into(), "kind=\"noop\",le=\"0.005\"".into(), 0.0)
+        );
+    }
+}
