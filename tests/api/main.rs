@@ -40,4 +40,5 @@ mod slow_clients;
 mod stop;
 mod token_lifetimes;
 mod typed_records;
+mod units;
 mod vm_power;
