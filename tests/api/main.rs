@@ -38,4 +38,5 @@ mod slow_clients;
 mod stop;
 mod token_lifetimes;
 mod typed_records;
+mod ui;
 mod vm_power;
