@@ -39,4 +39,5 @@ mod stop;
 mod token_lifetimes;
 mod typed_records;
 mod ui;
+mod ui_pages;
 mod vm_power;

@@ -11,38 +11,38 @@ use sqlx::Connection;
 use crate::helpers::{Backend, Options, TestApp};
 
 /// A browser: no redirects followed, one session cookie, same-origin POSTs.
-struct Browser {
+pub(crate) struct Browser {
     client: reqwest::Client,
     base: String,
     cookie: Option<String>,
 }
 
-struct Page {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: String,
+pub(crate) struct Page {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
 }
 
 impl Page {
-    fn location(&self) -> &str {
+    pub(crate) fn location(&self) -> &str {
         self.headers.get("location").map_or("", |v| v.to_str().unwrap())
     }
 
     /// The CSRF token the page's forms carry.
-    fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         let at = self.body.find(r#"name="csrf" value=""#).unwrap_or_else(|| panic!("no CSRF field: {}", self.body));
         let rest = &self.body[at + r#"name="csrf" value=""#.len()..];
         rest[..rest.find('"').unwrap()].to_owned()
     }
 
     /// The operation ids listed, in order.
-    fn operation_ids(&self) -> Vec<String> {
+    pub(crate) fn operation_ids(&self) -> Vec<String> {
         self.body.split(r#"<tr data-id=""#).skip(1).map(|s| s[..s.find('"').unwrap()].to_owned()).collect()
     }
 }
 
 impl Browser {
-    fn new(app: &TestApp) -> Self {
+    pub(crate) fn new(app: &TestApp) -> Self {
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         Self { client, base: app.address.clone(), cookie: None }
     }
@@ -56,16 +56,16 @@ impl Browser {
         Page { status: resp.status().as_u16(), headers: resp.headers().clone(), body: resp.text().await.unwrap() }
     }
 
-    async fn get(&self, path: &str) -> Page {
+    pub(crate) async fn get(&self, path: &str) -> Page {
         self.send(self.client.get(format!("{}{path}", self.base))).await
     }
 
     /// A form POST from a page of this origin (as a browser's fetch metadata says).
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
+    pub(crate) async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
         self.post_with(path, form, &[("sec-fetch-site", "same-origin")]).await
     }
 
-    async fn post_with(&self, path: &str, form: &[(&str, &str)], headers: &[(&str, &str)]) -> Page {
+    pub(crate) async fn post_with(&self, path: &str, form: &[(&str, &str)], headers: &[(&str, &str)]) -> Page {
         let mut req = self.client.post(format!("{}{path}", self.base)).form(form);
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -74,7 +74,7 @@ impl Browser {
     }
 
     /// Logs in with `token` and keeps the session cookie.
-    async fn login(&mut self, token: &str) -> Page {
+    pub(crate) async fn login(&mut self, token: &str) -> Page {
         let page = self.post("/ui/login", &[("token", token)]).await;
         assert_eq!((page.status, page.location()), (303, "/ui"), "{}", page.body);
         let set = page.headers["set-cookie"].to_str().unwrap();
@@ -87,7 +87,7 @@ impl Browser {
 type Fields<'a> = Vec<(&'a str, &'a str)>;
 
 /// A token with `role`; returns (id, secret).
-async fn token(app: &TestApp, name: &str, role: &str) -> (String, String) {
+pub(crate) async fn token(app: &TestApp, name: &str, role: &str) -> (String, String) {
     let r = app.post("/api/v1/tokens", json!({"name": name, "role": role})).await;
     assert_eq!(r.status, 201, "{}", r.body);
     (r.body["token"]["id"].as_str().unwrap().to_owned(), r.body["secret"].as_str().unwrap().to_owned())
@@ -105,13 +105,13 @@ async fn audit_actions(app: &TestApp) -> Vec<(String, String)> {
 }
 
 /// An operation that failed for good (max one attempt, and it fails).
-async fn failed_operation(app: &TestApp) -> String {
+pub(crate) async fn failed_operation(app: &TestApp) -> String {
     let id = app.noop(0, 5).await;
     app.wait_status(&id, &["failed"]).await;
     id
 }
 
-fn no_retries() -> Options {
+pub(crate) fn no_retries() -> Options {
     Options { max_attempts: 1, ..Options::default() }
 }
 
