@@ -1,6 +1,11 @@
 //! What the dashboard's pages show and do beyond the session rules
 //! (`ui.rs`): the overview's figures agree with the API, cancel from the
-//! detail page, and the cookie's TLS form (`__Host-`, `Secure`).
+//! detail page, a busy session's end (token expiry, 12 h), and the cookie's
+//! TLS form (`__Host-`, `Secure`).
+
+use std::time::Duration;
+
+use serde_json::json;
 
 use crate::{
     helpers::{Backend, Options, TestApp},
@@ -67,7 +72,37 @@ async fn an_operator_cancels_from_the_detail_page(backend: Backend) {
     app.stop().await;
 }
 
-crate::on_both_backends!(the_overview_shows_what_the_api_shows, an_operator_cancels_from_the_detail_page);
+/// A session used every 25 minutes never idles out, but it ends with its
+/// token's expiry, and 12 h after login in any case.
+async fn busy_sessions_end_with_their_token_and_after_twelve_hours(backend: Backend) {
+    let clock = hyperfleet_core::time::Clock::adjustable();
+    let app =
+        TestApp::spawn_with(backend, Options { worker: false, clock: Some(clock.clone()), ..Options::default() }).await;
+    let step = Duration::from_secs(25 * 60);
+    let r = app.post("/api/v1/tokens", json!({"name": "hourly", "role": "viewer", "expires_in": "1h"})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let mut short = Browser::new(&app);
+    short.login(r.body["secret"].as_str().unwrap()).await;
+    let mut long = Browser::new(&app);
+    long.login(&app.token).await;
+    let mut minutes = 0;
+    while minutes + 25 < 12 * 60 {
+        clock.advance(step);
+        minutes += 25;
+        let short_status = short.get("/ui").await.status;
+        assert_eq!(short_status, if minutes < 60 { 200 } else { 303 }, "the token expires at 60 min ({minutes} min)");
+        assert_eq!(long.get("/ui").await.status, 200, "{minutes} min");
+    }
+    clock.advance(step);
+    assert_eq!(long.get("/ui").await.location(), "/ui/login", "past 12 h");
+    app.stop().await;
+}
+
+crate::on_both_backends!(
+    the_overview_shows_what_the_api_shows,
+    an_operator_cancels_from_the_detail_page,
+    busy_sessions_end_with_their_token_and_after_twelve_hours,
+);
 
 /// Under TLS the cookie is `__Host-` prefixed and `Secure`; the plain name is not accepted there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
