@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use serde_json::json;
+use sqlx::Connection;
 
 use crate::{
     helpers::{Backend, Options, TestApp},
@@ -98,7 +99,56 @@ async fn busy_sessions_end_with_their_token_and_after_twelve_hours(backend: Back
     app.stop().await;
 }
 
+/// Sessions stored, as the database holds them.
+async fn stored_sessions(app: &TestApp) -> i64 {
+    let sql = "SELECT COUNT(*) FROM ui_sessions";
+    if app.database_url.starts_with("sqlite") {
+        let mut db = sqlx::SqliteConnection::connect(&app.database_url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut db).await.unwrap()
+    } else {
+        let mut db = sqlx::PgConnection::connect(&app.database_url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut db).await.unwrap()
+    }
+}
+
+/// Page loads spend the token's request budget like API calls; sessions
+/// abandoned without a logout are cleared at the token's next login.
+async fn sessions_spend_the_token_budget_and_abandoned_ones_are_cleared(backend: Backend) {
+    let clock = hyperfleet_core::time::Clock::adjustable();
+    let env = vec![
+        ("HYPERFLEET__API__RATE_LIMIT_PER_S".to_owned(), "1".to_owned()),
+        ("HYPERFLEET__API__RATE_LIMIT_BURST".to_owned(), "3".to_owned()),
+    ];
+    let options = Options { worker: false, env, clock: Some(clock.clone()), ..Options::default() };
+    let app = TestApp::spawn_with(backend, options).await;
+    let (_, secret) = token(&app, "busy", "viewer").await;
+    let mut browser = Browser::new(&app);
+    browser.login(&secret).await;
+    let mut statuses = Vec::new();
+    let limited = loop {
+        let page = browser.get("/ui").await;
+        statuses.push(page.status);
+        if page.status == 429 || statuses.len() == 20 {
+            break page;
+        }
+    };
+    assert_eq!(limited.status, 429, "{statuses:?}");
+    assert!(statuses.len() > 3 && statuses[..3].iter().all(|s| *s == 200), "{statuses:?}");
+    assert!(limited.headers.contains_key("retry-after"));
+
+    // Two logins left idle, then a third: only the live one stays stored.
+    for _ in 0..2 {
+        Browser::new(&app).login(&secret).await;
+    }
+    assert_eq!(stored_sessions(&app).await, 3);
+    clock.advance(Duration::from_secs(31 * 60));
+    Browser::new(&app).login(&secret).await;
+    assert_eq!(stored_sessions(&app).await, 1);
+    app.stop().await;
+}
+
 crate::on_both_backends!(
+    sessions_spend_the_token_budget_and_abandoned_ones_are_cleared,
     the_overview_shows_what_the_api_shows,
     an_operator_cancels_from_the_detail_page,
     busy_sessions_end_with_their_token_and_after_twelve_hours,

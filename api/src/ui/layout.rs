@@ -86,6 +86,14 @@ pub fn message_page(status: StatusCode, who: Option<&UiSession>, message: &str) 
     html_response(status, page(title, who, body))
 }
 
+/// `429` with `Retry-After`: over a rate limit for `wait`.
+pub fn too_many(who: Option<&UiSession>, message: &str, wait: std::time::Duration) -> Response {
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    let mut resp = message_page(StatusCode::TOO_MANY_REQUESTS, who, &format!("{message}; try again in {secs} s."));
+    resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
+    resp
+}
+
 /// The page for an error from the application layer, with the API's status
 /// for it (internal causes are logged there, never shown).
 pub fn error_page(who: Option<&UiSession>, err: Error) -> Response {

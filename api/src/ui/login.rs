@@ -51,11 +51,7 @@ pub async fn submit(req: &Request, Data(state): Data<&AppState>, form: Option<Fo
     }
     let client = client_key(req);
     if let Some(Err(wait)) = client.map(|ip| state.auth_failures.peek(&ip)) {
-        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-        let message = format!("Too many failed logins from this address; try again in {secs} s.");
-        let mut resp = login_page(StatusCode::TOO_MANY_REQUESTS, Some(&message));
-        resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
-        return resp;
+        return layout::too_many(None, "Too many failed logins from this address", wait);
     }
     let token = form.and_then(|Form(f)| f.token).unwrap_or_default();
     match state.app.login(token.trim(), Some(&current_request_id())).await {

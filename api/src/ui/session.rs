@@ -72,7 +72,15 @@ impl UiSession {
 pub async fn current(req: &Request, state: &AppState) -> Result<UiSession, Response> {
     let Some(value) = cookie(req) else { return Err(layout::see_other("/ui/login")) };
     match state.app.session(&value).await {
-        Ok(Session { principal, csrf }) => Ok(UiSession { principal, csrf }),
+        Ok(Session { principal, csrf }) => {
+            let who = UiSession { principal, csrf };
+            // The token's request budget is the API's: a session spends it too.
+            if let Err(wait) = state.limiter.check(&who.principal.token_id) {
+                let message = format!("Token `{}` is over its rate limit", who.principal.name);
+                return Err(layout::too_many(Some(&who), &message, wait));
+            }
+            Ok(who)
+        }
         Err(Error::Unauthenticated(_)) => {
             let mut resp = layout::see_other("/ui/login");
             if let Ok(v) = clear_cookie(req).parse() {

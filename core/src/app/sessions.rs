@@ -37,7 +37,9 @@ impl App {
         let token = crate::TokenId::parse(&principal.token_id)?;
         let new = NewSession::generate();
         let mut tx = self.store.begin().await?;
-        let expires_at = tx.now().plus(self.sessions.absolute);
+        let now = tx.now();
+        let expires_at = now.plus(self.sessions.absolute);
+        tx.delete_ended_sessions(token, now.minus(self.sessions.idle)).await?;
         tx.insert_session(&new, token, expires_at).await?;
         let actor = Actor { name: &principal.name, request_id };
         let after = json!({"expires_at": expires_at, "role": principal.role});

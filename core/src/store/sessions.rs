@@ -92,6 +92,24 @@ impl super::Tx {
         })?)
     }
 
+    /// Deletes a token's sessions that ended without being presented again
+    /// (past `expires_at`, or last seen at or before `idle_before`), so that
+    /// abandoned logins do not pile up.
+    pub async fn delete_ended_sessions(&mut self, token: TokenId, idle_before: Timestamp) -> Result<u64> {
+        let now = self.now();
+        Ok(on_tx!(self, |c, Db| {
+            sqlx::query::<Db>(
+                "DELETE FROM ui_sessions WHERE token_id = $1 AND (expires_at <= $2 OR last_seen_at <= $3)",
+            )
+            .bind(token)
+            .bind(now)
+            .bind(idle_before)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected())
+        })?)
+    }
+
     /// Ends every session of a token; returns how many there were.
     pub async fn delete_token_sessions(&mut self, token: TokenId) -> Result<u64> {
         Ok(on_tx!(self, |c, Db| {
