@@ -191,9 +191,12 @@ async fn serve(settings: Settings, components: Components, boot: Bootstrap) -> a
             "; use a token from `hyperfleet token create`"
         };
         tracing::info!("Hyperfleet API listening on {scheme}://{addr}/ (docs: {scheme}://{addr}/docs){token}");
-        println!("Hyperfleet is up: point a browser or curl at {scheme}://{addr}/ (API docs: {scheme}://{addr}/docs)");
+        println!(
+            "Hyperfleet is up: open {scheme}://{addr}/ in a browser for the dashboard (log in with an API token), \
+             or point curl at {scheme}://{addr}/api/v1 (API docs: {scheme}://{addr}/docs)"
+        );
         if let Some(t) = &running.initial_admin_token {
-            println!("Admin token (shown once, store it now): {t}");
+            println!("Admin token (shown once, store it now; it also logs in to the dashboard): {t}");
             println!("  curl -H \"Authorization: Bearer $TOKEN\" {scheme}://{addr}/api/v1/vms");
         }
     }

@@ -150,7 +150,7 @@ pub fn failure_limiter(per_s: u32, burst: u32) -> RateLimiter<IpAddr> {
 
 /// The key a client address is limited by: IPv6 clients by their /64 (one
 /// host owns a whole /64, and would otherwise get a fresh budget per address).
-fn client_key(req: &Request) -> Option<IpAddr> {
+pub(crate) fn client_key(req: &Request) -> Option<IpAddr> {
     let ip = req.remote_addr().as_socket_addr()?.ip();
     Some(match ip {
         IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
@@ -171,7 +171,8 @@ fn too_many(code: &str, message: String, wait: Duration) -> Response {
 
 /// Middleware: 401 without a valid token, 429 over the token's rate.
 pub async fn authenticate<E: Endpoint>(next: E, mut req: Request, state: &AppState) -> poem::Result<Response> {
-    if is_public(req.uri().path()) {
+    // The dashboard authenticates by its session cookie (`crate::ui`).
+    if is_public(req.uri().path()) || crate::ui::is_ui(req.uri().path()) {
         return next.call(req).await.map(poem::IntoResponse::into_response);
     }
     // The scheme name is case-insensitive (RFC 9110 §11.1).

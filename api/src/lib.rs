@@ -24,6 +24,7 @@ mod submit;
 mod system;
 mod text;
 mod tokens;
+mod ui;
 pub mod views;
 mod vms;
 
@@ -164,6 +165,9 @@ pub fn app(state: AppState, limits: Limits) -> impl Endpoint {
         .nest("/", api)
         .at("/openapi.json", poem::get(served))
         .nest("/docs", docs)
+        // The dashboard sits beside the API, outside its OpenAPI document.
+        .nest("/ui", ui::routes(state.clone()))
+        .around(ui::root_redirect)
         .around(request_id::body_check)
         .around(move |next, req| {
             let state = state.clone();

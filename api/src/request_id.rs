@@ -63,6 +63,12 @@ fn security_headers(path: &str, headers: &mut poem::http::HeaderMap) {
     headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    if crate::ui::is_ui(path) {
+        // Pages show ledger contents: no cache may keep them.
+        headers.insert("content-security-policy", HeaderValue::from_static(crate::ui::CSP));
+        headers.insert("cache-control", HeaderValue::from_static("no-store"));
+        return;
+    }
     let csp = if path == "/docs" || path.starts_with("/docs/") {
         "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"
     } else {

@@ -19,6 +19,7 @@ pub mod operation;
 pub mod outcome;
 pub mod queue;
 pub mod schedule;
+pub mod session;
 pub mod settings;
 pub mod store;
 pub mod time;

@@ -40,5 +40,7 @@ mod slow_clients;
 mod stop;
 mod token_lifetimes;
 mod typed_records;
+mod ui;
+mod ui_pages;
 mod units;
 mod vm_power;

@@ -23,7 +23,7 @@ pub struct Actor<'a> {
 
 impl Actor<'_> {
     /// Appends this actor's entry for a change, sealed with `key`, in `tx`.
-    async fn audit(
+    pub(super) async fn audit(
         &self,
         tx: &mut Tx,
         key: &AuditKey,
@@ -75,10 +75,11 @@ impl App {
         Ok((record, secret))
     }
 
-    /// Revokes an API token (idempotent).
+    /// Revokes an API token (idempotent) and ends its dashboard sessions.
     pub async fn revoke_token(&self, actor: Actor<'_>, id: TokenId) -> Result<TokenRecord> {
         let mut tx = self.store.begin().await?;
         let before = tx.revoke_token(id).await?;
+        tx.delete_token_sessions(id).await?;
         let was = json!({"name": before.name, "role": before.role, "revoked_at": before.revoked_at});
         actor
             .audit(

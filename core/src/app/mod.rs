@@ -14,16 +14,22 @@ mod admin;
 mod audit;
 mod ledger;
 mod metrics;
+mod overview;
 mod reads;
+mod sessions;
 mod submit;
 
 use std::sync::Arc;
 
 pub use admin::Actor;
 pub use ledger::ReapReport;
+pub use overview::{OVERVIEW_WINDOW, Overview};
+pub use sessions::Session;
 pub use submit::Origin;
 
-use crate::{Error, Result, Timestamp, audit::AuditKey, settings::RetentionSettings, store::Store};
+use crate::{
+    Error, Result, Timestamp, audit::AuditKey, session::SessionPolicy, settings::RetentionSettings, store::Store,
+};
 
 /// The use cases, over one store. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -33,11 +39,12 @@ pub struct App {
     /// Seals the audit chain; processes that make admin changes (API,
     /// scheduler, CLI) have it, workers do not need it.
     audit_key: Option<Arc<AuditKey>>,
+    sessions: SessionPolicy,
 }
 
 impl App {
     pub fn new(store: Store) -> Self {
-        Self { store, retention: Arc::default(), audit_key: None }
+        Self { store, retention: Arc::default(), audit_key: None, sessions: SessionPolicy::default() }
     }
 
     pub fn with_audit_key(mut self, key: AuditKey) -> Self {
@@ -47,6 +54,12 @@ impl App {
 
     fn audit_key(&self) -> Result<&AuditKey> {
         self.audit_key.as_deref().ok_or_else(|| Error::internal("this process has no audit key"))
+    }
+
+    /// How long dashboard sessions live.
+    pub fn with_session_policy(mut self, policy: SessionPolicy) -> Self {
+        self.sessions = policy;
+        self
     }
 
     pub fn with_retention(mut self, retention: RetentionSettings) -> Self {

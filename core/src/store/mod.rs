@@ -14,11 +14,13 @@ mod inventory;
 mod ledger;
 mod metrics;
 mod operations;
+mod overview;
 mod page;
 mod reconcilers;
 mod retention;
 mod rows;
 mod schedules;
+mod sessions;
 mod silences;
 mod stats;
 mod tokens;
@@ -42,10 +44,12 @@ pub use health::{FleetFigures, HealthEventRecord, HealthResultRecord, HealthRunR
 pub use inventory::{DiskUsage, HostRecord, IsoRecord, SystemInfo, VmRecord};
 pub use ledger::{Claim, TakenBack};
 pub use operations::{OperationFilter, OperationPage, Submitted};
+pub use overview::LedgerCounts;
 pub use page::Page;
 pub use reconcilers::{ReconcilerRun, RunRecord};
 pub use retention::{PruneCutoffs, PruneReport};
 pub use schedules::{Fire, FireRecord, ScheduleRecord};
+pub use sessions::SessionRecord;
 pub use tokens::TokenRecord;
 pub use tx::{Links, Tx, WAKE_CHANNEL};
 

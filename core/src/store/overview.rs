@@ -1,0 +1,48 @@
+//! The figures the dashboard's overview shows: counts by status now and
+//! over a window, and firing alerts by severity. Grouped counts only; the
+//! app adds the hosts.
+
+use super::{Store, read_db};
+use crate::{Result, Timestamp, alert::Severity, operation::OperationStatus};
+
+/// Counts for the overview page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LedgerCounts {
+    /// Operations in each unfinished status (queued, running, retrying), now.
+    pub unfinished: Vec<(OperationStatus, i64)>,
+    /// Operations that finished since the window's start, by final status.
+    pub finished: Vec<(OperationStatus, i64)>,
+    /// Firing alerts by severity.
+    pub firing: Vec<(Severity, i64)>,
+}
+
+impl Store {
+    /// The ledger's counts, with "finished" meaning at or after `since`.
+    pub async fn ledger_counts(&self, since: Timestamp) -> Result<LedgerCounts> {
+        let unfinished: Vec<(OperationStatus, i64)> = read_db!(self, |pool, Db| {
+            sqlx::query_as::<Db, (OperationStatus, i64)>(
+                "SELECT status, COUNT(*) FROM operations WHERE status IN ('queued', 'running', 'retrying') \
+                 GROUP BY status",
+            )
+            .fetch_all(pool)
+            .await
+        })?;
+        let finished: Vec<(OperationStatus, i64)> = read_db!(self, |pool, Db| {
+            sqlx::query_as::<Db, (OperationStatus, i64)>(
+                "SELECT status, COUNT(*) FROM operations \
+                 WHERE status IN ('succeeded', 'failed', 'cancelled') AND finished_at >= $1 GROUP BY status",
+            )
+            .bind(since)
+            .fetch_all(pool)
+            .await
+        })?;
+        let firing: Vec<(Severity, i64)> = read_db!(self, |pool, Db| {
+            sqlx::query_as::<Db, (Severity, i64)>(
+                "SELECT severity, COUNT(*) FROM alerts WHERE status = 'firing' GROUP BY severity",
+            )
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(LedgerCounts { unfinished, finished, firing })
+    }
+}
