@@ -38,6 +38,7 @@ mod silences;
 mod slots;
 mod slow_clients;
 mod stop;
+mod tls;
 mod token_lifetimes;
 mod typed_records;
 mod ui;

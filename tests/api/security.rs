@@ -366,22 +366,7 @@ async fn cli_tokens_and_audit_chain_detects_an_edited_row(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_serves_https_with_the_configured_certificate() {
-    let certs = tempfile::tempdir().unwrap();
-    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
-    let made = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    let env = vec![
-        ("HYPERFLEET__API__TLS__CERT".to_owned(), cert.display().to_string()),
-        ("HYPERFLEET__API__TLS__KEY".to_owned(), key.display().to_string()),
-    ];
-    let app = TestApp::spawn_with(Backend::Sqlite, Options { worker: false, env, ..Options::default() }).await;
+    let (app, _certs, cert) = crate::tls::spawn_tls().await;
     let https = app.address.replacen("http://", "https://", 1);
     let curl = |url: String| {
         std::process::Command::new("curl")

@@ -157,22 +157,7 @@ crate::on_both_backends!(
 /// Under TLS the cookie is `__Host-` prefixed and `Secure`; the plain name is not accepted there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_tls_the_cookie_is_host_prefixed_and_secure() {
-    let certs = tempfile::tempdir().unwrap();
-    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
-    let made = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    let env = vec![
-        ("HYPERFLEET__API__TLS__CERT".to_owned(), cert.display().to_string()),
-        ("HYPERFLEET__API__TLS__KEY".to_owned(), key.display().to_string()),
-    ];
-    let app = TestApp::spawn_with(Backend::Sqlite, Options { worker: false, env, ..Options::default() }).await;
+    let (app, _certs, cert) = crate::tls::spawn_tls().await;
     let https = app.address.replacen("http://", "https://", 1);
     // curl, not reqwest: rustls refuses a self-signed certificate as its own CA.
     let curl = |args: &[&str]| {
