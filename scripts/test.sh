@@ -80,9 +80,11 @@ echo "== generated clients (Python, Rust, TypeScript) against a live server"
 HYPERFLEET_BIN=target/debug/hyperfleet scripts/clients.sh 2>&1 | tee -a "$log" || status=$?
 echo "== schemathesis against the live server, with and without a token"
 HYPERFLEET_BIN=target/debug/hyperfleet scripts/fuzz.sh 2>&1 | tee -a "$log" || status=$?
+echo "== nix/: every file parses, the module evaluates (stand-in nixpkgs), its units and config check out"
+HYPERFLEET_BIN=target/debug/hyperfleet scripts/nix-checks.sh 2>&1 | tee -a "$log" || status=$?
 # One closing line over every test binary: `N passed, N failed`.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     /^(clients|fuzz): [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
+     /^(clients|fuzz|nix): [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 rm -f "$log"
 exit "$status"
