@@ -52,7 +52,12 @@ let
     Restart = "on-failure";
     RestartSec = "2s";
   };
-  withDb = lib.optional (lib.hasPrefix "postgres" settings.database.url) "postgresql.service";
+  # PostgreSQL, should it run on this machine: start after it and after the
+  # roles and databases it ensures (postgresql-setup.service in recent
+  # nixpkgs). Units that do not exist here are ignored.
+  postgres = lib.hasPrefix "postgres" settings.database.url;
+  withDb = lib.optional postgres "postgresql.service";
+  afterDb = withDb ++ lib.optional postgres "postgresql-setup.service";
   afterMigrate = {
     after = [ "network-online.target" "hyperfleet-migrate.service" ];
     requires = [ "hyperfleet-migrate.service" ];
@@ -71,7 +76,7 @@ let
       command = "up";
       serviceConfig = daemon // worker;
       extraUnit = {
-        after = [ "network-online.target" "libvirtd.service" ] ++ withDb;
+        after = [ "network-online.target" "libvirtd.service" ] ++ afterDb;
         wants = [ "network-online.target" "libvirtd.service" ] ++ withDb;
         wantedBy = [ "multi-user.target" ];
       };
@@ -84,7 +89,7 @@ let
       command = "migrate";
       serviceConfig = { Type = "oneshot"; RemainAfterExit = true; } // hardening.strict;
       extraUnit = {
-        after = [ "network-online.target" ] ++ withDb;
+        after = [ "network-online.target" ] ++ afterDb;
         wants = [ "network-online.target" ] ++ withDb;
       };
     };

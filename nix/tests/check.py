@@ -74,6 +74,19 @@ def check_case(case, report, binary, tmp):
           user.get("isSystemUser") is True and "libvirtd" in user.get("extraGroups", []), user)
     check(f"{case}: libvirtd enabled", report["libvirtd"] is True, report["libvirtd"])
 
+    for name, text in units.items():
+        lines = text.splitlines()
+        command = {"hyperfleet.service": "up"}.get(name, name.removeprefix("hyperfleet-").removesuffix(".service"))
+        check(f"{case}: {name} runs `hyperfleet {command}`", f"ExecStart=@PKG@/bin/hyperfleet {command}" in lines)
+        if role == "split" and name != "hyperfleet-migrate.service":
+            after = next((line for line in lines if line.startswith("After=")), "")
+            check(f"{case}: {name} requires and follows the migrations",
+                  "Requires=hyperfleet-migrate.service" in lines and "hyperfleet-migrate.service" in after.split("=", 1)[1].split(),
+                  lines)
+    if role == "split":
+        migrate = units.get("hyperfleet-migrate.service", "").splitlines()
+        check(f"{case}: migrations are a one-shot", "Type=oneshot" in migrate and "RemainAfterExit=true" in migrate, migrate)
+
     udir = os.path.join(tmp, case)
     os.makedirs(udir)
     for name, text in units.items():
