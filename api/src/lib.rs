@@ -6,6 +6,8 @@ mod alert_views;
 mod alerts;
 mod allow;
 pub mod auth;
+mod backup_views;
+mod backups;
 mod diagnostics;
 pub mod error;
 mod health;
@@ -106,6 +108,8 @@ enum Tag {
     Health,
     /// Alerts with their whole history, silences and notification channels.
     Alerts,
+    /// Backups of VMs, verified against their manifest and the ledger.
+    Backups,
     /// The seed system's API, kept for its dashboard and scripts (deprecated: use /api/v1).
     Seed,
 }
@@ -121,6 +125,7 @@ type Apis = (
     health::HealthApi,
     alerts::AlertsApi,
     silences::SilencesApi,
+    backups::BackupsApi,
     reconcilers::ReconcilersApi,
     seed::SeedApi,
 );
@@ -137,6 +142,7 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
         health::HealthApi { state: state.clone() },
         alerts::AlertsApi { state: state.clone() },
         silences::SilencesApi { state: state.clone() },
+        backups::BackupsApi { state: state.clone() },
         reconcilers::ReconcilersApi { state: state.clone() },
         seed::SeedApi { state },
     );

@@ -20,9 +20,10 @@ closed_set!(
         Noop = "noop",
         /// The health checks of one host.
         HealthRun = "health.run",
-        /// Backup verification: not available yet (kept for earlier versions' history;
-        /// it can be neither scheduled nor submitted).
+        /// Verifies one backup at a level (checksum, image).
         BackupVerify = "backup.verify",
+        /// A full backup of one VM (live push backup, or `qemu-img convert` when shut off).
+        BackupCreate = "backup.create",
         /// Deletes finished operations, attempts and health runs past their retention.
         LedgerPrune = "ledger.prune",
         /// One notification of an alert to one channel (email or webhook).
@@ -39,7 +40,12 @@ impl OperationKind {
             Self::VmDestroy => VmAction::Destroy,
             Self::VmSuspend => VmAction::Suspend,
             Self::VmResume => VmAction::Resume,
-            Self::Noop | Self::HealthRun | Self::BackupVerify | Self::LedgerPrune | Self::AlertDeliver => return None,
+            Self::Noop
+            | Self::HealthRun
+            | Self::BackupVerify
+            | Self::BackupCreate
+            | Self::LedgerPrune
+            | Self::AlertDeliver => return None,
         })
     }
 
@@ -76,7 +82,7 @@ impl OperationKind {
             }
             Self::HealthRun => WorkClass::Health,
             Self::AlertDeliver => WorkClass::Alerts,
-            Self::BackupVerify => WorkClass::Backup,
+            Self::BackupVerify | Self::BackupCreate => WorkClass::Backup,
             Self::Noop => WorkClass::Diagnostics,
             Self::LedgerPrune => WorkClass::Housekeeping,
         }
@@ -275,7 +281,8 @@ pub fn check_params(kind: OperationKind, params: &Value) -> Result<(), Error> {
         OperationKind::Noop => parse::<NoopParams>(params)?.validate(),
         OperationKind::HealthRun | OperationKind::LedgerPrune => parse::<NoParams>(params).map(drop),
         OperationKind::AlertDeliver => parse::<crate::alert::DeliverParams>(params).map(drop),
-        OperationKind::BackupVerify => Err(Error::invalid("invalid_kind", "backup verification is not available yet")),
+        OperationKind::BackupCreate => parse::<crate::backup::CreateParams>(params)?.validate(),
+        OperationKind::BackupVerify => parse::<crate::backup::VerifyParams>(params)?.validate(),
         vm => match vm.vm_action() {
             Some(action) => parse::<crate::vm::PowerParams>(params)?.validate(action),
             None => Err(Error::invalid("invalid_kind", format!("`{}` takes no parameters here", vm.as_str()))),
@@ -307,6 +314,11 @@ mod tests {
         assert!(check_params(OperationKind::LedgerPrune, &json!({"days": 1})).is_err());
         assert!(check_params(OperationKind::VmShutdown, &json!({"timeout_s": 30})).is_ok());
         assert!(check_params(OperationKind::BackupVerify, &json!({})).is_err());
+        let id = crate::BackupId::new();
+        check_params(OperationKind::BackupVerify, &json!({"backup_id": id, "level": "image"})).unwrap();
+        assert!(check_params(OperationKind::BackupVerify, &json!({"backup_id": id, "level": "boot"})).is_err());
+        check_params(OperationKind::BackupCreate, &json!({"vm": "web"})).unwrap();
+        assert!(check_params(OperationKind::BackupCreate, &json!({"vm": "../etc"})).is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 mod admin;
 mod audit;
+mod backups;
 mod ledger;
 mod reads;
 mod submit;
@@ -19,6 +20,7 @@ mod submit;
 use std::sync::Arc;
 
 pub use admin::Actor;
+pub use backups::BackupView;
 pub use ledger::ReapReport;
 pub use submit::Origin;
 
@@ -32,11 +34,13 @@ pub struct App {
     /// Seals the audit chain; processes that make admin changes (API,
     /// scheduler, CLI) have it, workers do not need it.
     audit_key: Option<Arc<AuditKey>>,
+    /// `backups.reverify_after_days`: when an ok verification becomes `outdated`.
+    reverify_after_days: u32,
 }
 
 impl App {
     pub fn new(store: Store) -> Self {
-        Self { store, retention: Arc::default(), audit_key: None }
+        Self { store, retention: Arc::default(), audit_key: None, reverify_after_days: 7 }
     }
 
     pub fn with_audit_key(mut self, key: AuditKey) -> Self {
@@ -46,6 +50,11 @@ impl App {
 
     fn audit_key(&self) -> Result<&AuditKey> {
         self.audit_key.as_deref().ok_or_else(|| Error::internal("this process has no audit key"))
+    }
+
+    pub fn with_reverify_after_days(mut self, days: u32) -> Self {
+        self.reverify_after_days = days;
+        self
     }
 
     pub fn with_retention(mut self, retention: RetentionSettings) -> Self {

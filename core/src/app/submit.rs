@@ -21,7 +21,7 @@ pub struct Origin {
 }
 
 impl Origin {
-    fn operation(
+    pub(super) fn operation(
         &self,
         kind: OperationKind,
         host: Option<String>,
@@ -100,7 +100,11 @@ impl App {
             idempotency_key: None,
             max_attempts: NewOperation::DEFAULT_MAX_ATTEMPTS,
         };
-        let operations = targets.into_iter().map(|h| origin.operation(kind, h, None, s.params.0.clone())).collect();
+        let operations = match self.backup_target(kind, s.host.as_deref(), &s.params.0).await? {
+            // A backup runs on its VM's host, in the VM's turn.
+            Some((host, vm)) => vec![origin.operation(kind, Some(host), Some(vm), s.params.0.clone())],
+            None => targets.into_iter().map(|h| origin.operation(kind, h, None, s.params.0.clone())).collect(),
+        };
         Ok(Fire { fire_time, catch_up, operations })
     }
 

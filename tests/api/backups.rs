@@ -1,0 +1,71 @@
+//! Backups through the API, over backups recorded in the ledger (real
+//! backups of real QEMU domains are in `backups_qemu.rs`).
+
+use serde_json::json;
+
+use crate::helpers::{Backend, Options, TestApp};
+
+/// Records a complete backup of `vm` without files (for the API's own tests); returns its id.
+pub async fn recorded_backup(app: &TestApp, host: &str, vm: &str) -> String {
+    use hyperfleet_core::backup::{BackupMethod, Manifest, Versions, sha256_hex};
+    let core = app.core().await;
+    let id = hyperfleet_core::BackupId::new();
+    let op = hyperfleet_core::OperationId(id.0);
+    core.backup_started(id, op, host, vm, "/nowhere").await.unwrap();
+    let manifest = Manifest {
+        format: Manifest::FORMAT,
+        backup_id: id,
+        host: host.into(),
+        vm: vm.into(),
+        method: BackupMethod::Offline,
+        consistency: "consistent".into(),
+        created_at: hyperfleet_core::Timestamp::now(),
+        versions: Versions { hyperfleet: "0".into(), libvirt: "0".into(), qemu: "0".into() },
+        disks: vec![],
+        files: vec![],
+    };
+    core.backup_completed(id, &manifest, &sha256_hex(&manifest.to_bytes())).await.unwrap();
+    id.to_string()
+}
+
+async fn backups_are_listed_filtered_and_shown_with_their_manifest(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Options { worker: false, ..Options::default() }).await;
+    let older = recorded_backup(&app, "hv1", "web").await;
+    let newer = recorded_backup(&app, "hv1", "test").await;
+    let all = app.get("/api/v1/backups?limit=1").await;
+    assert_eq!(all.status, 200, "{}", all.body);
+    assert_eq!(all.body["items"][0]["id"], newer.as_str(), "newest first");
+    assert_eq!(all.body["items"][0]["verification"], "none");
+    let cursor = all.body["next_cursor"].as_str().unwrap();
+    let rest = app.get(&format!("/api/v1/backups?limit=1&cursor={cursor}")).await;
+    assert_eq!(rest.body["items"][0]["id"], older.as_str());
+    assert!(rest.body.get("next_cursor").is_none(), "{}", rest.body);
+    let web = app.get("/api/v1/backups?vm=web&state=complete").await;
+    assert_eq!(web.body["items"].as_array().unwrap().len(), 1);
+    assert!(app.get("/api/v1/backups?state=creating").await.body["items"].as_array().unwrap().is_empty());
+
+    let one = app.get(&format!("/api/v1/backups/{older}")).await;
+    assert_eq!((one.body["state"].as_str(), one.body["method"].as_str()), (Some("complete"), Some("offline")));
+    assert_eq!(one.body["manifest"]["vm"], "web");
+    assert_eq!(one.body["verifications"], json!([]));
+    let missing = app.get(&format!("/api/v1/backups/{}", uuid::Uuid::now_v7())).await;
+    assert_eq!((missing.status, missing.body["code"].as_str()), (404, Some("backup_not_found")));
+
+    // Verifying is an operation on the backup's host and VM; levels are a closed set.
+    let r = app.post(&format!("/api/v1/backups/{older}/verify"), json!({"level": "image"})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.headers["location"], format!("/api/v1/operations/{}", r.body["id"].as_str().unwrap()).as_str());
+    assert_eq!((r.body["kind"].as_str(), r.body["vm"].as_str()), (Some("backup.verify"), Some("web")));
+    assert_eq!(r.body["params"]["level"], "image");
+    let r = app.post(&format!("/api/v1/backups/{older}/verify"), json!({"level": "boot"})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+
+    // Backups can be scheduled through the schedules API; their parameters are checked when asked.
+    let s = json!({"name": "nightly", "cron": "0 3 * * *", "kind": "backup.create", "params": {"vm": "web"}});
+    assert_eq!(app.post("/api/v1/schedules", s).await.status, 201);
+    let s = json!({"name": "bad", "cron": "0 3 * * *", "kind": "backup.create", "params": {"vm": "../x"}});
+    assert_eq!(app.post("/api/v1/schedules", s).await.body["code"], "invalid_vm_name");
+    app.stop().await;
+}
+
+crate::on_both_backends!(backups_are_listed_filtered_and_shown_with_their_manifest);

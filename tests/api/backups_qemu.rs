@@ -1,0 +1,194 @@
+//! Real backups of real QEMU domains (`#[ignore]`d lane, see `qemu.rs`): an
+//! offline copy of a shut-off VM and a live push backup of a running one,
+//! each checked byte for byte by the test; a flipped byte, a corrupt qcow2
+//! header and the alert they raise and resolve.
+
+use std::{path::Path, process::Command};
+
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+use crate::{
+    helpers::{Backend, Options, TestApp},
+    qemu::{QemuVm, URI, available, qemu_app},
+};
+
+fn sha256_file(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+fn run(program: &str, args: &[&str]) -> std::process::Output {
+    let out = Command::new(program).args(args).output().unwrap();
+    assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// A 1 MiB raw disk of random bytes (no boot signature), in a directory QEMU may read.
+fn make_disk(root: &Path) -> std::path::PathBuf {
+    let mut bytes: Vec<u8> = (0..1 << 20).map(|_| rand::random::<u8>()).collect();
+    bytes[510] = 0;
+    bytes[511] = 0;
+    let disk = root.join("disk.raw");
+    std::fs::write(&disk, bytes).unwrap();
+    disk
+}
+
+/// A TCG domain (the test suite's fixture, marked as a test domain) with `disk` as `vda`.
+fn define_with_disk(prefix: &str, disk: &Path) -> QemuVm {
+    let name = format!("{prefix}-{}", ulid::Ulid::new().to_string()[20..].to_lowercase());
+    let disk_xml = format!(
+        "<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{}'/>\
+         <target dev='vda' bus='virtio'/></disk>\n    <serial type='pty'>",
+        disk.display()
+    );
+    let xml =
+        include_str!("../fixtures/qemu-domain.xml").replace("@NAME@", &name).replace("<serial type='pty'>", &disk_xml);
+    let file = disk.with_extension("xml");
+    std::fs::write(&file, xml).unwrap();
+    run("virsh", &["-c", URI, "define", file.to_str().unwrap()]);
+    QemuVm { name }
+}
+
+async fn backup(app: &TestApp, vm: &str) -> Value {
+    let r = app.post(&format!("/api/v1/vms/{vm}/backups"), json!({})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let op = app.wait_status(r.body["id"].as_str().unwrap(), &["succeeded", "failed", "cancelled"]).await;
+    assert_eq!(op["status"], "succeeded", "{op:#}");
+    let b = app.get(&format!("/api/v1/backups/{}", op["result"]["backup_id"].as_str().unwrap())).await;
+    assert_eq!(b.status, 200, "{}", b.body);
+    b.body
+}
+
+async fn verify(app: &TestApp, id: &str, level: &str) -> Value {
+    let r = app.post(&format!("/api/v1/backups/{id}/verify"), json!({ "level": level })).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let op = app.wait_status(r.body["id"].as_str().unwrap(), &["succeeded", "failed", "cancelled"]).await;
+    assert_eq!(op["status"], "succeeded", "a bad backup is a verification that ran: {op:#}");
+    op["result"].clone()
+}
+
+/// The test recomputes every file's sha256 and finds exactly the manifest's files.
+fn check_files(b: &Value) {
+    let dir = Path::new(b["dir"].as_str().unwrap());
+    let manifest: Value = serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(sha256_file(&dir.join("manifest.json")), b["manifest_sha256"].as_str().unwrap());
+    let files = manifest["files"].as_array().unwrap();
+    let paths: Vec<&str> = files.iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["disks/vda.qcow2", "domain.xml"]);
+    for f in files {
+        let path = dir.join(f["path"].as_str().unwrap());
+        assert_eq!(sha256_file(&path), f["sha256"].as_str().unwrap(), "{path:?}");
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), f["size"].as_u64().unwrap());
+    }
+    let xml = std::fs::read_to_string(dir.join("domain.xml")).unwrap();
+    assert!(xml.contains("<domain") && xml.contains(b["vm"].as_str().unwrap()), "{xml}");
+    assert!(!dir.with_extension("partial").exists() && !Path::new(&format!("{}.partial", dir.display())).exists());
+}
+
+/// Rewrites the backup's manifest after its files changed and records the new hash in the ledger,
+/// as someone covering their tracks would: only the image level can tell.
+async fn rehash(app: &TestApp, backend: Backend, b: &Value) {
+    let dir = Path::new(b["dir"].as_str().unwrap());
+    let mut manifest: Value = serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    for f in manifest["files"].as_array_mut().unwrap() {
+        let path = dir.join(f["path"].as_str().unwrap());
+        f["sha256"] = json!(sha256_file(&path));
+    }
+    let bytes = serde_json::to_vec_pretty(&manifest).unwrap();
+    std::fs::write(dir.join("manifest.json"), &bytes).unwrap();
+    let sha = hyperfleet_core::backup::sha256_hex(&bytes);
+    let id = b["id"].as_str().unwrap();
+    let sql = "UPDATE backups SET manifest_sha256 = $1 WHERE id = $2";
+    match backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&app.database_url).await.unwrap();
+            sqlx::query(sql).bind(sha).bind(id.to_owned()).execute(&mut c).await.unwrap();
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&app.database_url).await.unwrap();
+            sqlx::query(sql).bind(sha).bind(uuid::Uuid::parse_str(id).unwrap()).execute(&mut c).await.unwrap();
+        }
+    }
+}
+
+async fn backup_alerts(app: &TestApp) -> Vec<Value> {
+    app.get("/api/v1/alerts?source=backup").await.body["items"].as_array().unwrap().clone()
+}
+
+async fn real_backups_are_exact_copies_and_verification_finds_damage(backend: Backend) {
+    if !available() {
+        return;
+    }
+    // Not a TempDir: libvirt's QEMU user must reach the disk and the backup targets.
+    let root = std::env::temp_dir().join(format!("hf-backups-{}", ulid::Ulid::new().to_string().to_lowercase()));
+    std::fs::create_dir(&root).unwrap();
+    let disk = make_disk(&root);
+    let vm = define_with_disk("hfb", &disk);
+    let backups_dir = root.join("backups");
+    let env = vec![("HYPERFLEET__BACKUPS__DIR".to_owned(), backups_dir.display().to_string())];
+    let app = qemu_app(backend, Options { env, ..Options::default() }).await;
+    app.wait_for(|| async { app.get(&format!("/api/v1/vms/{}", vm.name)).await.status == 200 }).await;
+    let disk_s = disk.to_str().unwrap();
+
+    // Shut off: an offline copy, verified at once, identical to the source.
+    let offline = backup(&app, &vm.name).await;
+    assert_eq!((offline["state"].as_str(), offline["method"].as_str()), (Some("complete"), Some("offline")));
+    assert_eq!(offline["verification"], "ok");
+    assert_eq!(offline["verifications"][0]["level"], "checksum");
+    assert_eq!(offline["manifest"]["disks"][0]["virtual_size"], 1 << 20);
+    check_files(&offline);
+    let copy = format!("{}/disks/vda.qcow2", offline["dir"].as_str().unwrap());
+    run("qemu-img", &["compare", "-f", "raw", "-F", "qcow2", disk_s, &copy]);
+
+    // Running: libvirt's push backup, identical too (the guest finds nothing to boot and writes nothing).
+    let r = app.post(&format!("/api/v1/vms/{}/start", vm.name), json!({})).await;
+    app.wait_status(r.body["id"].as_str().unwrap(), &["succeeded"]).await;
+    let live = backup(&app, &vm.name).await;
+    assert_eq!((live["state"].as_str(), live["method"].as_str()), (Some("complete"), Some("live")));
+    assert_eq!(live["manifest"]["consistency"], "crash-consistent");
+    check_files(&live);
+    let live_copy = format!("{}/disks/vda.qcow2", live["dir"].as_str().unwrap());
+    run("qemu-img", &["compare", "-U", "-f", "raw", "-F", "qcow2", disk_s, &live_copy]);
+    assert!(backup_alerts(&app).await.is_empty());
+
+    // One flipped byte in the older backup: the checksum level names the file, a critical alert fires.
+    let mut bytes = std::fs::read(&copy).unwrap();
+    let at = bytes.len() - 100;
+    bytes[at] ^= 0xff;
+    std::fs::write(&copy, bytes).unwrap();
+    let id = offline["id"].as_str().unwrap();
+    let result = verify(&app, id, "checksum").await;
+    assert_eq!((result["result"].as_str(), result["code"].as_str()), (Some("failed"), Some("checksum_mismatch")));
+    assert_eq!(result["findings"][0]["file"], "disks/vda.qcow2");
+    let shown = app.get(&format!("/api/v1/backups/{id}")).await.body;
+    assert_eq!(shown["verification"], "failed");
+    assert_eq!(shown["verifications"][0]["code"], "checksum_mismatch");
+    let alerts = backup_alerts(&app).await;
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!((alerts[0]["severity"].as_str(), alerts[0]["status"].as_str()), (Some("critical"), Some("firing")));
+    assert_eq!(alerts[0]["labels"]["vm"], vm.name.as_str());
+
+    // The VM's newest backup verifies ok (image level): that resolves the alert.
+    let result = verify(&app, live["id"].as_str().unwrap(), "image").await;
+    assert_eq!(result["result"], "ok", "{result:#}");
+    let alerts = backup_alerts(&app).await;
+    assert_eq!(alerts[0]["status"], "resolved", "{alerts:#?}");
+
+    // A corrupt qcow2 header with the manifest re-hashed to match: only the image level can tell.
+    let mut bytes = std::fs::read(&live_copy).unwrap();
+    bytes[..4].copy_from_slice(b"XXXX");
+    std::fs::write(&live_copy, bytes).unwrap();
+    rehash(&app, backend, &live).await;
+    let result = verify(&app, live["id"].as_str().unwrap(), "checksum").await;
+    assert_eq!(result["result"], "ok", "the checksums match again: {result:#}");
+    let result = verify(&app, live["id"].as_str().unwrap(), "image").await;
+    assert_eq!((result["result"].as_str(), result["code"].as_str()), (Some("failed"), Some("image_corrupt")));
+    assert_eq!(result["findings"][0]["file"], "disks/vda.qcow2");
+
+    app.stop().await;
+    drop(vm);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+crate::on_both_backends_with_qemu!(real_backups_are_exact_copies_and_verification_finds_damage);
