@@ -191,4 +191,41 @@ async fn real_backups_are_exact_copies_and_verification_finds_damage(backend: Ba
     let _ = std::fs::remove_dir_all(&root);
 }
 
-crate::on_both_backends_with_qemu!(real_backups_are_exact_copies_and_verification_finds_damage);
+/// A disk that cannot be read: each attempt removes what it wrote, and when
+/// the attempts run out the backup is recorded as failed with the operation.
+async fn a_backup_that_cannot_be_written_fails_and_leaves_nothing(backend: Backend) {
+    if !available() {
+        return;
+    }
+    let root = std::env::temp_dir().join(format!("hf-backups-{}", ulid::Ulid::new().to_string().to_lowercase()));
+    std::fs::create_dir(&root).unwrap();
+    let vm = define_with_disk("hfbx", &root.join("missing.raw"));
+    let backups_dir = root.join("backups");
+    let env = vec![("HYPERFLEET__BACKUPS__DIR".to_owned(), backups_dir.display().to_string())];
+    let app = qemu_app(backend, Options { env, max_attempts: 2, ..Options::default() }).await;
+    app.wait_for(|| async { app.get(&format!("/api/v1/vms/{}", vm.name)).await.status == 200 }).await;
+
+    let r = app.post(&format!("/api/v1/vms/{}/backups", vm.name), json!({})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let op = app.wait_status(&id, &["succeeded", "failed", "cancelled"]).await;
+    assert_eq!((op["status"].as_str(), op["error_code"].as_str()), (Some("failed"), Some("qemu_img_failed")), "{op:#}");
+    assert_eq!(op["attempt_count"], 2);
+    let b = app.get(&format!("/api/v1/backups/{id}")).await.body;
+    assert_eq!(b["state"], "failed", "{b:#}");
+    assert!(b["error"].as_str().unwrap().contains("qemu_img_failed"), "{b:#}");
+    let vm_dir = backups_dir.join(&vm.name);
+    let left: Vec<_> = std::fs::read_dir(&vm_dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "nothing half-written remains: {left:?}");
+    let listed = app.get(&format!("/api/v1/backups?vm={}&state=failed", vm.name)).await.body;
+    assert_eq!(listed["items"][0]["id"], id.as_str());
+
+    app.stop().await;
+    drop(vm);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+crate::on_both_backends_with_qemu!(
+    real_backups_are_exact_copies_and_verification_finds_damage,
+    a_backup_that_cannot_be_written_fails_and_leaves_nothing,
+);

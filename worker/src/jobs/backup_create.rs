@@ -44,15 +44,13 @@ impl Job for BackupCreate {
             Ok(Some(done)) => done,
             Ok(None) => {
                 let _ = files::remove_dir(&layout.partial);
-                record_failure(ctx, id, "cancelled").await;
+                record_failure(ctx, id, "cancelled: cancel requested while backing up").await;
                 return Finish::Cancelled("cancel requested while backing up; the partial backup was removed".into());
             }
             Err(failure) => {
-                // Nothing half-written stays behind; a retry starts afresh.
+                // Nothing half-written stays behind; a retry starts afresh. The
+                // backup is marked failed with the operation, if it fails for good.
                 let _ = files::remove_dir(&layout.partial);
-                if failure.class != ErrorClass::Transient || op.attempt_count >= op.max_attempts {
-                    record_failure(ctx, id, &failure.to_string()).await;
-                }
                 return Finish::Failed(failure);
             }
         };
