@@ -8,6 +8,8 @@ use hyperfleet_core::{
 };
 use poem_openapi::Object;
 
+/// A backup. `verification` is derived from its last verification: `none`,
+/// `ok`, `failed`, or `outdated` (older than `backups.reverify_after_days`).
 #[derive(Debug, Clone, Object)]
 pub struct BackupView {
     pub id: uuid::Uuid,
@@ -25,7 +27,6 @@ pub struct BackupView {
     /// The sha256 of `manifest.json` as written: verification compares the file with it.
     #[oai(skip_serializing_if_is_none)]
     pub manifest_sha256: Option<String>,
-    /// Derived from the last verification and `backups.reverify_after_days`.
     pub verification: VerificationState,
     #[oai(skip_serializing_if_is_none)]
     pub error: Option<String>,

@@ -31,11 +31,12 @@ pub struct BackupsApi {
 #[oai(deny_unknown_fields)]
 pub struct BackupRequest {}
 
-/// How deeply to verify.
+/// How deeply to verify: `level` `checksum` (default) checks the manifest
+/// against the ledger and every file's size and sha256; `image` also runs
+/// `qemu-img check` on every disk.
 #[derive(Debug, Clone, Object)]
 #[oai(deny_unknown_fields)]
 pub struct VerifyRequest {
-    /// `checksum` (default): the manifest against the ledger, every file's size and sha256; `image`: and `qemu-img check` of every disk.
     pub level: Option<VerifyLevel>,
 }
 

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{Backend, Options, TestApp};
+use crate::helpers::{Backend, TestApp};
 
 /// Records a complete backup of `vm` without files (for the API's own tests); returns its id.
 pub async fn recorded_backup(app: &TestApp, host: &str, vm: &str) -> String {
@@ -29,7 +29,7 @@ pub async fn recorded_backup(app: &TestApp, host: &str, vm: &str) -> String {
 }
 
 async fn backups_are_listed_filtered_and_shown_with_their_manifest(backend: Backend) {
-    let app = TestApp::spawn_with(backend, Options { worker: false, ..Options::default() }).await;
+    let app = TestApp::spawn(backend).await;
     let older = recorded_backup(&app, "hv1", "web").await;
     let newer = recorded_backup(&app, "hv1", "test").await;
     let all = app.get("/api/v1/backups?limit=1").await;
@@ -61,8 +61,16 @@ async fn backups_are_listed_filtered_and_shown_with_their_manifest(backend: Back
     assert_eq!(r.status, 400, "{}", r.body);
 
     // Backups can be scheduled through the schedules API; their parameters are checked when asked.
+    // A backup schedule fires on the VM's host, in the VM's turn.
     let s = json!({"name": "nightly", "cron": "0 3 * * *", "kind": "backup.create", "params": {"vm": "web"}});
-    assert_eq!(app.post("/api/v1/schedules", s).await.status, 201);
+    let created = app.post("/api/v1/schedules", s).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let trigger = format!("/api/v1/schedules/{}/trigger", created.body["id"].as_str().unwrap());
+    app.wait_for(|| async { app.get("/api/v1/vms/web").await.status == 200 }).await;
+    let fired = app.post(&trigger, json!({})).await;
+    assert!((200..300).contains(&fired.status), "{}", fired.body);
+    assert_eq!((fired.body["kind"].as_str(), fired.body["host"].as_str()), (Some("backup.create"), Some("hv1")));
+    assert_eq!(fired.body["vm"], "web");
     let s = json!({"name": "bad", "cron": "0 3 * * *", "kind": "backup.create", "params": {"vm": "../x"}});
     assert_eq!(app.post("/api/v1/schedules", s).await.body["code"], "invalid_vm_name");
     app.stop().await;
