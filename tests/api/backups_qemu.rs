@@ -225,7 +225,52 @@ async fn a_backup_that_cannot_be_written_fails_and_leaves_nothing(backend: Backe
     let _ = std::fs::remove_dir_all(&root);
 }
 
+/// What an earlier attempt left in `<id>.partial/` (its worker died) is removed
+/// before the backup is written: the backup holds exactly its manifest's files.
+async fn leftovers_of_an_earlier_attempt_are_removed_first(backend: Backend) {
+    if !available() {
+        return;
+    }
+    let root = std::env::temp_dir().join(format!("hf-backups-{}", ulid::Ulid::new().to_string().to_lowercase()));
+    std::fs::create_dir(&root).unwrap();
+    let vm = define_with_disk("hfbl", &make_disk(&root));
+    let backups_dir = root.join("backups");
+    let env = vec![("HYPERFLEET__BACKUPS__DIR".to_owned(), backups_dir.display().to_string())];
+    let mut app = qemu_app(backend, Options { env, worker: false, ..Options::default() }).await;
+    let worker = app.spawn_worker_process();
+    app.wait_for(|| async { app.get(&format!("/api/v1/vms/{}", vm.name)).await.status == 200 }).await;
+    app.kill_worker(worker);
+
+    let r = app.post(&format!("/api/v1/vms/{}/backups", vm.name), json!({})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let partial = backups_dir.join(&vm.name).join(format!("{id}.partial"));
+    std::fs::create_dir_all(partial.join("disks")).unwrap();
+    std::fs::write(partial.join("disks/vda.qcow2"), b"half of an image").unwrap();
+    std::fs::write(partial.join("stray"), b"x").unwrap();
+
+    app.spawn_worker_process();
+    let op = app.wait_status(&id, &["succeeded", "failed", "cancelled"]).await;
+    assert_eq!(op["status"], "succeeded", "{op:#}");
+    let b = app.get(&format!("/api/v1/backups/{id}")).await.body;
+    assert_eq!((b["state"].as_str(), b["verification"].as_str()), (Some("complete"), Some("ok")), "{b:#}");
+    check_files(&b);
+    assert!(!partial.exists());
+    let on_disk: Vec<String> = std::fs::read_dir(b["dir"].as_str().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!on_disk.contains(&"stray".to_owned()), "{on_disk:?}");
+    assert!(b["verifications"][0]["details"]["warnings"].as_array().unwrap().is_empty(), "{b:#}");
+
+    app.stop().await;
+    drop(vm);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
 crate::on_both_backends_with_qemu!(
+    leftovers_of_an_earlier_attempt_are_removed_first,
     real_backups_are_exact_copies_and_verification_finds_damage,
     a_backup_that_cannot_be_written_fails_and_leaves_nothing,
 );
