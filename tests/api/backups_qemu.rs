@@ -24,26 +24,56 @@ fn run(program: &str, args: &[&str]) -> std::process::Output {
     out
 }
 
-/// A 1 MiB raw disk of random bytes (no boot signature), in a directory QEMU may read.
-fn make_disk(root: &Path) -> std::path::PathBuf {
+/// A boot sector that reads the disk's second sector and prints
+/// `HYPERFLEET-BOOT-OK ` and the text found there to COM1, then halts
+/// (GNU as, `as --32` + `ld -m elf_i386 -Ttext 0x7c00 --oformat binary`):
+///
+/// ```text
+/// .code16
+///     cli; xor %ax,%ax; mov %ax,%ds; mov %ax,%es; mov %ax,%ss; mov $0x7c00,%sp
+///     mov $0x0201,%ax; mov $0x7e00,%bx; mov $0x0002,%cx; xor %dh,%dh; int $0x13  # LBA 1 → 0:7e00
+///     mov $msg,%si; call puts; mov $0x7e00,%si; call puts; mov $0x0a,%al; call putc
+/// halt: cli; hlt; jmp halt
+/// puts: lodsb; test %al,%al; jz 1f; call putc; jmp puts
+/// 1:    ret
+/// putc: mov $0x3f8,%dx; out %al,%dx; ret
+/// msg:  .asciz "HYPERFLEET-BOOT-OK "
+/// . = _start + 510
+/// .byte 0x55, 0xaa
+/// ```
+const BOOT_SECTOR_CODE: &str = "fa31c08ed88ec08ed0bc007cb80102bb007eb9020030f6cd13be3e7ce80f00be007ee80900b00ae80f00\
+    faf4ebfcac84c07405e80300ebf6c3baf803eec34859504552464c4545542d424f4f542d4f4b20";
+
+/// A 1 MiB raw disk: the boot sector, a random nonce in sector 2, random bytes after.
+/// Returns it and the nonce, which the guest prints when it boots from it.
+fn make_disk(root: &Path) -> (std::path::PathBuf, String) {
     let mut bytes: Vec<u8> = (0..1 << 20).map(|_| rand::random::<u8>()).collect();
-    bytes[510] = 0;
-    bytes[511] = 0;
+    let code = hex::decode(BOOT_SECTOR_CODE.replace(' ', "")).unwrap();
+    bytes[..1024].fill(0);
+    bytes[..code.len()].copy_from_slice(&code);
+    bytes[510] = 0x55;
+    bytes[511] = 0xaa;
+    let nonce = format!("nonce-{}", ulid::Ulid::new().to_string().to_lowercase());
+    bytes[512..512 + nonce.len()].copy_from_slice(nonce.as_bytes());
     let disk = root.join("disk.raw");
     std::fs::write(&disk, bytes).unwrap();
-    disk
+    (disk, nonce)
 }
 
-/// A TCG domain (the test suite's fixture, marked as a test domain) with `disk` as `vda`.
+/// A TCG domain (the test suite's fixture, marked as a test domain) with
+/// `disk` as `vda` and its serial console written to `<disk>.console`.
 fn define_with_disk(prefix: &str, disk: &Path) -> QemuVm {
     let name = format!("{prefix}-{}", ulid::Ulid::new().to_string()[20..].to_lowercase());
-    let disk_xml = format!(
+    let devices = format!(
         "<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{}'/>\
-         <target dev='vda' bus='virtio'/></disk>\n    <serial type='pty'>",
-        disk.display()
+         <target dev='vda' bus='virtio'/></disk>\
+         <serial type='file'><source path='{}'/><target port='0'/></serial>",
+        disk.display(),
+        disk.with_extension("console").display()
     );
-    let xml =
-        include_str!("../fixtures/qemu-domain.xml").replace("@NAME@", &name).replace("<serial type='pty'>", &disk_xml);
+    let fixture = include_str!("../fixtures/qemu-domain.xml");
+    let (start, end) = (fixture.find("<serial").unwrap(), fixture.find("<memballoon").unwrap());
+    let xml = format!("{}{devices}\n    {}", &fixture[..start], &fixture[end..]).replace("@NAME@", &name);
     let file = disk.with_extension("xml");
     std::fs::write(&file, xml).unwrap();
     run("virsh", &["-c", URI, "define", file.to_str().unwrap()]);
@@ -123,7 +153,7 @@ async fn real_backups_are_exact_copies_and_verification_finds_damage(backend: Ba
     // Not a TempDir: libvirt's QEMU user must reach the disk and the backup targets.
     let root = std::env::temp_dir().join(format!("hf-backups-{}", ulid::Ulid::new().to_string().to_lowercase()));
     std::fs::create_dir(&root).unwrap();
-    let disk = make_disk(&root);
+    let (disk, nonce) = make_disk(&root);
     let vm = define_with_disk("hfb", &disk);
     let backups_dir = root.join("backups");
     let env = vec![("HYPERFLEET__BACKUPS__DIR".to_owned(), backups_dir.display().to_string())];
@@ -141,9 +171,13 @@ async fn real_backups_are_exact_copies_and_verification_finds_damage(backend: Ba
     let copy = format!("{}/disks/vda.qcow2", offline["dir"].as_str().unwrap());
     run("qemu-img", &["compare", "-f", "raw", "-F", "qcow2", disk_s, &copy]);
 
-    // Running: libvirt's push backup, identical too (the guest finds nothing to boot and writes nothing).
+    // Running (it booted from the disk: its console shows the nonce): libvirt's
+    // push backup, identical too (the guest halts after printing; it writes nothing).
     let r = app.post(&format!("/api/v1/vms/{}/start", vm.name), json!({})).await;
     app.wait_status(r.body["id"].as_str().unwrap(), &["succeeded"]).await;
+    let console = disk.with_extension("console");
+    let marker = format!("HYPERFLEET-BOOT-OK {nonce}");
+    app.wait_for(|| async { std::fs::read_to_string(&console).is_ok_and(|t| t.contains(&marker)) }).await;
     let live = backup(&app, &vm.name).await;
     assert_eq!((live["state"].as_str(), live["method"].as_str()), (Some("complete"), Some("live")));
     assert_eq!(live["manifest"]["consistency"], "crash-consistent");
@@ -233,7 +267,7 @@ async fn leftovers_of_an_earlier_attempt_are_removed_first(backend: Backend) {
     }
     let root = std::env::temp_dir().join(format!("hf-backups-{}", ulid::Ulid::new().to_string().to_lowercase()));
     std::fs::create_dir(&root).unwrap();
-    let vm = define_with_disk("hfbl", &make_disk(&root));
+    let vm = define_with_disk("hfbl", &make_disk(&root).0);
     let backups_dir = root.join("backups");
     let env = vec![("HYPERFLEET__BACKUPS__DIR".to_owned(), backups_dir.display().to_string())];
     let mut app = qemu_app(backend, Options { env, worker: false, ..Options::default() }).await;
