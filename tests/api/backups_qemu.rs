@@ -303,7 +303,47 @@ async fn leftovers_of_an_earlier_attempt_are_removed_first(backend: Backend) {
     let _ = std::fs::remove_dir_all(&root);
 }
 
+/// The backup directory fills up (a 256 KiB filesystem the test mounts): the
+/// backup fails at once with `no_space` (retrying cannot help), its partial
+/// directory is removed and the failure raises an alert.
+async fn a_full_backup_disk_fails_at_once_with_no_space(backend: Backend) {
+    if !available() {
+        return;
+    }
+    let Some(small) = crate::disk_full::SmallDisk::mount("256k") else {
+        eprintln!("NO-SPACE BACKUP TEST SKIPPED: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    // The mount point is a TempDir (0700): fine, an offline copy is written by the worker alone.
+    let root = std::env::temp_dir().join(format!("hf-backups-{}", ulid::Ulid::new().to_string().to_lowercase()));
+    std::fs::create_dir(&root).unwrap();
+    let vm = define_with_disk("hfbf", &make_disk(&root).0);
+    let env = vec![("HYPERFLEET__BACKUPS__DIR".to_owned(), small.path().display().to_string())];
+    let app = qemu_app(backend, Options { env, ..Options::default() }).await;
+    app.wait_for(|| async { app.get(&format!("/api/v1/vms/{}", vm.name)).await.status == 200 }).await;
+
+    let r = app.post(&format!("/api/v1/vms/{}/backups", vm.name), json!({})).await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let op = app.wait_status(&id, &["succeeded", "failed", "cancelled"]).await;
+    assert_eq!((op["status"].as_str(), op["error_code"].as_str()), (Some("failed"), Some("no_space")), "{op:#}");
+    assert_eq!((op["error_class"].as_str(), op["attempt_count"].as_u64()), (Some("permanent"), Some(1)));
+    let b = app.get(&format!("/api/v1/backups/{id}")).await.body;
+    assert_eq!(b["state"], "failed", "{b:#}");
+    let left: Vec<_> = std::fs::read_dir(small.path().join(&vm.name)).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(left.is_empty(), "the partial backup is removed: {left:?}");
+    app.wait_for(|| async {
+        let alerts = app.get("/api/v1/alerts?source=operation").await.body;
+        alerts["items"].as_array().unwrap().iter().any(|a| a["operation_id"] == id.as_str())
+    })
+    .await;
+
+    app.stop().await;
+    drop(vm);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
 crate::on_both_backends_with_qemu!(
+    a_full_backup_disk_fails_at_once_with_no_space,
     leftovers_of_an_earlier_attempt_are_removed_first,
     real_backups_are_exact_copies_and_verification_finds_damage,
     a_backup_that_cannot_be_written_fails_and_leaves_nothing,
