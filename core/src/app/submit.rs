@@ -154,8 +154,9 @@ impl App {
     }
 
     /// On first start (no schedules at all): health checks every 15 minutes on
-    /// every host and hourly pruning of the ledger past its retention. (No stub:
-    /// backup verification gets its schedule when it is real.)
+    /// every host and hourly pruning of the ledger past its retention. (Backup
+    /// verification gets its default schedule with verification planning, which
+    /// verifies what is unverified or outdated without naming a backup.)
     pub async fn ensure_default_schedules(&self) -> Result<()> {
         if !self.store.schedules().await?.is_empty() {
             return Ok(());
