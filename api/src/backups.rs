@@ -3,7 +3,7 @@
 
 use hyperfleet_core::{
     BackupId,
-    backup::{BackupState, VerifyLevel},
+    backup::{BackupState, VerificationState, VerifyLevel},
     store::BackupFilter,
     vm::VmName,
 };
@@ -61,6 +61,7 @@ impl BackupsApi {
     }
 
     /// List backups, newest first.
+    #[allow(clippy::too_many_arguments)]
     #[oai(path = "/backups", method = "get", operation_id = "backup_list")]
     async fn list(
         &self,
@@ -73,6 +74,8 @@ impl BackupsApi {
         host: Query<Option<String>>,
         /// Only backups in this state.
         state: Query<Option<BackupState>>,
+        /// Only backups whose verification is `none`, `ok`, `failed` or `outdated`.
+        verification: Query<Option<VerificationState>>,
         /// Page size, 1-500 (default 50).
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
         limit: Query<Option<u32>>,
@@ -83,10 +86,11 @@ impl BackupsApi {
             host: host.0,
             vm: vm.0,
             state: state.0,
+            verification: None,
             cursor: cursor.0.map(BackupId),
             limit: page_limit(limit.0)?,
         };
-        let page = self.state.app.backups(&filter).await?;
+        let page = self.state.app.backups(filter, verification.0).await?;
         Ok(Json(BackupPageView {
             items: page.items.into_iter().map(BackupView::from).collect(),
             next_cursor: page.next_cursor.map(|c| c.to_string()),

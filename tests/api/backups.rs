@@ -1,6 +1,10 @@
 //! Backups through the API, over backups recorded in the ledger (real
 //! backups of real QEMU domains are in `backups_qemu.rs`).
 
+use hyperfleet_core::{
+    backup::{VerifyLevel, VerifyReport, VerifyResult},
+    store::NewVerification,
+};
 use serde_json::json;
 
 use crate::helpers::{Backend, TestApp};
@@ -44,10 +48,35 @@ async fn backups_are_listed_filtered_and_shown_with_their_manifest(backend: Back
     assert_eq!(web.body["items"].as_array().unwrap().len(), 1);
     assert!(app.get("/api/v1/backups?state=creating").await.body["items"].as_array().unwrap().is_empty());
 
+    // A verification is recorded with its derived state; the list filters on it.
+    let core = app.core().await;
+    let (view, _) = core.backup(hyperfleet_core::BackupId::parse(&older).unwrap()).await.unwrap();
+    let report = VerifyReport {
+        level: VerifyLevel::Checksum,
+        result: VerifyResult::Ok,
+        findings: vec![],
+        warnings: vec![],
+        files_checked: 0,
+        bytes_checked: 0,
+    };
+    let operation = hyperfleet_core::OperationId::new();
+    let v = NewVerification { backup: view.record.id, operation, started_at: core.now(), report: &report };
+    core.record_verification(&view.record, v).await.unwrap();
+    let ids = |body: &serde_json::Value| -> Vec<String> {
+        body["items"].as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(ids(&app.get("/api/v1/backups?verification=ok").await.body), [older.as_str()]);
+    assert_eq!(ids(&app.get("/api/v1/backups?verification=none").await.body), [newer.as_str()]);
+    assert!(ids(&app.get("/api/v1/backups?verification=outdated").await.body).is_empty());
+    assert!(ids(&app.get("/api/v1/backups?verification=failed").await.body).is_empty());
+    assert_eq!(app.get("/api/v1/backups?verification=fine").await.status, 400);
+
     let one = app.get(&format!("/api/v1/backups/{older}")).await;
     assert_eq!((one.body["state"].as_str(), one.body["method"].as_str()), (Some("complete"), Some("offline")));
     assert_eq!(one.body["manifest"]["vm"], "web");
-    assert_eq!(one.body["verifications"], json!([]));
+    assert_eq!(one.body["verification"], "ok");
+    assert_eq!(one.body["verifications"][0]["level"], "checksum");
+    assert_eq!(one.body["verifications"][0]["operation_id"], operation.to_string().as_str());
     let missing = app.get(&format!("/api/v1/backups/{}", uuid::Uuid::now_v7())).await;
     assert_eq!((missing.status, missing.body["code"].as_str()), (404, Some("backup_not_found")));
 

@@ -94,8 +94,15 @@ impl App {
         tx.commit().await
     }
 
-    pub async fn backups(&self, filter: &BackupFilter) -> Result<Page<BackupView, BackupId>> {
-        let page = self.store.backups(filter).await?;
+    /// Backups, newest first; `verification` filters on the derived state.
+    pub async fn backups(
+        &self,
+        filter: BackupFilter,
+        verification: Option<VerificationState>,
+    ) -> Result<Page<BackupView, BackupId>> {
+        let cutoff = self.now().minus(std::time::Duration::from_secs(86_400 * u64::from(self.reverify_after_days)));
+        let filter = BackupFilter { verification: verification.map(|v| (v, cutoff)), ..filter };
+        let page = self.store.backups(&filter).await?;
         let mut items = Vec::with_capacity(page.items.len());
         for record in page.items {
             items.push(self.view(record).await?.0);

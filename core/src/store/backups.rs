@@ -9,7 +9,7 @@ use sqlx::{AssertSqlSafe, types::Json};
 use super::{Page, Store, read_db, tx::on_tx};
 use crate::{
     BackupId, Error, OperationId, Result, Timestamp,
-    backup::{BackupMethod, BackupState, Manifest, VerifyLevel, VerifyReport, VerifyResult},
+    backup::{BackupMethod, BackupState, Manifest, VerificationState, VerifyLevel, VerifyReport, VerifyResult},
 };
 
 const BACKUP_COLUMNS: &str = "id, host, vm, operation_id, state, method, dir, size_bytes, manifest, manifest_sha256, \
@@ -59,17 +59,41 @@ pub struct BackupFilter {
     pub host: Option<String>,
     pub vm: Option<String>,
     pub state: Option<BackupState>,
+    /// Only backups whose derived verification state is this, with an ok
+    /// verification finished before `.1` counting as outdated.
+    pub verification: Option<(VerificationState, Timestamp)>,
     /// Start after this backup (the previous page's `next_cursor`).
     pub cursor: Option<BackupId>,
     pub limit: u32,
 }
 
+/// The last verification's result and end of a `backups` row, as SQL.
+const LAST_RESULT: &str =
+    "(SELECT v.result FROM backup_verifications v WHERE v.backup_id = backups.id ORDER BY v.id DESC LIMIT 1)";
+const LAST_AT: &str =
+    "(SELECT v.finished_at FROM backup_verifications v WHERE v.backup_id = backups.id ORDER BY v.id DESC LIMIT 1)";
+
+/// The SQL condition of a verification state (`$5` is the outdated cutoff).
+fn verification_sql(state: VerificationState) -> String {
+    match state {
+        VerificationState::None => format!("{LAST_RESULT} IS NULL"),
+        VerificationState::Failed => format!("{LAST_RESULT} = 'failed'"),
+        VerificationState::Ok => format!("{LAST_RESULT} = 'ok' AND {LAST_AT} > $5"),
+        VerificationState::Outdated => format!("{LAST_RESULT} = 'ok' AND {LAST_AT} <= $5"),
+    }
+}
+
 impl Store {
     pub async fn backups(&self, f: &BackupFilter) -> Result<Page<BackupRecord, BackupId>> {
         let limit = f.limit.clamp(1, 500);
+        let (verified, cutoff) = match f.verification {
+            Some((state, cutoff)) => (verification_sql(state), cutoff),
+            // `$5` is bound either way (one statement shape); unfiltered, this is always true.
+            None => ("$5 IS NOT NULL".to_owned(), Timestamp::now()),
+        };
         let sql = format!(
             "SELECT {BACKUP_COLUMNS} FROM backups WHERE ($1 IS NULL OR host = $1) AND ($2 IS NULL OR vm = $2) \
-             AND ($3 IS NULL OR state = $3) AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT {}",
+             AND ($3 IS NULL OR state = $3) AND ($4 IS NULL OR id < $4) AND {verified} ORDER BY id DESC LIMIT {}",
             limit + 1
         );
         let rows: Vec<BackupRecord> = read_db!(self, |pool, Db| {
@@ -78,6 +102,7 @@ impl Store {
                 .bind(&f.vm)
                 .bind(f.state.map(BackupState::as_str))
                 .bind(f.cursor)
+                .bind(cutoff)
                 .fetch_all(pool)
                 .await
         })?;
