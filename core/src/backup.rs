@@ -123,6 +123,9 @@ pub struct Manifest {
     pub created_at: Timestamp,
     pub versions: Versions,
     pub disks: Vec<ManifestDisk>,
+    /// Disks not backed up, with why (`hdc (cdrom)`, `vdb (read-only)`).
+    #[serde(default)]
+    pub skipped: Vec<String>,
     /// Every file of the backup but the manifest itself.
     pub files: Vec<ManifestFile>,
 }
@@ -249,6 +252,7 @@ mod tests {
             created_at: Timestamp::now(),
             versions: Versions { hyperfleet: "0".into(), libvirt: "9".into(), qemu: "7".into() },
             disks: vec![],
+            skipped: vec!["hdc (cdrom)".into()],
             files: vec![ManifestFile { path: "domain.xml".into(), size: 3, sha256: sha256_hex(b"abc") }],
         };
         let bytes = m.to_bytes();

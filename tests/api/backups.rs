@@ -26,6 +26,7 @@ pub async fn recorded_backup(app: &TestApp, host: &str, vm: &str) -> String {
         created_at: hyperfleet_core::Timestamp::now(),
         versions: Versions { hyperfleet: "0".into(), libvirt: "0".into(), qemu: "0".into() },
         disks: vec![],
+        skipped: vec![],
         files: vec![],
     };
     core.backup_completed(id, &manifest, &sha256_hex(&manifest.to_bytes())).await.unwrap();

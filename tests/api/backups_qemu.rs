@@ -61,12 +61,13 @@ fn make_disk(root: &Path) -> (std::path::PathBuf, String) {
 }
 
 /// A TCG domain (the test suite's fixture, marked as a test domain) with
-/// `disk` as `vda` and its serial console written to `<disk>.console`.
+/// `disk` as `vda`, an empty CD-ROM, and its serial console written to `<disk>.console`.
 fn define_with_disk(prefix: &str, disk: &Path) -> QemuVm {
     let name = format!("{prefix}-{}", ulid::Ulid::new().to_string()[20..].to_lowercase());
     let devices = format!(
         "<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{}'/>\
          <target dev='vda' bus='virtio'/></disk>\
+         <disk type='file' device='cdrom'><target dev='hdc' bus='ide'/><readonly/></disk>\
          <serial type='file'><source path='{}'/><target port='0'/></serial>",
         disk.display(),
         disk.with_extension("console").display()
@@ -167,6 +168,7 @@ async fn real_backups_are_exact_copies_and_verification_finds_damage(backend: Ba
     assert_eq!(offline["verification"], "ok");
     assert_eq!(offline["verifications"][0]["level"], "checksum");
     assert_eq!(offline["manifest"]["disks"][0]["virtual_size"], 1 << 20);
+    assert_eq!(offline["manifest"]["skipped"], json!(["hdc (cdrom)"]), "the empty CD-ROM is not backed up");
     check_files(&offline);
     let copy = format!("{}/disks/vda.qcow2", offline["dir"].as_str().unwrap());
     run("qemu-img", &["compare", "-f", "raw", "-F", "qcow2", disk_s, &copy]);
@@ -181,6 +183,7 @@ async fn real_backups_are_exact_copies_and_verification_finds_damage(backend: Ba
     let live = backup(&app, &vm.name).await;
     assert_eq!((live["state"].as_str(), live["method"].as_str()), (Some("complete"), Some("live")));
     assert_eq!(live["manifest"]["consistency"], "crash-consistent");
+    assert_eq!(live["manifest"]["skipped"], json!(["hdc (cdrom)"]));
     check_files(&live);
     let live_copy = format!("{}/disks/vda.qcow2", live["dir"].as_str().unwrap());
     run("qemu-img", &["compare", "-U", "-f", "raw", "-F", "qcow2", disk_s, &live_copy]);

@@ -186,6 +186,7 @@ async fn create(
         created_at: ctx.store.now(),
         versions: versions(ctx).await,
         disks: manifest_disks,
+        skipped,
         files: hashed,
     };
     let bytes = manifest.to_bytes();
