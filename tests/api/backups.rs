@@ -90,6 +90,19 @@ async fn backups_are_listed_filtered_and_shown_with_their_manifest(backend: Back
     let r = app.post(&format!("/api/v1/backups/{older}/verify"), json!({"level": "boot"})).await;
     assert_eq!(r.status, 400, "{}", r.body);
 
+    // Only a complete backup can be verified.
+    let core = app.core().await;
+    let failed = hyperfleet_core::BackupId::new();
+    core.backup_started(failed, hyperfleet_core::OperationId(failed.0), "hv1", "web", "/nowhere").await.unwrap();
+    core.backup_failed(failed, "no_space: the disk is full").await.unwrap();
+    let r = app.post(&format!("/api/v1/backups/{failed}/verify"), json!({})).await;
+    assert_eq!((r.status, r.body["code"].as_str()), (409, Some("backup_not_complete")), "{}", r.body);
+    let shown = app.get(&format!("/api/v1/backups/{failed}")).await.body;
+    assert_eq!(
+        (shown["state"].as_str(), shown["error"].as_str()),
+        (Some("failed"), Some("no_space: the disk is full"))
+    );
+
     // Backups can be scheduled through the schedules API; their parameters are checked when asked.
     // A backup schedule fires on the VM's host, in the VM's turn.
     let s = json!({"name": "nightly", "cron": "0 3 * * *", "kind": "backup.create", "params": {"vm": "web"}});

@@ -223,6 +223,14 @@ async fn real_backups_are_exact_copies_and_verification_finds_damage(backend: Ba
     assert_eq!((result["result"].as_str(), result["code"].as_str()), (Some("failed"), Some("image_corrupt")));
     assert_eq!(result["findings"][0]["file"], "disks/vda.qcow2");
 
+    // A manifest edited without the ledger knowing is caught before any file is trusted.
+    let manifest = Path::new(live["dir"].as_str().unwrap()).join("manifest.json");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push(' ');
+    std::fs::write(&manifest, text).unwrap();
+    let result = verify(&app, live["id"].as_str().unwrap(), "checksum").await;
+    assert_eq!((result["result"].as_str(), result["code"].as_str()), (Some("failed"), Some("manifest_tampered")));
+
     app.stop().await;
     drop(vm);
     let _ = std::fs::remove_dir_all(&root);
