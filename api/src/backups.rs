@@ -4,6 +4,7 @@
 use hyperfleet_core::{
     BackupId,
     backup::{BackupState, VerificationState, VerifyLevel},
+    backup_prune::PruneParams,
     store::BackupFilter,
     vm::VmName,
 };
@@ -15,7 +16,7 @@ use poem_openapi::{
 
 use crate::{
     AppState, Tag,
-    auth::{OperatorAuth, ViewerAuth},
+    auth::{AdminAuth, OperatorAuth, ViewerAuth},
     backup_views::{BackupPageView, BackupView, VerificationView},
     error::ApiResult,
     operations::page_limit,
@@ -38,6 +39,33 @@ pub struct BackupRequest {}
 #[oai(deny_unknown_fields)]
 pub struct VerifyRequest {
     pub level: Option<VerifyLevel>,
+}
+
+/// Which backups of a VM to keep; the others are deleted from its host. As in
+/// Proxmox Backup Server: `keep_last` newest, then the newest of each of the
+/// last `keep_daily` days, `keep_weekly` ISO weeks, `keep_monthly` months,
+/// `keep_yearly` years (UTC), periods already covered by a kept backup
+/// skipped. The VM's newest backup whose last verification is ok is always kept.
+#[derive(Debug, Clone, Object)]
+#[oai(deny_unknown_fields)]
+pub struct PruneRequest {
+    #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))]
+    pub vm: String,
+    /// The VM's host; needed only when the name exists on several hosts.
+    #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))]
+    pub host: Option<String>,
+    #[oai(validator(maximum(value = "100000")))]
+    pub keep_last: Option<u32>,
+    #[oai(validator(maximum(value = "100000")))]
+    pub keep_daily: Option<u32>,
+    #[oai(validator(maximum(value = "100000")))]
+    pub keep_weekly: Option<u32>,
+    #[oai(validator(maximum(value = "100000")))]
+    pub keep_monthly: Option<u32>,
+    #[oai(validator(maximum(value = "100000")))]
+    pub keep_yearly: Option<u32>,
+    /// Only report what would be deleted (the operation's result).
+    pub dry_run: Option<bool>,
 }
 
 #[OpenApi(prefix_path = "/api/v1", tag = "Tag::Backups")]
@@ -95,6 +123,29 @@ impl BackupsApi {
             items: page.items.into_iter().map(BackupView::from).collect(),
             next_cursor: page.next_cursor.map(|c| c.to_string()),
         }))
+    }
+
+    /// Prune a VM's backups past their retention (an operation on its host; its result lists what was kept and deleted).
+    #[oai(path = "/backups/prune", method = "post", operation_id = "backup_prune")]
+    async fn prune(
+        &self,
+        auth: AdminAuth,
+        #[oai(name = "Idempotency-Key", validator(pattern = "^[!-~]{1,200}$"))] key: Header<Option<String>>,
+        body: Json<PruneRequest>,
+    ) -> ApiResult<Enqueued> {
+        let b = body.0;
+        let params = PruneParams {
+            vm: b.vm,
+            keep_last: b.keep_last.unwrap_or(0),
+            keep_daily: b.keep_daily.unwrap_or(0),
+            keep_weekly: b.keep_weekly.unwrap_or(0),
+            keep_monthly: b.keep_monthly.unwrap_or(0),
+            keep_yearly: b.keep_yearly.unwrap_or(0),
+            dry_run: b.dry_run.unwrap_or(false),
+        };
+        let origin = self.state.origin(&auth.0, key.0)?;
+        let submitted = self.state.app.backup_prune(params, b.host.as_deref(), origin).await?;
+        Ok(Enqueued::answer(&self.state.app, submitted).await?)
     }
 
     /// One backup with its manifest (every file with its size and sha256) and its verification history.

@@ -24,6 +24,8 @@ closed_set!(
         BackupVerify = "backup.verify",
         /// A full backup of one VM (live push backup, or `qemu-img convert` when shut off).
         BackupCreate = "backup.create",
+        /// Deletes a VM's backups past their retention (keep options), never its newest verified one.
+        BackupPrune = "backup.prune",
         /// Deletes finished operations, attempts and health runs past their retention.
         LedgerPrune = "ledger.prune",
         /// One notification of an alert to one channel (email or webhook).
@@ -44,6 +46,7 @@ impl OperationKind {
             | Self::HealthRun
             | Self::BackupVerify
             | Self::BackupCreate
+            | Self::BackupPrune
             | Self::LedgerPrune
             | Self::AlertDeliver => return None,
         })
@@ -82,7 +85,7 @@ impl OperationKind {
             }
             Self::HealthRun => WorkClass::Health,
             Self::AlertDeliver => WorkClass::Alerts,
-            Self::BackupVerify | Self::BackupCreate => WorkClass::Backup,
+            Self::BackupVerify | Self::BackupCreate | Self::BackupPrune => WorkClass::Backup,
             Self::Noop => WorkClass::Diagnostics,
             Self::LedgerPrune => WorkClass::Housekeeping,
         }
@@ -283,6 +286,7 @@ pub fn check_params(kind: OperationKind, params: &Value) -> Result<(), Error> {
         OperationKind::AlertDeliver => parse::<crate::alert::DeliverParams>(params).map(drop),
         OperationKind::BackupCreate => parse::<crate::backup::CreateParams>(params)?.validate(),
         OperationKind::BackupVerify => parse::<crate::backup::VerifyParams>(params)?.validate(),
+        OperationKind::BackupPrune => parse::<crate::backup_prune::PruneParams>(params)?.validate(),
         vm => match vm.vm_action() {
             Some(action) => parse::<crate::vm::PowerParams>(params)?.validate(action),
             None => Err(Error::invalid("invalid_kind", format!("`{}` takes no parameters here", vm.as_str()))),

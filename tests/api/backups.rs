@@ -11,11 +11,16 @@ use crate::helpers::{Backend, TestApp};
 
 /// Records a complete backup of `vm` without files (for the API's own tests); returns its id.
 pub async fn recorded_backup(app: &TestApp, host: &str, vm: &str) -> String {
+    recorded_backup_in(app, host, vm, "/nowhere").await
+}
+
+/// [`recorded_backup`] with its directory at `dir`.
+async fn recorded_backup_in(app: &TestApp, host: &str, vm: &str, dir: &str) -> String {
     use hyperfleet_core::backup::{BackupMethod, Manifest, Versions, sha256_hex};
     let core = app.core().await;
     let id = hyperfleet_core::BackupId::new();
     let op = hyperfleet_core::OperationId(id.0);
-    core.backup_started(id, op, host, vm, "/nowhere").await.unwrap();
+    core.backup_started(id, op, host, vm, dir).await.unwrap();
     let manifest = Manifest {
         format: Manifest::FORMAT,
         backup_id: id,
@@ -119,4 +124,72 @@ async fn backups_are_listed_filtered_and_shown_with_their_manifest(backend: Back
     app.stop().await;
 }
 
-crate::on_both_backends!(backups_are_listed_filtered_and_shown_with_their_manifest);
+/// Pruning keeps what the keep options say plus the newest verified backup,
+/// removes the others' directories and marks them deleted; a dry run only says so.
+async fn prune_keeps_what_the_options_say_and_the_newest_verified_backup(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.wait_for(|| async { app.get("/api/v1/vms/web").await.status == 200 }).await;
+    let mut ids = Vec::new(); // oldest first
+    let mut dirs = Vec::new();
+    for n in 0..4 {
+        let dir = app.dir.path().join(format!("backup-{n}"));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("manifest.json"), b"{}").unwrap();
+        ids.push(recorded_backup_in(&app, "hv1", "web", dir.to_str().unwrap()).await);
+        dirs.push(dir);
+    }
+    let core = app.core().await;
+    let (oldest, _) = core.backup(hyperfleet_core::BackupId::parse(&ids[0]).unwrap()).await.unwrap();
+    let report = VerifyReport {
+        level: VerifyLevel::Checksum,
+        result: VerifyResult::Ok,
+        findings: vec![],
+        warnings: vec![],
+        files_checked: 0,
+        bytes_checked: 0,
+    };
+    let operation = hyperfleet_core::OperationId::new();
+    let v = NewVerification { backup: oldest.record.id, operation, started_at: core.now(), report: &report };
+    core.record_verification(&oldest.record, v).await.unwrap();
+
+    let prune = |body: serde_json::Value| {
+        let app = &app;
+        async move {
+            let r = app.post("/api/v1/backups/prune", body).await;
+            assert_eq!(r.status, 202, "{}", r.body);
+            assert_eq!((r.body["kind"].as_str(), r.body["vm"].as_str()), (Some("backup.prune"), Some("web")));
+            let op = app.wait_status(r.body["id"].as_str().unwrap(), &["succeeded", "failed", "cancelled"]).await;
+            assert_eq!(op["status"], "succeeded", "{op:#}");
+            op["result"].clone()
+        }
+    };
+    let result = prune(json!({"vm": "web", "keep_last": 1, "dry_run": true})).await;
+    assert_eq!(result["delete"], json!([ids[2], ids[1]]), "{result:#}");
+    assert_eq!(
+        result["keep"],
+        json!([{"backup_id": ids[3], "reason": "last"}, {"backup_id": ids[0], "reason": "newest_verified"}])
+    );
+    assert!(dirs.iter().all(|d| d.exists()), "a dry run deletes nothing");
+    let complete = app.get("/api/v1/backups?vm=web&state=complete").await.body;
+    assert_eq!(complete["items"].as_array().unwrap().len(), 4);
+
+    let result = prune(json!({"vm": "web", "keep_last": 1})).await;
+    assert_eq!(result["deleted"], json!([ids[2], ids[1]]), "{result:#}");
+    assert!(dirs[3].exists() && dirs[0].exists() && !dirs[2].exists() && !dirs[1].exists());
+    let deleted = app.get("/api/v1/backups?vm=web&state=deleted").await.body;
+    let deleted: Vec<&str> = deleted["items"].as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap()).collect();
+    assert_eq!(deleted, [ids[2].as_str(), ids[1].as_str()]);
+
+    // Without a keep option nothing is planned: refused when asked.
+    let r = app.post("/api/v1/backups/prune", json!({"vm": "web"})).await;
+    assert_eq!(r.body["code"], "invalid_parameters", "{}", r.body);
+    let s =
+        json!({"name": "prune", "cron": "0 4 * * *", "kind": "backup.prune", "params": {"vm": "web", "keep_daily": 7}});
+    assert_eq!(app.post("/api/v1/schedules", s).await.status, 201);
+    app.stop().await;
+}
+
+crate::on_both_backends!(
+    backups_are_listed_filtered_and_shown_with_their_manifest,
+    prune_keeps_what_the_options_say_and_the_newest_verified_backup,
+);

@@ -6,6 +6,7 @@ use crate::{
     BackupId, Error, OperationId, Result, Timestamp,
     alert::sources::{self, BackupVerified},
     backup::{BackupState, CreateParams, Manifest, VerificationState, VerifyLevel, VerifyParams, verification_state},
+    backup_prune::{Candidate, PruneParams, PrunePlan, plan},
     operation::OperationKind,
     store::{BackupFilter, BackupRecord, NewVerification, Page, Submitted, VerificationRecord},
     vm::VmName,
@@ -37,6 +38,50 @@ impl App {
         self.store.submit(origin.operation(OperationKind::BackupVerify, Some(b.host), Some(b.vm), params)).await
     }
 
+    /// Enqueues a `backup.prune` of `vm`'s backups on its host.
+    pub async fn backup_prune(&self, params: PruneParams, host: Option<&str>, origin: Origin) -> Result<Submitted> {
+        params.validate()?;
+        let record = self.store.vm(&params.vm, host).await?;
+        let params =
+            serde_json::to_value(PruneParams { vm: record.name.clone(), ..params }).map_err(Error::internal)?;
+        self.store
+            .submit(origin.operation(OperationKind::BackupPrune, Some(record.host), Some(record.name), params))
+            .await
+    }
+
+    /// What a prune of `vm`'s complete backups on `host` keeps and deletes, with their records.
+    pub async fn prune_plan(&self, host: &str, p: &PruneParams) -> Result<(PrunePlan, Vec<BackupRecord>)> {
+        let filter = BackupFilter {
+            host: Some(host.to_owned()),
+            vm: Some(p.vm.clone()),
+            state: Some(BackupState::Complete),
+            verification: None,
+            cursor: None,
+            limit: 500,
+        };
+        let mut records = Vec::new();
+        let mut candidates = Vec::new();
+        let mut page = self.store.backups(&filter).await?;
+        loop {
+            for r in page.items {
+                let last = self.store.verifications(r.id).await?.into_iter().next();
+                let verified_ok = last.is_some_and(|v| v.result == crate::backup::VerifyResult::Ok);
+                candidates.push(Candidate { id: r.id, created_at: r.created_at, verified_ok });
+                records.push(r);
+            }
+            let Some(cursor) = page.next_cursor else { break };
+            page = self.store.backups(&BackupFilter { cursor: Some(cursor), ..filter.clone() }).await?;
+        }
+        Ok((plan(&candidates, p), records))
+    }
+
+    /// A pruned backup's files are gone from its host.
+    pub async fn backup_deleted(&self, id: BackupId) -> Result<()> {
+        let mut tx = self.store.begin().await?;
+        tx.delete_backup(id).await?;
+        tx.commit().await
+    }
+
     /// Where a scheduled backup operation runs: the VM's host (from the
     /// inventory) or the backup's host; other kinds run where they were asked.
     pub(crate) async fn backup_target(
@@ -48,6 +93,11 @@ impl App {
         match kind {
             OperationKind::BackupCreate => {
                 let p: CreateParams = serde_json::from_value(params.clone()).map_err(Error::internal)?;
+                let vm = self.store.vm(&p.vm, host).await?;
+                Ok(Some((vm.host, vm.name)))
+            }
+            OperationKind::BackupPrune => {
+                let p: PruneParams = serde_json::from_value(params.clone()).map_err(Error::internal)?;
                 let vm = self.store.vm(&p.vm, host).await?;
                 Ok(Some((vm.host, vm.name)))
             }

@@ -224,6 +224,18 @@ impl super::Tx {
         Ok(())
     }
 
+    /// Marks backup `id` deleted (its files are removed); the row keeps its history.
+    pub async fn delete_backup(&mut self, id: BackupId) -> Result<()> {
+        on_tx!(self, |c, Db| {
+            sqlx::query::<Db>("UPDATE backups SET state = 'deleted' WHERE id = $1 AND state = 'complete'")
+                .bind(id)
+                .execute(&mut *c)
+                .await
+                .map(drop)
+        })?;
+        Ok(())
+    }
+
     pub async fn insert_verification(&mut self, v: NewVerification<'_>) -> Result<()> {
         let now = self.now();
         let details = serde_json::to_value(v.report).map_err(Error::internal)?;

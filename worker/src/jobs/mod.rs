@@ -7,6 +7,7 @@
 
 mod alert_deliver;
 mod backup_create;
+mod backup_prune;
 mod backup_verify;
 mod health_run;
 mod ledger_prune;
@@ -79,6 +80,7 @@ registry!(
     ledger_prune::LedgerPrune,
     backup_create::BackupCreate,
     backup_verify::BackupVerify,
+    backup_prune::BackupPrune,
 );
 
 async fn attempt<J: Job>(ctx: &JobContext, op: &Operation) -> Finish {
