@@ -7,7 +7,7 @@ use hyperfleet_core::{
 };
 use serde_json::json;
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, Options, TestApp};
 
 /// Records a complete backup of `vm` without files (for the API's own tests); returns its id.
 pub async fn recorded_backup(app: &TestApp, host: &str, vm: &str) -> String {
@@ -127,7 +127,11 @@ async fn backups_are_listed_filtered_and_shown_with_their_manifest(backend: Back
 /// Pruning keeps what the keep options say plus the newest verified backup,
 /// removes the others' directories and marks them deleted; a dry run only says so.
 async fn prune_keeps_what_the_options_say_and_the_newest_verified_backup(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let backups_dir = tempfile::tempdir().unwrap();
+    let env = vec![("HYPERFLEET__BACKUPS__DIR".to_owned(), backups_dir.path().display().to_string())];
+    let app = TestApp::spawn_with(backend, Options { env, ..Options::default() }).await;
+    let stale = backups_dir.path().join("web").join(format!("{}.partial", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(stale.join("disks")).unwrap();
     app.wait_for(|| async { app.get("/api/v1/vms/web").await.status == 200 }).await;
     let mut ids = Vec::new(); // oldest first
     let mut dirs = Vec::new();
@@ -169,13 +173,15 @@ async fn prune_keeps_what_the_options_say_and_the_newest_verified_backup(backend
         result["keep"],
         json!([{"backup_id": ids[3], "reason": "last"}, {"backup_id": ids[0], "reason": "newest_verified"}])
     );
-    assert!(dirs.iter().all(|d| d.exists()), "a dry run deletes nothing");
+    assert!(dirs.iter().all(|d| d.exists()) && stale.exists(), "a dry run deletes nothing");
     let complete = app.get("/api/v1/backups?vm=web&state=complete").await.body;
     assert_eq!(complete["items"].as_array().unwrap().len(), 4);
 
     let result = prune(json!({"vm": "web", "keep_last": 1})).await;
     assert_eq!(result["deleted"], json!([ids[2], ids[1]]), "{result:#}");
     assert!(dirs[3].exists() && dirs[0].exists() && !dirs[2].exists() && !dirs[1].exists());
+    assert!(!stale.exists(), "a partial backup left by a dead worker is removed");
+    assert_eq!(result["partials_removed"], json!([stale.file_name().unwrap().to_str().unwrap()]));
     let deleted = app.get("/api/v1/backups?vm=web&state=deleted").await.body;
     let deleted: Vec<&str> = deleted["items"].as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap()).collect();
     assert_eq!(deleted, [ids[2].as_str(), ids[1].as_str()]);
