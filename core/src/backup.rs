@@ -201,11 +201,13 @@ impl CreateParams {
     }
 }
 
-/// Parameters of `backup.verify`.
+/// Parameters of `backup.verify`: one backup, or (without `backup_id`) every
+/// complete backup of the host that was never verified or is `outdated`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyParams {
-    pub backup_id: BackupId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_id: Option<BackupId>,
     #[serde(default = "default_level")]
     pub level: VerifyLevel,
 }

@@ -294,12 +294,15 @@ pub fn check_params(kind: OperationKind, params: &Value) -> Result<(), Error> {
     }
 }
 
-/// The host fan-out rule: a health run without a host means one run on every
-/// host whose worker has not stopped (`live_hosts`); anything else runs where
-/// it was asked. Empty when there is nowhere to run.
+/// The host fan-out rule: a health run or a backup verification (planning,
+/// without a backup) without a host means one run on every host whose worker
+/// has not stopped (`live_hosts`); anything else runs where it was asked.
+/// Empty when there is nowhere to run.
 pub fn fan_out(kind: OperationKind, host: Option<&str>, live_hosts: &[String]) -> Vec<Option<String>> {
     match (kind, host) {
-        (OperationKind::HealthRun, None) => live_hosts.iter().cloned().map(Some).collect(),
+        (OperationKind::HealthRun | OperationKind::BackupVerify, None) => {
+            live_hosts.iter().cloned().map(Some).collect()
+        }
         (_, host) => vec![host.map(str::to_owned)],
     }
 }
@@ -317,7 +320,7 @@ mod tests {
         check_params(OperationKind::HealthRun, &json!({})).unwrap();
         assert!(check_params(OperationKind::LedgerPrune, &json!({"days": 1})).is_err());
         assert!(check_params(OperationKind::VmShutdown, &json!({"timeout_s": 30})).is_ok());
-        assert!(check_params(OperationKind::BackupVerify, &json!({})).is_err());
+        check_params(OperationKind::BackupVerify, &json!({})).unwrap();
         let id = crate::BackupId::new();
         check_params(OperationKind::BackupVerify, &json!({"backup_id": id, "level": "image"})).unwrap();
         assert!(check_params(OperationKind::BackupVerify, &json!({"backup_id": id, "level": "boot"})).is_err());
@@ -332,6 +335,7 @@ mod tests {
         assert_eq!(all, [Some("hv1".to_owned()), Some("hv2".to_owned())]);
         assert_eq!(fan_out(OperationKind::HealthRun, Some("hv2"), &live), [Some("hv2".to_owned())]);
         assert_eq!(fan_out(OperationKind::Noop, None, &live), [None]);
+        assert_eq!(fan_out(OperationKind::BackupVerify, None, &live).len(), 2);
         assert!(fan_out(OperationKind::HealthRun, None, &[]).is_empty());
     }
 }

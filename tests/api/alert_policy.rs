@@ -175,9 +175,9 @@ async fn sources_raise_and_resolve_alerts(backend: Backend) {
     assert_eq!(a["title"], "Operation noop failed");
     assert!(a["message"].as_str().unwrap().contains("noop_failure"), "{a:#}");
 
-    // A backup verification schedule names the backup it verifies: without one it is refused when asked.
-    let s =
-        app.post("/api/v1/schedules", json!({"name": "verify", "cron": "0 0 1 1 *", "kind": "backup.verify"})).await;
+    // A backup verification schedule checks its parameters when asked.
+    let body = json!({"name": "verify", "cron": "0 0 1 1 *", "kind": "backup.verify", "params": {"level": "boot"}});
+    let s = app.post("/api/v1/schedules", body).await;
     assert_eq!((s.status, s.body["code"].as_str()), (422, Some("invalid_parameters")), "{}", s.body);
 
     // A failing health check (no /dev/kvm here): critical; each run is an occurrence.

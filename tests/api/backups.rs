@@ -198,4 +198,76 @@ async fn prune_keeps_what_the_options_say_and_the_newest_verified_backup(backend
 crate::on_both_backends!(
     backups_are_listed_filtered_and_shown_with_their_manifest,
     prune_keeps_what_the_options_say_and_the_newest_verified_backup,
+    a_verification_without_a_backup_verifies_what_is_due_on_each_host,
 );
+
+/// A complete backup of `vm` on disk in `dir` (one file and its manifest, the hash in the ledger); returns its id.
+async fn written_backup(app: &TestApp, vm: &str, dir: &std::path::Path) -> String {
+    use hyperfleet_core::backup::{BackupMethod, Manifest, ManifestFile, Versions, sha256_hex};
+    std::fs::create_dir_all(dir).unwrap();
+    let xml = format!("<domain><name>{vm}</name></domain>");
+    std::fs::write(dir.join("domain.xml"), &xml).unwrap();
+    let core = app.core().await;
+    let id = hyperfleet_core::BackupId::new();
+    core.backup_started(id, hyperfleet_core::OperationId(id.0), "hv1", vm, dir.to_str().unwrap()).await.unwrap();
+    let manifest = Manifest {
+        format: Manifest::FORMAT,
+        backup_id: id,
+        host: "hv1".into(),
+        vm: vm.into(),
+        method: BackupMethod::Offline,
+        consistency: "consistent".into(),
+        created_at: hyperfleet_core::Timestamp::now(),
+        versions: Versions { hyperfleet: "0".into(), libvirt: "0".into(), qemu: "0".into() },
+        disks: vec![],
+        skipped: vec![],
+        files: vec![ManifestFile {
+            path: "domain.xml".into(),
+            size: xml.len() as u64,
+            sha256: sha256_hex(xml.as_bytes()),
+        }],
+    };
+    std::fs::write(dir.join("manifest.json"), manifest.to_bytes()).unwrap();
+    core.backup_completed(id, &manifest, &sha256_hex(&manifest.to_bytes())).await.unwrap();
+    id.to_string()
+}
+
+/// Without a backup, a verification plans on its host: every backup never
+/// verified is verified once; the bad one fails with its code and raises the
+/// alert; a second run finds nothing due.
+async fn a_verification_without_a_backup_verifies_what_is_due_on_each_host(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.wait_for(|| async { app.get("/api/v1/hosts/hv1").await.status == 200 }).await;
+    let good = written_backup(&app, "web", &app.dir.path().join("b/good")).await;
+    let bad = written_backup(&app, "test", &app.dir.path().join("b/bad")).await;
+    std::fs::write(app.dir.path().join("b/bad/domain.xml"), "<domain><name>tampered</name></domain>").unwrap();
+
+    let s = json!({"name": "verify-all", "cron": "0 0 1 1 *", "kind": "backup.verify"});
+    let s = app.post("/api/v1/schedules", s).await;
+    assert_eq!(s.status, 201, "{}", s.body);
+    let trigger = format!("/api/v1/schedules/{}/trigger", s.body["id"].as_str().unwrap());
+    let run = || {
+        let (app, trigger) = (&app, trigger.clone());
+        async move {
+            let r = app.post(&trigger, json!({})).await;
+            assert_eq!((r.body["kind"].as_str(), r.body["host"].as_str()), (Some("backup.verify"), Some("hv1")));
+            let op = app.wait_status(r.body["id"].as_str().unwrap(), &["succeeded", "failed", "cancelled"]).await;
+            assert_eq!(op["status"], "succeeded", "{op:#}");
+            op["result"].clone()
+        }
+    };
+    let result = run().await;
+    assert_eq!(result["planned"], 2, "{result:#}");
+    assert_eq!(result["ok"], json!([good]));
+    assert_eq!(result["failed"], json!([{"backup_id": bad, "vm": "test", "code": "size_mismatch"}]));
+    let shown = app.get(&format!("/api/v1/backups/{good}")).await.body;
+    assert_eq!(shown["verification"], "ok");
+    let alerts = app.get("/api/v1/alerts?source=backup").await.body;
+    let alerts = alerts["items"].as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0]["labels"]["vm"], "test");
+
+    let again = run().await;
+    assert_eq!(again["planned"], 0, "nothing is due until it is outdated: {again:#}");
+    app.stop().await;
+}

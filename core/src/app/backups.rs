@@ -34,7 +34,7 @@ impl App {
         if b.state != BackupState::Complete {
             return Err(Error::conflict("backup_not_complete", format!("backup {id} is {}", b.state)));
         }
-        let params = serde_json::to_value(VerifyParams { backup_id: id, level }).map_err(Error::internal)?;
+        let params = serde_json::to_value(VerifyParams { backup_id: Some(id), level }).map_err(Error::internal)?;
         self.store.submit(origin.operation(OperationKind::BackupVerify, Some(b.host), Some(b.vm), params)).await
     }
 
@@ -75,6 +75,28 @@ impl App {
         Ok((plan(&candidates, p), records))
     }
 
+    /// What a verification without a backup verifies on `host`: every complete
+    /// backup never verified or whose last ok verification is outdated, oldest first.
+    pub async fn verification_plan(&self, host: &str) -> Result<Vec<BackupRecord>> {
+        let mut out = Vec::new();
+        for state in [VerificationState::None, VerificationState::Outdated] {
+            let filter = BackupFilter {
+                host: Some(host.to_owned()),
+                state: Some(BackupState::Complete),
+                limit: 500,
+                ..BackupFilter::default()
+            };
+            let mut page = self.backups(filter.clone(), Some(state)).await?;
+            loop {
+                out.extend(page.items.into_iter().map(|v| v.record));
+                let Some(cursor) = page.next_cursor else { break };
+                page = self.backups(BackupFilter { cursor: Some(cursor), ..filter.clone() }, Some(state)).await?;
+            }
+        }
+        out.sort_by_key(|b| b.id);
+        Ok(out)
+    }
+
     /// A pruned backup's files are gone from its host.
     pub async fn backup_deleted(&self, id: BackupId) -> Result<()> {
         let mut tx = self.store.begin().await?;
@@ -103,7 +125,9 @@ impl App {
             }
             OperationKind::BackupVerify => {
                 let p: VerifyParams = serde_json::from_value(params.clone()).map_err(Error::internal)?;
-                let b = self.store.backup(p.backup_id).await?;
+                // Without a backup it plans on each host (the fan-out rule).
+                let Some(id) = p.backup_id else { return Ok(None) };
+                let b = self.store.backup(id).await?;
                 Ok(Some((b.host, b.vm)))
             }
             _ => Ok(None),

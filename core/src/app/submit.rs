@@ -154,9 +154,8 @@ impl App {
     }
 
     /// On first start (no schedules at all): health checks every 15 minutes on
-    /// every host and hourly pruning of the ledger past its retention. (Backup
-    /// verification gets its default schedule with verification planning, which
-    /// verifies what is unverified or outdated without naming a backup.)
+    /// every host, hourly pruning of the ledger past its retention, and weekly
+    /// verification of every backup never verified or outdated, on every host.
     pub async fn ensure_default_schedules(&self) -> Result<()> {
         if !self.store.schedules().await?.is_empty() {
             return Ok(());
@@ -164,6 +163,7 @@ impl App {
         let defaults = [
             ("health", "*/15 * * * *", "health.run", MissedTicks::RunOnce, 30),
             ("ledger-prune", "17 * * * *", "ledger.prune", MissedTicks::RunOnce, 60),
+            ("backup-verify", "30 2 * * SUN", "backup.verify", MissedTicks::RunOnce, 600),
         ];
         let actor = super::admin::Actor { name: "hyperfleet (default)", request_id: None };
         for (name, cron, kind, missed_ticks, jitter_s) in defaults {
