@@ -148,6 +148,19 @@ impl BackupsApi {
         Ok(Enqueued::answer(&self.state.app, submitted).await?)
     }
 
+    /// Delete one backup from its host (an operation; the record stays, `deleted`, with its history).
+    #[oai(path = "/backups/:id", method = "delete", operation_id = "backup_delete")]
+    async fn delete(
+        &self,
+        auth: AdminAuth,
+        id: Path<uuid::Uuid>,
+        #[oai(name = "Idempotency-Key", validator(pattern = "^[!-~]{1,200}$"))] key: Header<Option<String>>,
+    ) -> ApiResult<Enqueued> {
+        let origin = self.state.origin(&auth.0, key.0)?;
+        let submitted = self.state.app.backup_delete(BackupId(id.0), origin).await?;
+        Ok(Enqueued::answer(&self.state.app, submitted).await?)
+    }
+
     /// One backup with its manifest (every file with its size and sha256) and its verification history.
     #[oai(path = "/backups/:id", method = "get", operation_id = "backup_get")]
     async fn get(&self, _auth: ViewerAuth, id: Path<uuid::Uuid>) -> ApiResult<Json<BackupView>> {

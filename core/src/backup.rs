@@ -212,6 +212,13 @@ pub struct VerifyParams {
     pub level: VerifyLevel,
 }
 
+/// Parameters of `backup.delete`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteParams {
+    pub backup_id: BackupId,
+}
+
 fn default_level() -> VerifyLevel {
     VerifyLevel::Checksum
 }

@@ -26,6 +26,8 @@ closed_set!(
         BackupCreate = "backup.create",
         /// Deletes a VM's backups past their retention (keep options), never its newest verified one.
         BackupPrune = "backup.prune",
+        /// Deletes one backup from its host (the row stays, `deleted`, with its history).
+        BackupDelete = "backup.delete",
         /// Deletes finished operations, attempts and health runs past their retention.
         LedgerPrune = "ledger.prune",
         /// One notification of an alert to one channel (email or webhook).
@@ -47,6 +49,7 @@ impl OperationKind {
             | Self::BackupVerify
             | Self::BackupCreate
             | Self::BackupPrune
+            | Self::BackupDelete
             | Self::LedgerPrune
             | Self::AlertDeliver => return None,
         })
@@ -85,7 +88,7 @@ impl OperationKind {
             }
             Self::HealthRun => WorkClass::Health,
             Self::AlertDeliver => WorkClass::Alerts,
-            Self::BackupVerify | Self::BackupCreate | Self::BackupPrune => WorkClass::Backup,
+            Self::BackupVerify | Self::BackupCreate | Self::BackupPrune | Self::BackupDelete => WorkClass::Backup,
             Self::Noop => WorkClass::Diagnostics,
             Self::LedgerPrune => WorkClass::Housekeeping,
         }
@@ -287,6 +290,7 @@ pub fn check_params(kind: OperationKind, params: &Value) -> Result<(), Error> {
         OperationKind::BackupCreate => parse::<crate::backup::CreateParams>(params)?.validate(),
         OperationKind::BackupVerify => parse::<crate::backup::VerifyParams>(params)?.validate(),
         OperationKind::BackupPrune => parse::<crate::backup_prune::PruneParams>(params)?.validate(),
+        OperationKind::BackupDelete => parse::<crate::backup::DeleteParams>(params).map(drop),
         vm => match vm.vm_action() {
             Some(action) => parse::<crate::vm::PowerParams>(params)?.validate(action),
             None => Err(Error::invalid("invalid_kind", format!("`{}` takes no parameters here", vm.as_str()))),

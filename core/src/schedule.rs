@@ -91,6 +91,9 @@ pub fn schedulable(kind: &str) -> Result<OperationKind, Error> {
             "schedules fire host-level work (e.g. `noop`), not VM power actions",
         ));
     }
+    if k == OperationKind::BackupDelete {
+        return Err(Error::invalid("invalid_kind", "deleting one backup is not scheduled work (use backup.prune)"));
+    }
     Ok(k)
 }
 
@@ -207,6 +210,7 @@ mod tests {
         assert_eq!(CronSpec::parse("* * * * *", "Mars/Olympus").unwrap_err().code(), "invalid_timezone");
         assert!(schedulable("vm.start").is_err() && schedulable("noop").is_ok());
         assert!(schedulable("backup.verify").is_ok() && schedulable("backup.create").is_ok());
+        assert!(schedulable("backup.prune").is_ok() && schedulable("backup.delete").is_err());
     }
 
     #[test]

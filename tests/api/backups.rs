@@ -125,7 +125,8 @@ async fn backups_are_listed_filtered_and_shown_with_their_manifest(backend: Back
 }
 
 /// Pruning keeps what the keep options say plus the newest verified backup,
-/// removes the others' directories and marks them deleted; a dry run only says so.
+/// removes the others' directories and marks them deleted; a dry run only says
+/// so. One backup can also be deleted by hand.
 async fn prune_keeps_what_the_options_say_and_the_newest_verified_backup(backend: Backend) {
     let backups_dir = tempfile::tempdir().unwrap();
     let env = vec![("HYPERFLEET__BACKUPS__DIR".to_owned(), backups_dir.path().display().to_string())];
@@ -185,6 +186,19 @@ async fn prune_keeps_what_the_options_say_and_the_newest_verified_backup(backend
     let deleted = app.get("/api/v1/backups?vm=web&state=deleted").await.body;
     let deleted: Vec<&str> = deleted["items"].as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap()).collect();
     assert_eq!(deleted, [ids[2].as_str(), ids[1].as_str()]);
+
+    // One backup deleted by hand (admin): its directory goes, its record stays as `deleted`.
+    let r = app.request("DELETE", &format!("/api/v1/backups/{}", ids[3]), None, &[]).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.body["kind"], "backup.delete");
+    let op = app.wait_status(r.body["id"].as_str().unwrap(), &["succeeded", "failed", "cancelled"]).await;
+    assert_eq!(op["status"], "succeeded", "{op:#}");
+    assert!(!dirs[3].exists());
+    assert_eq!(app.get(&format!("/api/v1/backups/{}", ids[3])).await.body["state"], "deleted");
+    let r = app.request("DELETE", &format!("/api/v1/backups/{}", ids[3]), None, &[]).await;
+    assert_eq!((r.status, r.body["code"].as_str()), (409, Some("backup_not_complete")), "{}", r.body);
+    let s = json!({"name": "del", "cron": "0 4 * * *", "kind": "backup.delete", "params": {"backup_id": ids[0]}});
+    assert_eq!(app.post("/api/v1/schedules", s).await.body["code"], "invalid_kind");
 
     // Without a keep option nothing is planned: refused when asked.
     let r = app.post("/api/v1/backups/prune", json!({"vm": "web"})).await;

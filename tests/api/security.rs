@@ -57,6 +57,7 @@ const ENDPOINTS: &[(&str, &str, &str, Option<&str>)] = &[
     ("GET", "/api/v1/backups/{backup}", "viewer", None),
     ("POST", "/api/v1/backups/{backup}/verify", "operator", Some(r#"{"level": "image"}"#)),
     ("POST", "/api/v1/backups/prune", "admin", Some(r#"{"vm": "test", "keep_last": 1, "dry_run": true}"#)),
+    ("DELETE", "/api/v1/backups/{backup}", "admin", None),
     ("GET", "/api/system/info", "viewer", None),
     ("GET", "/api/vms/list", "viewer", None),
     ("GET", "/api/isos/list", "viewer", None),

@@ -5,7 +5,10 @@ use super::{App, Origin};
 use crate::{
     BackupId, Error, OperationId, Result, Timestamp,
     alert::sources::{self, BackupVerified},
-    backup::{BackupState, CreateParams, Manifest, VerificationState, VerifyLevel, VerifyParams, verification_state},
+    backup::{
+        BackupState, CreateParams, DeleteParams, Manifest, VerificationState, VerifyLevel, VerifyParams,
+        verification_state,
+    },
     backup_prune::{Candidate, PruneParams, PrunePlan, plan},
     operation::OperationKind,
     store::{BackupFilter, BackupRecord, NewVerification, Page, Submitted, VerificationRecord},
@@ -36,6 +39,16 @@ impl App {
         }
         let params = serde_json::to_value(VerifyParams { backup_id: Some(id), level }).map_err(Error::internal)?;
         self.store.submit(origin.operation(OperationKind::BackupVerify, Some(b.host), Some(b.vm), params)).await
+    }
+
+    /// Enqueues a `backup.delete` of a complete backup, on its host.
+    pub async fn backup_delete(&self, id: BackupId, origin: Origin) -> Result<Submitted> {
+        let b = self.store.backup(id).await?;
+        if b.state != BackupState::Complete {
+            return Err(Error::conflict("backup_not_complete", format!("backup {id} is {}", b.state)));
+        }
+        let params = serde_json::to_value(DeleteParams { backup_id: id }).map_err(Error::internal)?;
+        self.store.submit(origin.operation(OperationKind::BackupDelete, Some(b.host), Some(b.vm), params)).await
     }
 
     /// Enqueues a `backup.prune` of `vm`'s backups on its host.

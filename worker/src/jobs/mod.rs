@@ -7,6 +7,7 @@
 
 mod alert_deliver;
 mod backup_create;
+mod backup_delete;
 mod backup_prune;
 mod backup_verify;
 mod health_run;
@@ -81,6 +82,7 @@ registry!(
     backup_create::BackupCreate,
     backup_verify::BackupVerify,
     backup_prune::BackupPrune,
+    backup_delete::BackupDelete,
 );
 
 async fn attempt<J: Job>(ctx: &JobContext, op: &Operation) -> Finish {
