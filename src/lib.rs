@@ -95,7 +95,9 @@ pub async fn start(settings: &Settings, components: Components, boot: Bootstrap)
         .await
         .context("connecting to the database")?
         .with_clock(boot.clock.clone());
-    let mut core = App::new(store.clone()).with_retention(settings.retention.clone());
+    let mut core = App::new(store.clone())
+        .with_retention(settings.retention.clone())
+        .with_reverify_after_days(settings.backups.reverify_after_days);
     if components.api || components.scheduler || boot.first_admin_token {
         core = core.with_audit_key(settings.audit_key().context("reading the audit key")?);
     }

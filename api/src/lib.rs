@@ -6,6 +6,8 @@ mod alert_views;
 mod alerts;
 mod allow;
 pub mod auth;
+mod backup_views;
+mod backups;
 mod diagnostics;
 pub mod error;
 mod health;
@@ -109,6 +111,8 @@ enum Tag {
     Health,
     /// Alerts with their whole history, silences and notification channels.
     Alerts,
+    /// Backups of VMs, verified against their manifest and the ledger.
+    Backups,
     /// The seed system's API, kept for its dashboard and scripts (deprecated: use /api/v1).
     Seed,
 }
@@ -125,6 +129,7 @@ type Apis = (
     health::HealthApi,
     alerts::AlertsApi,
     silences::SilencesApi,
+    backups::BackupsApi,
     reconcilers::ReconcilersApi,
     seed::SeedApi,
     seed_health::SeedHealthApi,
@@ -143,6 +148,7 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
         health::HealthApi { state: state.clone() },
         alerts::AlertsApi { state: state.clone() },
         silences::SilencesApi { state: state.clone() },
+        backups::BackupsApi { state: state.clone() },
         reconcilers::ReconcilersApi { state: state.clone() },
         seed::SeedApi { state: state.clone() },
         seed_health::SeedHealthApi { state },

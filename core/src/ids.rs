@@ -115,3 +115,8 @@ typed_id!(
     SilenceId,
     "invalid_silence_id"
 );
+typed_id!(
+    /// A backup: one VM at one point in time (the id of the `backup.create` operation that made it).
+    BackupId,
+    "invalid_backup_id"
+);

@@ -10,6 +10,8 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod backoff;
+pub mod backup;
+pub mod backup_prune;
 pub mod closed_set;
 pub mod error;
 pub mod health;
@@ -26,5 +28,5 @@ pub mod time;
 pub mod vm;
 
 pub use error::{Error, Result};
-pub use ids::{AlertEventId, AlertId, NotificationId, OperationId, ScheduleId, SilenceId, TokenId};
+pub use ids::{AlertEventId, AlertId, BackupId, NotificationId, OperationId, ScheduleId, SilenceId, TokenId};
 pub use time::Timestamp;

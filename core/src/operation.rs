@@ -20,9 +20,14 @@ closed_set!(
         Noop = "noop",
         /// The health checks of one host.
         HealthRun = "health.run",
-        /// Backup verification: not available yet (kept for earlier versions' history;
-        /// it can be neither scheduled nor submitted).
+        /// Verifies one backup at a level (checksum, image).
         BackupVerify = "backup.verify",
+        /// A full backup of one VM (live push backup, or `qemu-img convert` when shut off).
+        BackupCreate = "backup.create",
+        /// Deletes a VM's backups past their retention (keep options), never its newest verified one.
+        BackupPrune = "backup.prune",
+        /// Deletes one backup from its host (the row stays, `deleted`, with its history).
+        BackupDelete = "backup.delete",
         /// Deletes finished operations, attempts and health runs past their retention.
         LedgerPrune = "ledger.prune",
         /// One notification of an alert to one channel (email or webhook).
@@ -39,7 +44,14 @@ impl OperationKind {
             Self::VmDestroy => VmAction::Destroy,
             Self::VmSuspend => VmAction::Suspend,
             Self::VmResume => VmAction::Resume,
-            Self::Noop | Self::HealthRun | Self::BackupVerify | Self::LedgerPrune | Self::AlertDeliver => return None,
+            Self::Noop
+            | Self::HealthRun
+            | Self::BackupVerify
+            | Self::BackupCreate
+            | Self::BackupPrune
+            | Self::BackupDelete
+            | Self::LedgerPrune
+            | Self::AlertDeliver => return None,
         })
     }
 
@@ -76,7 +88,7 @@ impl OperationKind {
             }
             Self::HealthRun => WorkClass::Health,
             Self::AlertDeliver => WorkClass::Alerts,
-            Self::BackupVerify => WorkClass::Backup,
+            Self::BackupVerify | Self::BackupCreate | Self::BackupPrune | Self::BackupDelete => WorkClass::Backup,
             Self::Noop => WorkClass::Diagnostics,
             Self::LedgerPrune => WorkClass::Housekeeping,
         }
@@ -275,7 +287,10 @@ pub fn check_params(kind: OperationKind, params: &Value) -> Result<(), Error> {
         OperationKind::Noop => parse::<NoopParams>(params)?.validate(),
         OperationKind::HealthRun | OperationKind::LedgerPrune => parse::<NoParams>(params).map(drop),
         OperationKind::AlertDeliver => parse::<crate::alert::DeliverParams>(params).map(drop),
-        OperationKind::BackupVerify => Err(Error::invalid("invalid_kind", "backup verification is not available yet")),
+        OperationKind::BackupCreate => parse::<crate::backup::CreateParams>(params)?.validate(),
+        OperationKind::BackupVerify => parse::<crate::backup::VerifyParams>(params)?.validate(),
+        OperationKind::BackupPrune => parse::<crate::backup_prune::PruneParams>(params)?.validate(),
+        OperationKind::BackupDelete => parse::<crate::backup::DeleteParams>(params).map(drop),
         vm => match vm.vm_action() {
             Some(action) => parse::<crate::vm::PowerParams>(params)?.validate(action),
             None => Err(Error::invalid("invalid_kind", format!("`{}` takes no parameters here", vm.as_str()))),
@@ -283,12 +298,15 @@ pub fn check_params(kind: OperationKind, params: &Value) -> Result<(), Error> {
     }
 }
 
-/// The host fan-out rule: a health run without a host means one run on every
-/// host whose worker has not stopped (`live_hosts`); anything else runs where
-/// it was asked. Empty when there is nowhere to run.
+/// The host fan-out rule: a health run or a backup verification (planning,
+/// without a backup) without a host means one run on every host whose worker
+/// has not stopped (`live_hosts`); anything else runs where it was asked.
+/// Empty when there is nowhere to run.
 pub fn fan_out(kind: OperationKind, host: Option<&str>, live_hosts: &[String]) -> Vec<Option<String>> {
     match (kind, host) {
-        (OperationKind::HealthRun, None) => live_hosts.iter().cloned().map(Some).collect(),
+        (OperationKind::HealthRun | OperationKind::BackupVerify, None) => {
+            live_hosts.iter().cloned().map(Some).collect()
+        }
         (_, host) => vec![host.map(str::to_owned)],
     }
 }
@@ -306,7 +324,12 @@ mod tests {
         check_params(OperationKind::HealthRun, &json!({})).unwrap();
         assert!(check_params(OperationKind::LedgerPrune, &json!({"days": 1})).is_err());
         assert!(check_params(OperationKind::VmShutdown, &json!({"timeout_s": 30})).is_ok());
-        assert!(check_params(OperationKind::BackupVerify, &json!({})).is_err());
+        check_params(OperationKind::BackupVerify, &json!({})).unwrap();
+        let id = crate::BackupId::new();
+        check_params(OperationKind::BackupVerify, &json!({"backup_id": id, "level": "image"})).unwrap();
+        assert!(check_params(OperationKind::BackupVerify, &json!({"backup_id": id, "level": "boot"})).is_err());
+        check_params(OperationKind::BackupCreate, &json!({"vm": "web"})).unwrap();
+        assert!(check_params(OperationKind::BackupCreate, &json!({"vm": "../etc"})).is_err());
     }
 
     #[test]
@@ -316,6 +339,7 @@ mod tests {
         assert_eq!(all, [Some("hv1".to_owned()), Some("hv2".to_owned())]);
         assert_eq!(fan_out(OperationKind::HealthRun, Some("hv2"), &live), [Some("hv2".to_owned())]);
         assert_eq!(fan_out(OperationKind::Noop, None, &live), [None]);
+        assert_eq!(fan_out(OperationKind::BackupVerify, None, &live).len(), 2);
         assert!(fan_out(OperationKind::HealthRun, None, &[]).is_empty());
     }
 }

@@ -91,10 +91,8 @@ pub fn schedulable(kind: &str) -> Result<OperationKind, Error> {
             "schedules fire host-level work (e.g. `noop`), not VM power actions",
         ));
     }
-    if k == OperationKind::BackupVerify {
-        // Kept as a kind for the history of earlier versions; it comes back
-        // when backups are verified for real.
-        return Err(Error::invalid("invalid_kind", "backup verification is not available yet"));
+    if k == OperationKind::BackupDelete {
+        return Err(Error::invalid("invalid_kind", "deleting one backup is not scheduled work (use backup.prune)"));
     }
     Ok(k)
 }
@@ -211,7 +209,8 @@ mod tests {
         assert_eq!(CronSpec::parse("* * *", "UTC").unwrap_err().code(), "invalid_cron");
         assert_eq!(CronSpec::parse("* * * * *", "Mars/Olympus").unwrap_err().code(), "invalid_timezone");
         assert!(schedulable("vm.start").is_err() && schedulable("noop").is_ok());
-        assert!(schedulable("backup.verify").is_err(), "no stub is schedulable");
+        assert!(schedulable("backup.verify").is_ok() && schedulable("backup.create").is_ok());
+        assert!(schedulable("backup.prune").is_ok() && schedulable("backup.delete").is_err());
     }
 
     #[test]

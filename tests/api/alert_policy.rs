@@ -175,10 +175,10 @@ async fn sources_raise_and_resolve_alerts(backend: Backend) {
     assert_eq!(a["title"], "Operation noop failed");
     assert!(a["message"].as_str().unwrap().contains("noop_failure"), "{a:#}");
 
-    // Backup verification is not available yet: no stub to schedule, so no alert from one.
-    let s =
-        app.post("/api/v1/schedules", json!({"name": "verify", "cron": "0 0 1 1 *", "kind": "backup.verify"})).await;
-    assert_eq!((s.status, s.body["code"].as_str()), (422, Some("invalid_kind")), "{}", s.body);
+    // A backup verification schedule checks its parameters when asked.
+    let body = json!({"name": "verify", "cron": "0 0 1 1 *", "kind": "backup.verify", "params": {"level": "boot"}});
+    let s = app.post("/api/v1/schedules", body).await;
+    assert_eq!((s.status, s.body["code"].as_str()), (422, Some("invalid_parameters")), "{}", s.body);
 
     // A failing health check (no /dev/kvm here): critical; each run is an occurrence.
     for _ in 0..2 {

@@ -16,12 +16,12 @@ use serde_json::json;
 use crate::helpers::{Backend, Options, TestApp, unlimited_rate};
 
 /// A small tmpfs the test mounts (root only), unmounted on drop.
-struct SmallDisk {
+pub(crate) struct SmallDisk {
     dir: tempfile::TempDir,
 }
 
 impl SmallDisk {
-    fn mount(size: &str) -> Option<Self> {
+    pub(crate) fn mount(size: &str) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         let status = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "hf-disk-full"])
@@ -31,7 +31,7 @@ impl SmallDisk {
         status.success().then_some(Self { dir })
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 }

@@ -219,7 +219,7 @@ async fn the_default_schedules_run_health_on_every_host(backend: Backend) {
     core.ensure_default_schedules().await.unwrap();
     let items = app.get("/api/v1/schedules").await.body["items"].clone();
     let names: Vec<&str> = items.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["health", "ledger-prune"], "no default schedule runs a stub");
+    assert_eq!(names, ["backup-verify", "health", "ledger-prune"], "no default schedule runs a stub");
     let health = items.as_array().unwrap().iter().find(|s| s["name"] == "health").unwrap();
     let r = app.post(&format!("/api/v1/schedules/{}/trigger", health["id"].as_str().unwrap()), json!({})).await;
     assert_eq!(r.status, 202, "{}", r.body);
@@ -232,8 +232,14 @@ async fn the_default_schedules_run_health_on_every_host(backend: Backend) {
     let r = app.post(&format!("/api/v1/schedules/{}/trigger", prune["id"].as_str().unwrap()), json!({})).await;
     let done = app.wait_status(r.body["id"].as_str().unwrap(), &["succeeded", "failed"]).await;
     assert_eq!(done["status"], "succeeded", "{done:#}");
+    // The weekly backup verification plans on every host (nothing to verify here yet).
+    let verify = items.as_array().unwrap().iter().find(|s| s["name"] == "backup-verify").unwrap();
+    let r = app.post(&format!("/api/v1/schedules/{}/trigger", verify["id"].as_str().unwrap()), json!({})).await;
+    assert_eq!((r.body["kind"].as_str(), r.body["host"].as_str()), (Some("backup.verify"), Some("hv1")), "{}", r.body);
+    let done = app.wait_status(r.body["id"].as_str().unwrap(), &["succeeded", "failed"]).await;
+    assert_eq!((done["status"].as_str(), done["result"]["planned"].as_u64()), (Some("succeeded"), Some(0)), "{done:#}");
     core.ensure_default_schedules().await.unwrap();
-    assert_eq!(core.schedules().await.unwrap().len(), 2, "defaults are created once");
+    assert_eq!(core.schedules().await.unwrap().len(), 3, "defaults are created once");
     app.stop().await;
 }
 

@@ -9,6 +9,8 @@ mod alerts;
 mod audit;
 mod auth_limits;
 mod backends;
+mod backups;
+mod backups_qemu;
 mod bad_input;
 mod cli;
 mod crash;

@@ -53,6 +53,12 @@ const ENDPOINTS: &[(&str, &str, &str, Option<&str>)] = &[
     ("POST", "/api/v1/silences", "operator", Some(SILENCE)),
     ("DELETE", "/api/v1/silences/{silence}", "operator", None),
     ("GET", "/api/v1/channels", "viewer", None),
+    ("POST", "/api/v1/vms/test/backups", "operator", Some("{}")),
+    ("GET", "/api/v1/backups", "viewer", None),
+    ("GET", "/api/v1/backups/{backup}", "viewer", None),
+    ("POST", "/api/v1/backups/{backup}/verify", "operator", Some(r#"{"level": "image"}"#)),
+    ("POST", "/api/v1/backups/prune", "admin", Some(r#"{"vm": "test", "keep_last": 1, "dry_run": true}"#)),
+    ("DELETE", "/api/v1/backups/{backup}", "admin", None),
     ("GET", "/api/system/info", "viewer", None),
     ("GET", "/api/vms/list", "viewer", None),
     ("GET", "/api/health/status", "viewer", None),
@@ -130,6 +136,8 @@ async fn every_endpoint_needs_the_right_role(backend: Backend) {
         .unwrap()
         .to_owned();
 
+    let backup = crate::backups::recorded_backup(&app, "hv1", "test").await;
+
     let spec = app.get("/openapi.json").await.body;
     let mut documented = 0;
     for (path, item) in spec["paths"].as_object().unwrap() {
@@ -166,7 +174,8 @@ async fn every_endpoint_needs_the_right_role(backend: Backend) {
             .replace("{schedule}", &schedule)
             .replace("{alert}", &alert)
             .replace("{resolvable}", &resolvable)
-            .replace("{silence}", &silence);
+            .replace("{silence}", &silence)
+            .replace("{backup}", &backup);
         let r = app.request_as(None, method, &path, *body, &[]).await;
         assert_eq!(r.status, 401, "{method} {path} without a token: {}", r.body);
         assert_eq!(r.body["code"], "unauthorized");

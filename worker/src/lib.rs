@@ -5,6 +5,7 @@
 //! operations whose worker died (an expired lease).
 
 pub mod alerts;
+mod backup;
 mod health;
 mod isos;
 pub mod jobs;
@@ -38,6 +39,8 @@ pub struct WorkerConfig {
     pub alerts: hyperfleet_core::settings::AlertSettings,
     /// Base of the links in notifications.
     pub public_url: String,
+    /// `[backups]`, with `dir` resolved.
+    pub backups: hyperfleet_core::settings::BackupSettings,
 }
 
 impl WorkerConfig {
@@ -61,6 +64,10 @@ impl WorkerConfig {
             retention: s.retention.clone(),
             alerts: s.alerts.clone(),
             public_url: s.public_url(),
+            backups: hyperfleet_core::settings::BackupSettings {
+                dir: Some(s.backups.dir_in(&s.data_dir)),
+                ..s.backups.clone()
+            },
         }
     }
 }

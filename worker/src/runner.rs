@@ -43,6 +43,7 @@ struct Inner {
     backoff: Backoff,
     tracker: TaskTracker,
     health: Arc<hyperfleet_core::settings::HealthSettings>,
+    backups: Arc<hyperfleet_core::settings::BackupSettings>,
     dirs: crate::system::WatchedDirs,
     notifier: Arc<crate::alerts::Notifier>,
     running: Mutex<HashMap<OperationId, CancellationToken>>,
@@ -84,6 +85,7 @@ impl Runner {
                 backoff: cfg.backoff,
                 tracker: TaskTracker::new(),
                 health: Arc::new(cfg.health.clone()),
+                backups: Arc::new(cfg.backups.clone()),
                 dirs: cfg.dirs.clone(),
                 notifier: Arc::new(crate::alerts::Notifier::new(cfg.alerts.clone(), cfg.public_url.clone())),
                 running: Mutex::default(),
@@ -158,6 +160,7 @@ impl Runner {
             host: inner.host.clone(),
             cancel: cancel.clone(),
             health: inner.health.clone(),
+            backups: inner.backups.clone(),
             dirs: inner.dirs.clone(),
             notifier: inner.notifier.clone(),
         };

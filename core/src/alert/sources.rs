@@ -104,6 +104,53 @@ pub fn health_check(host: &str, m: &Measurement, status: Status, changed: bool) 
     Some(AlertChange::Raise(alert))
 }
 
+/// A verification of one backup that just ran.
+#[derive(Debug, Clone, Copy)]
+pub struct BackupVerified<'a> {
+    pub host: &'a str,
+    pub vm: &'a str,
+    pub backup: crate::BackupId,
+    pub report: &'a crate::backup::VerifyReport,
+    /// The backup is the VM's newest complete one.
+    pub newest: bool,
+}
+
+/// A failed verification raises `backup` (critical), one alert per VM; an ok
+/// verification of the VM's newest backup resolves it (an ok one of an older
+/// backup says nothing: the newest may still be bad).
+pub fn backup_verified(v: &BackupVerified<'_>) -> Option<AlertChange> {
+    use crate::backup::VerifyResult;
+    let dedup_key = format!("backup:{}:{}", v.host, v.vm);
+    match v.report.result {
+        VerifyResult::Ok if v.newest => Some(AlertChange::Resolve {
+            dedup_key,
+            message: format!("backup {} verified ok at level {}", v.backup, v.report.level),
+        }),
+        VerifyResult::Ok => None,
+        VerifyResult::Failed => {
+            let what = v.report.findings.iter().map(finding_text).collect::<Vec<_>>().join("; ");
+            let alert = NewAlert::system(
+                AlertSource::Backup,
+                Severity::Critical,
+                format!("Backup verification failed for VM {} on {}", v.vm, v.host),
+                format!("Backup {} of VM {} failed verification at level {}: {what}", v.backup, v.vm, v.report.level),
+            )
+            .on_host(Some(v.host))
+            .label("vm", v.vm)
+            .label("code", v.report.code().unwrap_or("failed"))
+            .dedup(dedup_key);
+            Some(AlertChange::Raise(alert))
+        }
+    }
+}
+
+fn finding_text(f: &crate::backup::Finding) -> String {
+    match &f.file {
+        Some(file) => format!("{} in {file}: {}", f.code, f.message),
+        None => format!("{}: {}", f.code, f.message),
+    }
+}
+
 /// A host's worker as the fleet monitor sees it.
 #[derive(Debug, Clone)]
 pub struct WorkerBeat {
@@ -224,6 +271,30 @@ mod tests {
         assert_eq!(out.alert.exclude_channel.as_deref(), Some("ops"));
         assert_eq!(out.failed_notification, Some((n, "vm_not_found: gone".into())));
         assert!(failed_operation(&failed(OperationKind::AlertDeliver, &json!({"x": 1}))).is_none());
+    }
+
+    #[test]
+    fn a_bad_backup_is_critical_per_vm_and_only_the_newest_good_one_resolves_it() {
+        use crate::backup::{Finding, VerifyLevel, VerifyReport, VerifyResult};
+        let report = |result, findings| VerifyReport {
+            level: VerifyLevel::Checksum,
+            result,
+            findings,
+            warnings: vec![],
+            files_checked: 2,
+            bytes_checked: 10,
+        };
+        let bad = report(VerifyResult::Failed, vec![Finding::new("checksum_mismatch", Some("disks/vda.qcow2"), "x")]);
+        let v = BackupVerified { host: "hv1", vm: "web", backup: crate::BackupId::new(), report: &bad, newest: false };
+        let Some(AlertChange::Raise(a)) = backup_verified(&v) else { panic!() };
+        assert_eq!((a.severity, a.source), (Severity::Critical, AlertSource::Backup));
+        assert_eq!(a.effective_dedup_key(), "backup:hv1:web");
+        assert_eq!(a.labels.get("code").map(String::as_str), Some("checksum_mismatch"));
+        assert!(a.message.contains("disks/vda.qcow2"), "{}", a.message);
+        let good = report(VerifyResult::Ok, vec![]);
+        assert_eq!(backup_verified(&BackupVerified { report: &good, ..v }), None);
+        let resolved = backup_verified(&BackupVerified { report: &good, newest: true, ..v });
+        assert!(matches!(resolved, Some(AlertChange::Resolve { dedup_key, .. }) if dedup_key == "backup:hv1:web"));
     }
 
     #[test]

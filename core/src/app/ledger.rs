@@ -143,8 +143,12 @@ impl App {
     }
 }
 
-/// Writes the alert an operation failing for good implies.
+/// Writes the alert an operation failing for good implies, and marks the
+/// backup it was writing as failed (a backup's id is its operation's).
 async fn alert_failure(tx: &mut Tx, failed: &FailedOperation<'_>) -> Result<()> {
+    if failed.kind == crate::operation::OperationKind::BackupCreate {
+        tx.fail_backup(crate::BackupId(failed.id.0), &format!("{}: {}", failed.code, failed.message)).await?;
+    }
     let Some(out) = sources::failed_operation(failed) else { return Ok(()) };
     if let Some((notification, detail)) = &out.failed_notification {
         tx.mark_notification_failed(*notification, detail).await?;

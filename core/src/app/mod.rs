@@ -12,6 +12,7 @@
 
 mod admin;
 mod audit;
+mod backups;
 mod ledger;
 mod metrics;
 mod overview;
@@ -22,6 +23,7 @@ mod submit;
 use std::sync::Arc;
 
 pub use admin::Actor;
+pub use backups::BackupView;
 pub use ledger::ReapReport;
 pub use overview::{OVERVIEW_WINDOW, Overview};
 pub use sessions::Session;
@@ -40,11 +42,19 @@ pub struct App {
     /// scheduler, CLI) have it, workers do not need it.
     audit_key: Option<Arc<AuditKey>>,
     sessions: SessionPolicy,
+    /// `backups.reverify_after_days`: when an ok verification becomes `outdated`.
+    reverify_after_days: u32,
 }
 
 impl App {
     pub fn new(store: Store) -> Self {
-        Self { store, retention: Arc::default(), audit_key: None, sessions: SessionPolicy::default() }
+        Self {
+            store,
+            retention: Arc::default(),
+            audit_key: None,
+            sessions: SessionPolicy::default(),
+            reverify_after_days: 7,
+        }
     }
 
     pub fn with_audit_key(mut self, key: AuditKey) -> Self {
@@ -59,6 +69,12 @@ impl App {
     /// How long dashboard sessions live.
     pub fn with_session_policy(mut self, policy: SessionPolicy) -> Self {
         self.sessions = policy;
+        self
+    }
+
+    /// `backups.reverify_after_days`: when an ok verification becomes `outdated`.
+    pub fn with_reverify_after_days(mut self, days: u32) -> Self {
+        self.reverify_after_days = days;
         self
     }
 

@@ -21,7 +21,7 @@ pub struct Origin {
 }
 
 impl Origin {
-    fn operation(
+    pub(super) fn operation(
         &self,
         kind: OperationKind,
         host: Option<String>,
@@ -107,7 +107,11 @@ impl App {
             idempotency_key: None,
             max_attempts: NewOperation::DEFAULT_MAX_ATTEMPTS,
         };
-        let operations = targets.into_iter().map(|h| origin.operation(kind, h, None, s.params.0.clone())).collect();
+        let operations = match self.backup_target(kind, s.host.as_deref(), &s.params.0).await? {
+            // A backup runs on its VM's host, in the VM's turn.
+            Some((host, vm)) => vec![origin.operation(kind, Some(host), Some(vm), s.params.0.clone())],
+            None => targets.into_iter().map(|h| origin.operation(kind, h, None, s.params.0.clone())).collect(),
+        };
         Ok(Fire { fire_time, catch_up, operations })
     }
 
@@ -157,8 +161,8 @@ impl App {
     }
 
     /// On first start (no schedules at all): health checks every 15 minutes on
-    /// every host and hourly pruning of the ledger past its retention. (No stub:
-    /// backup verification gets its schedule when it is real.)
+    /// every host, hourly pruning of the ledger past its retention, and weekly
+    /// verification of every backup never verified or outdated, on every host.
     pub async fn ensure_default_schedules(&self) -> Result<()> {
         if !self.store.schedules().await?.is_empty() {
             return Ok(());
@@ -166,6 +170,7 @@ impl App {
         let defaults = [
             ("health", "*/15 * * * *", "health.run", MissedTicks::RunOnce, 30),
             ("ledger-prune", "17 * * * *", "ledger.prune", MissedTicks::RunOnce, 60),
+            ("backup-verify", "30 2 * * SUN", "backup.verify", MissedTicks::RunOnce, 600),
         ];
         let actor = super::admin::Actor { name: "hyperfleet (default)", request_id: None };
         for (name, cron, kind, missed_ticks, jitter_s) in defaults {

@@ -10,6 +10,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 mod alerts;
+mod backups;
 mod channel;
 mod channel_toml;
 mod secret;
@@ -17,6 +18,7 @@ mod sections;
 mod slots;
 
 pub use alerts::*;
+pub use backups::BackupSettings;
 pub use channel::{Channel, Email, Hook, SignedHook, SmtpCredentials, SmtpSecurity, Transport};
 pub use secret::Secret;
 use sections::default_data_dir;
@@ -61,6 +63,8 @@ pub struct Settings {
     pub alerts: AlertSettings,
     #[serde(default)]
     pub audit: AuditSettings,
+    #[serde(default)]
+    pub backups: BackupSettings,
 }
 
 impl Settings {
@@ -135,6 +139,9 @@ impl Settings {
             return Err(ConfigError::Invalid { key: "retry.max_attempts", message: "must be at least 1".into() });
         }
         self.alerts.check()?;
+        if !(1..=86_400).contains(&self.backups.tool_timeout_s) {
+            return Err(ConfigError::Invalid { key: "backups.tool_timeout_s", message: "must be 1-86400".into() });
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid { key: "log.format", message: "must be `text` or `json`".into() });
         }
@@ -196,6 +203,7 @@ impl fmt::Debug for Settings {
             .field("health", &self.health)
             .field("retention", &self.retention)
             .field("alerts", &self.alerts)
+            .field("backups", &self.backups)
             .finish()
     }
 }

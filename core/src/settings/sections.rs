@@ -65,7 +65,8 @@ pub struct AuditSettings {
 #[serde(deny_unknown_fields)]
 pub struct SchedulerSettings {
     /// On first start (no schedules yet) create the default schedules: health
-    /// checks every 15 minutes on every host and hourly ledger pruning.
+    /// checks every 15 minutes on every host, hourly ledger pruning, and weekly
+    /// verification of every backup never verified or outdated.
     #[serde(default = "default_true")]
     pub default_schedules: bool,
 }

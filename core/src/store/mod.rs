@@ -9,6 +9,7 @@ mod alert_routing;
 mod alert_tx;
 mod alerts;
 mod audit;
+mod backups;
 mod health;
 mod inventory;
 mod ledger;
@@ -40,6 +41,7 @@ pub use alert_routing::{ChannelStats, NewNotification};
 
 pub use alerts::{AlertFilter, AlertPage};
 pub use audit::{AuditEntry, AuditEvent, ChainCheck, GENESIS};
+pub use backups::{BackupFilter, BackupRecord, NewVerification, VerificationRecord};
 pub use health::{FleetFigures, HealthEventRecord, HealthResultRecord, HealthRunRecord, HealthStateRecord};
 pub use inventory::{DiskUsage, HostRecord, IsoRecord, SystemInfo, VmRecord};
 pub use ledger::{Claim, TakenBack};

@@ -6,6 +6,10 @@
 //! a line in [`registry!`] (see README.md, "Adding an operation kind").
 
 mod alert_deliver;
+mod backup_create;
+mod backup_delete;
+mod backup_prune;
+mod backup_verify;
 mod health_run;
 mod ledger_prune;
 mod noop;
@@ -31,6 +35,8 @@ pub struct JobContext {
     /// Cancelled when a user asked to cancel this operation; jobs check it at safe points.
     pub cancel: CancellationToken,
     pub health: std::sync::Arc<hyperfleet_core::settings::HealthSettings>,
+    /// `[backups]`, its `dir` resolved.
+    pub backups: std::sync::Arc<hyperfleet_core::settings::BackupSettings>,
     pub dirs: crate::system::WatchedDirs,
     pub notifier: std::sync::Arc<crate::alerts::Notifier>,
 }
@@ -67,7 +73,17 @@ macro_rules! registry {
     };
 }
 
-registry!(noop::Noop, vm_power::VmPower, health_run::HealthRun, alert_deliver::AlertDeliver, ledger_prune::LedgerPrune);
+registry!(
+    noop::Noop,
+    vm_power::VmPower,
+    health_run::HealthRun,
+    alert_deliver::AlertDeliver,
+    ledger_prune::LedgerPrune,
+    backup_create::BackupCreate,
+    backup_verify::BackupVerify,
+    backup_prune::BackupPrune,
+    backup_delete::BackupDelete,
+);
 
 async fn attempt<J: Job>(ctx: &JobContext, op: &Operation) -> Finish {
     match serde_json::from_value::<J::Params>(op.params.clone()) {
@@ -81,12 +97,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_kind_but_backup_verify_has_exactly_one_job() {
+    fn every_kind_has_exactly_one_job() {
         let served = served_kinds();
         for kind in OperationKind::ALL {
             let n = served.iter().filter(|k| *k == kind).count();
-            let expected = usize::from(*kind != OperationKind::BackupVerify);
-            assert_eq!(n, expected, "{} is served by {n} jobs", kind.as_str());
+            assert_eq!(n, 1, "{} is served by {n} jobs", kind.as_str());
         }
     }
 }
