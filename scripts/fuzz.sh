@@ -160,7 +160,7 @@ run() {
   if [ "$n" -ge "$min" ]; then pass "[$name] $n requests >= $min"; else fail "[$name] only $n requests (< $min)"; fi
 }
 
-run admin "$min_requests" 240 -H "Authorization: Bearer $token" -c "$checks" --max-examples "$max_examples"
+run admin "$min_requests" 360 -H "Authorization: Bearer $token" -c "$checks" --max-examples "$max_examples"
 export FUZZ_EXPECT_401=1
 run no-token "$min_noauth_requests" 90 --generation-with-security-parameters false \
   -c "$checks,unauthenticated_is_401" --max-examples "$noauth_max_examples"

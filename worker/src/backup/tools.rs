@@ -36,9 +36,26 @@ fn ok(program: &str, code: &str, out: Output) -> Result<Output, JobFailure> {
         return Ok(out);
     }
     let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-    let class = if stderr.contains("No space left") { ErrorClass::Permanent } else { ErrorClass::Transient };
-    let code = if class == ErrorClass::Permanent { "no_space" } else { code };
+    let (class, code) = classify(&stderr).unwrap_or((ErrorClass::Transient, code));
     Err(JobFailure::new(class, code, format!("{program} failed ({}): {stderr}", out.status)))
+}
+
+/// Failures that retrying cannot fix, told apart by what the tool printed:
+/// they fail the operation at once instead of blocking the VM's queue through
+/// every retry.
+fn classify(stderr: &str) -> Option<(ErrorClass, &'static str)> {
+    let permanent = [
+        ("No space left", "no_space"),
+        // libvirt's VIR_ERR_NO_SUPPORT / VIR_ERR_OPERATION_UNSUPPORTED: this driver cannot back up.
+        ("not supported by the connection driver", "unsupported"),
+        ("Operation not supported", "unsupported"),
+        ("Domain not found", "vm_not_found"),
+        // The VM's disk is not where its XML says: nothing to copy until someone fixes that.
+        ("No such file or directory", "disk_missing"),
+        ("Requested operation is not valid", "invalid_vm_state"),
+        ("Permission denied", "permission_denied"),
+    ];
+    permanent.iter().find(|(text, _)| stderr.contains(text)).map(|(_, code)| (ErrorClass::Permanent, *code))
 }
 
 impl Tools {
@@ -101,5 +118,20 @@ impl Tools {
                 Ok(Err(if corruptions > 0 { format!("{corruptions} corruptions") } else { stderr }))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_retrying_cannot_fix_fails_at_once() {
+        let unsupported = "error: this function is not supported by the connection driver: virDomainBackupBegin";
+        assert_eq!(classify(unsupported), Some((ErrorClass::Permanent, "unsupported")));
+        assert_eq!(classify("qemu-img: error: No space left on device").map(|c| c.1), Some("no_space"));
+        let missing = "qemu-img: Could not open '/guest/diskimage1': No such file or directory";
+        assert_eq!(classify(missing).map(|c| c.1), Some("disk_missing"));
+        assert_eq!(classify("error: Failed to connect socket: Connection refused"), None, "a daemon restart: retry");
     }
 }
