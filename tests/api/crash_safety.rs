@@ -40,7 +40,16 @@ async fn crash_safety_under_fire() {
         return;
     }
     let vms: Vec<QemuVm> = (0..3).map(|_| QemuVm::define("hfc")).collect();
-    let opts = Options { worker: false, lease_s: 2, backoff_base_ms: 100, max_attempts: 10, ..Options::default() };
+    // A load test of the workers, not of the API's per-token rate limit (the
+    // submitters and the final read of every operation would exceed it).
+    let opts = Options {
+        worker: false,
+        lease_s: 2,
+        backoff_base_ms: 100,
+        max_attempts: 10,
+        env: crate::helpers::unlimited_rate(),
+        ..Options::default()
+    };
     let mut app = qemu_app(Backend::Postgres, opts).await;
     let mut pid = app.spawn_worker_process();
     app.wait_for(|| async {
