@@ -10,6 +10,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 mod alerts;
+mod api;
 mod backups;
 mod channel;
 mod channel_toml;
@@ -18,6 +19,7 @@ mod sections;
 mod slots;
 
 pub use alerts::*;
+pub use api::{ApiSettings, TlsSettings};
 pub use backups::BackupSettings;
 pub use channel::{Channel, Email, Hook, SignedHook, SmtpCredentials, SmtpSecurity, Transport};
 pub use secret::Secret;
