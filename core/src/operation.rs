@@ -303,12 +303,12 @@ pub fn check_params(kind: OperationKind, params: &Value) -> Result<(), Error> {
 /// has not stopped (`live_hosts`); anything else runs where it was asked.
 /// Empty when there is nowhere to run.
 pub fn fan_out(kind: OperationKind, host: Option<&str>, live_hosts: &[String]) -> Vec<Option<String>> {
-    match (kind, host) {
-        (OperationKind::HealthRun | OperationKind::BackupVerify, None) => {
-            live_hosts.iter().cloned().map(Some).collect()
-        }
-        (_, host) => vec![host.map(str::to_owned)],
-    }
+    if fans_out(kind, host) { live_hosts.iter().cloned().map(Some).collect() } else { vec![host.map(str::to_owned)] }
+}
+
+/// Whether [`fan_out`] needs the live hosts (callers read them only then).
+pub fn fans_out(kind: OperationKind, host: Option<&str>) -> bool {
+    host.is_none() && matches!(kind, OperationKind::HealthRun | OperationKind::BackupVerify)
 }
 
 #[cfg(test)]
@@ -341,5 +341,6 @@ mod tests {
         assert_eq!(fan_out(OperationKind::Noop, None, &live), [None]);
         assert_eq!(fan_out(OperationKind::BackupVerify, None, &live).len(), 2);
         assert!(fan_out(OperationKind::HealthRun, None, &[]).is_empty());
+        assert!(fans_out(OperationKind::HealthRun, None) && !fans_out(OperationKind::Noop, None));
     }
 }

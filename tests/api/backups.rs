@@ -3,7 +3,7 @@
 
 use hyperfleet_core::{
     backup::{VerifyLevel, VerifyReport, VerifyResult},
-    store::NewVerification,
+    store::{BackupRecord, NewVerification},
 };
 use serde_json::json;
 
@@ -38,6 +38,25 @@ async fn recorded_backup_in(app: &TestApp, host: &str, vm: &str, dir: &str) -> S
     id.to_string()
 }
 
+/// Records an ok checksum verification of `backup`, as the verify job would; returns its operation.
+async fn record_ok_verification(
+    core: &hyperfleet_core::app::App,
+    backup: &BackupRecord,
+) -> hyperfleet_core::OperationId {
+    let report = VerifyReport {
+        level: VerifyLevel::Checksum,
+        result: VerifyResult::Ok,
+        findings: vec![],
+        warnings: vec![],
+        files_checked: 0,
+        bytes_checked: 0,
+    };
+    let operation = hyperfleet_core::OperationId::new();
+    let v = NewVerification { backup: backup.id, operation, started_at: core.now(), report: &report };
+    core.record_verification(backup, v).await.unwrap();
+    operation
+}
+
 async fn backups_are_listed_filtered_and_shown_with_their_manifest(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let older = recorded_backup(&app, "hv1", "web").await;
@@ -57,17 +76,7 @@ async fn backups_are_listed_filtered_and_shown_with_their_manifest(backend: Back
     // A verification is recorded with its derived state; the list filters on it.
     let core = app.core().await;
     let (view, _) = core.backup(hyperfleet_core::BackupId::parse(&older).unwrap()).await.unwrap();
-    let report = VerifyReport {
-        level: VerifyLevel::Checksum,
-        result: VerifyResult::Ok,
-        findings: vec![],
-        warnings: vec![],
-        files_checked: 0,
-        bytes_checked: 0,
-    };
-    let operation = hyperfleet_core::OperationId::new();
-    let v = NewVerification { backup: view.record.id, operation, started_at: core.now(), report: &report };
-    core.record_verification(&view.record, v).await.unwrap();
+    let operation = record_ok_verification(&core, &view.record).await;
     let ids = |body: &serde_json::Value| -> Vec<String> {
         body["items"].as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap().to_owned()).collect()
     };
@@ -145,17 +154,7 @@ async fn prune_keeps_what_the_options_say_and_the_newest_verified_backup(backend
     }
     let core = app.core().await;
     let (oldest, _) = core.backup(hyperfleet_core::BackupId::parse(&ids[0]).unwrap()).await.unwrap();
-    let report = VerifyReport {
-        level: VerifyLevel::Checksum,
-        result: VerifyResult::Ok,
-        findings: vec![],
-        warnings: vec![],
-        files_checked: 0,
-        bytes_checked: 0,
-    };
-    let operation = hyperfleet_core::OperationId::new();
-    let v = NewVerification { backup: oldest.record.id, operation, started_at: core.now(), report: &report };
-    core.record_verification(&oldest.record, v).await.unwrap();
+    record_ok_verification(&core, &oldest.record).await;
 
     let prune = |body: serde_json::Value| {
         let app = &app;

@@ -5,7 +5,7 @@ use serde_json::json;
 use super::App;
 use crate::{
     Error, OperationId, Result,
-    operation::{NewOperation, NoopParams, Operation, OperationKind, fan_out, scoped_idempotency_key},
+    operation::{NewOperation, NoopParams, Operation, OperationKind, fan_out, fans_out, scoped_idempotency_key},
     schedule::{MissedTicks, ScheduleDef, schedulable},
     store::{Fire, ScheduleRecord, Submitted},
     vm::{PowerParams, VmAction, VmName},
@@ -100,7 +100,6 @@ impl App {
     /// What one tick of `s` enqueues: one operation per target of the fan-out rule.
     pub async fn fire_of(&self, s: &ScheduleRecord, fire_time: crate::Timestamp, catch_up: bool) -> Result<Fire> {
         let kind = schedulable(s.kind.as_str())?;
-        let targets = fan_out(kind, s.host.as_deref(), &self.live_hosts().await?);
         let origin = Origin {
             requested_by: format!("schedule:{}", s.name),
             request_id: None,
@@ -110,7 +109,11 @@ impl App {
         let operations = match self.backup_target(kind, s.host.as_deref(), &s.params.0).await? {
             // A backup runs on its VM's host, in the VM's turn.
             Some((host, vm)) => vec![origin.operation(kind, Some(host), Some(vm), s.params.0.clone())],
-            None => targets.into_iter().map(|h| origin.operation(kind, h, None, s.params.0.clone())).collect(),
+            None => {
+                let live = if fans_out(kind, s.host.as_deref()) { self.live_hosts().await? } else { Vec::new() };
+                let targets = fan_out(kind, s.host.as_deref(), &live);
+                targets.into_iter().map(|h| origin.operation(kind, h, None, s.params.0.clone())).collect()
+            }
         };
         Ok(Fire { fire_time, catch_up, operations })
     }

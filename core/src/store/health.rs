@@ -53,15 +53,6 @@ pub struct HealthEventRecord {
     pub at: Timestamp,
 }
 
-/// Fleet-wide figures for the fleet checks.
-#[derive(Debug, Clone)]
-pub struct FleetFigures {
-    /// Hosts whose worker missed its heartbeats (not those stopped cleanly).
-    pub late_hosts: Vec<String>,
-    pub failed_last_hour: i64,
-    pub oldest_queued: Option<Timestamp>,
-}
-
 impl Store {
     pub async fn health_runs(&self, host: Option<&str>, limit: u32) -> Result<Vec<HealthRunRecord>> {
         Ok(read_db!(self, |pool, Db| {
@@ -119,34 +110,6 @@ impl Store {
             .fetch_all(pool)
             .await
         })?)
-    }
-
-    pub async fn fleet_figures(&self) -> Result<FleetFigures> {
-        let now = self.now();
-        let late_hosts = self
-            .hosts()
-            .await?
-            .into_iter()
-            .filter(|h| h.stopped_at.is_none() && !h.online(now))
-            .map(|h| h.name)
-            .collect();
-        let hour_ago = now.minus(std::time::Duration::from_secs(3600));
-        let failed_last_hour: i64 = read_db!(self, |pool, Db| {
-            sqlx::query_scalar::<Db, i64>(
-                "SELECT COUNT(*) FROM operations WHERE status = 'failed' AND finished_at >= $1",
-            )
-            .bind(hour_ago)
-            .fetch_one(pool)
-            .await
-        })?;
-        let oldest_queued: Option<Timestamp> = read_db!(self, |pool, Db| {
-            sqlx::query_scalar::<Db, Option<Timestamp>>(
-                "SELECT MIN(created_at) FROM operations WHERE status IN ('queued', 'retrying')",
-            )
-            .fetch_one(pool)
-            .await
-        })?;
-        Ok(FleetFigures { late_hosts, failed_last_hour, oldest_queued })
     }
 }
 

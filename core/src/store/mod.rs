@@ -42,7 +42,7 @@ pub use alert_routing::{ChannelStats, NewNotification};
 pub use alerts::{AlertFilter, AlertPage};
 pub use audit::{AuditEntry, AuditEvent, ChainCheck, GENESIS};
 pub use backups::{BackupFilter, BackupRecord, NewVerification, VerificationRecord};
-pub use health::{FleetFigures, HealthEventRecord, HealthResultRecord, HealthRunRecord, HealthStateRecord};
+pub use health::{HealthEventRecord, HealthResultRecord, HealthRunRecord, HealthStateRecord};
 pub use inventory::{DiskUsage, HostRecord, IsoRecord, SystemInfo, VmRecord};
 pub use ledger::{Claim, TakenBack};
 pub use operations::{OperationFilter, OperationPage, Submitted};

@@ -261,11 +261,6 @@ impl Store {
         };
         Ok(self.submit_linked(new, Some(id)).await?.operation)
     }
-
-    /// Parameters are stored as given; convenience for job bodies.
-    pub fn params_of<T: serde::de::DeserializeOwned>(op: &Operation) -> Result<T> {
-        serde_json::from_value(op.params.clone()).map_err(|e| Error::invalid("invalid_parameters", e))
-    }
 }
 
 enum InsertError {
