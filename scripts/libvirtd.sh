@@ -58,7 +58,17 @@ install_packages() {
     # Recommends are not needed (and would pull in lxc/xen/vbox drivers, lvm2, ...).
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 \
       || log "apt-get install ${missing[*]} failed"
+    # Installing Debian's qemu-system-x86 can remove a newer qemu-utils (from
+    # backports) it conflicts with: install what went missing, at Debian's version.
+    missing=()
+    for p in "${qemu_pkgs[@]}"; do installed "$p" || missing+=("$p"); done
+    if [ ${#missing[@]} -gt 0 ]; then
+      log "installing ${missing[*]} (removed by the first install)"
+      apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 \
+        || log "apt-get install ${missing[*]} failed"
+    fi
   fi
+  command -v qemu-img >/dev/null || skip "qemu-img is missing and qemu-utils could not be installed"
   [ -x "$QEMU_BIN" ] || skip "$QEMU_BIN is missing and qemu-system-x86 could not be installed"
   for p in "${libvirt_pkgs[@]}"; do
     installed "$p" || skip "package $p is missing and could not be installed"
