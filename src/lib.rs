@@ -50,6 +50,8 @@ pub struct Bootstrap {
 #[derive(Debug)]
 pub struct Running {
     pub api_addr: Option<SocketAddr>,
+    /// Where the unauthenticated metrics listener (`metrics.listen`) bound, if it runs.
+    pub metrics_addr: Option<SocketAddr>,
     pub store: Store,
     /// The admin token created on first start, if this start created one (shown once).
     pub initial_admin_token: Option<String>,
@@ -171,6 +173,28 @@ pub async fn start(settings: &Settings, components: Components, boot: Bootstrap)
             Ok(())
         });
     }
+    let mut metrics_addr = None;
+    if let (true, Some(listen)) = (components.api, settings.metrics.listen) {
+        let listener = tokio::net::TcpListener::bind(listen.0)
+            .await
+            .with_context(|| format!("binding metrics.listen {}", listen.0))?;
+        let addr = listener.local_addr()?;
+        tracing::info!("metrics listener (no authentication) on http://{addr}/metrics");
+        metrics_addr = Some(addr);
+        let endpoint = hyperfleet_api::metrics_listener(core.clone());
+        let connections = hyperfleet_api::server::ConnectionLimits {
+            header_timeout: Duration::from_secs(settings.api.header_timeout_s.max(1)),
+            idle_timeout: Duration::from_secs(settings.api.idle_timeout_s.max(1)),
+            max_connections: 16,
+            http2_max_streams: 4,
+        };
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            let acceptor = poem::listener::TcpAcceptor::from_std(listener.into_std()?)?;
+            hyperfleet_api::server::serve(acceptor, endpoint, connections, stop, Duration::from_secs(2)).await?;
+            Ok(())
+        });
+    }
     if components.worker {
         let mut cfg = WorkerConfig::from_settings(settings);
         // Links in notifications point at this API when it listens on an ephemeral port.
@@ -187,7 +211,7 @@ pub async fn start(settings: &Settings, components: Components, boot: Bootstrap)
             shutdown.clone(),
         ));
     }
-    Ok(Running { api_addr, store, initial_admin_token, shutdown, tasks })
+    Ok(Running { api_addr, metrics_addr, store, initial_admin_token, shutdown, tasks })
 }
 
 /// The rustls configuration for `[api.tls]`, read once at start.

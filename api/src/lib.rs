@@ -13,6 +13,7 @@ pub mod error;
 mod health;
 mod hosts;
 mod metrics;
+pub use metrics::listener as metrics_listener;
 mod operations;
 mod reconcilers;
 pub mod request_id;

@@ -26,3 +26,27 @@ impl MetricsApi {
         Ok(Metrics::Ok(PlainText(self.state.app.metrics_text().await?)))
     }
 }
+
+/// The separate listener of `metrics.listen`: `GET /metrics` and nothing
+/// else, without authentication (bind it where only Prometheus can reach it).
+/// The same page as the bearer endpoint, read from the same ledger.
+pub fn listener(app: hyperfleet_core::app::App) -> impl poem::Endpoint {
+    let page = poem::endpoint::make(move |_| {
+        let app = app.clone();
+        async move {
+            match app.metrics_text().await {
+                Ok(text) => {
+                    poem::Response::builder().content_type("text/plain; version=0.0.4; charset=utf-8").body(text)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics listener: cannot read the ledger");
+                    poem::Response::builder()
+                        .status(poem::http::StatusCode::SERVICE_UNAVAILABLE)
+                        .content_type("text/plain; charset=utf-8")
+                        .body(format!("{}\n", e.code()))
+                }
+            }
+        }
+    });
+    poem::Route::new().at("/metrics", poem::get(page))
+}

@@ -6,7 +6,13 @@
 
 use std::fmt::Write;
 
-use crate::operation::{AttemptOutcome, OperationKind, OperationStatus};
+use std::collections::BTreeMap;
+
+use crate::{
+    Timestamp,
+    backup::{BackupState, VerificationState},
+    operation::{AttemptOutcome, OperationKind, OperationStatus},
+};
 
 /// Upper bounds (seconds) of the attempt-duration histogram.
 pub const DURATION_BUCKETS: [f64; 11] = [0.005, 0.025, 0.1, 0.25, 1.0, 2.5, 10.0, 30.0, 60.0, 300.0, 1800.0];
@@ -116,6 +122,75 @@ pub fn counter_families(counters: &[(String, String, f64)]) -> Vec<Family> {
     vec![attempts, finished, duration]
 }
 
+/// One backup as the metrics page sees it.
+#[derive(Debug, Clone)]
+pub struct BackupFact {
+    pub host: String,
+    pub vm: String,
+    pub state: BackupState,
+    pub finished_at: Option<Timestamp>,
+    /// Derived with `backup::verification_state` (meaningful once complete).
+    pub verification: VerificationState,
+}
+
+/// Backups by host and state, complete backups by verification state, and
+/// freshness per host: when its newest complete backup finished, and the age
+/// of the stalest VM's newest one (the VM a missed backup shows up on first).
+/// VM names stay out of the labels; the per-VM view is `GET /api/v1/backups`.
+pub fn backup_families(facts: &[BackupFact], now: Timestamp) -> Vec<Family> {
+    let mut by_state: BTreeMap<String, f64> = BTreeMap::new();
+    let mut by_verification: BTreeMap<String, f64> = BTreeMap::new();
+    // Per host, per VM: when its newest complete backup finished.
+    let mut newest: BTreeMap<&str, BTreeMap<&str, Timestamp>> = BTreeMap::new();
+    for b in facts {
+        *by_state.entry(format!("host=\"{}\",state=\"{}\"", b.host, b.state.as_str())).or_default() += 1.0;
+        if b.state != BackupState::Complete {
+            continue;
+        }
+        let labels = format!("host=\"{}\",verification=\"{}\"", b.host, b.verification.as_str());
+        *by_verification.entry(labels).or_default() += 1.0;
+        if let Some(at) = b.finished_at {
+            let slot = newest.entry(&b.host).or_default().entry(&b.vm).or_insert(at);
+            if at > *slot {
+                *slot = at;
+            }
+        }
+    }
+    let gauge = |name: &'static str, help: &'static str, samples: Vec<(String, f64)>| Family {
+        name,
+        kind: "gauge",
+        help,
+        samples: samples.into_iter().map(|(l, v)| (name.to_owned(), l, v)).collect(),
+    };
+    let host_label = |h: &str| format!("host=\"{h}\"");
+    let newest_at = newest
+        .iter()
+        .filter_map(|(h, vms)| vms.values().max().map(|t| (host_label(h), t.0.timestamp_millis() as f64 / 1000.0)))
+        .collect();
+    let stalest = newest
+        .iter()
+        .filter_map(|(h, vms)| vms.values().min().map(|t| (host_label(h), now.millis_since(*t) / 1000.0)))
+        .collect();
+    vec![
+        gauge("hyperfleet_backups", "Backups not deleted, by host and state.", by_state.into_iter().collect()),
+        gauge(
+            "hyperfleet_backups_verification",
+            "Complete backups by host and verification state (none, ok, failed, outdated).",
+            by_verification.into_iter().collect(),
+        ),
+        gauge(
+            "hyperfleet_backup_newest_timestamp_seconds",
+            "When the host's newest complete backup finished (Unix time).",
+            newest_at,
+        ),
+        gauge(
+            "hyperfleet_backup_stalest_age_seconds",
+            "Per host, over VMs with a complete backup: the age of the oldest newest backup.",
+            stalest,
+        ),
+    ]
+}
+
 /// The Prometheus text exposition format (version 0.0.4).
 pub fn render(families: &[Family]) -> String {
     let mut out = String::new();
@@ -149,6 +224,38 @@ mod tests {
         assert_eq!(get("hyperfleet_operations_finished_total", "kind=\"noop\",status=\"succeeded\""), Some(1.0));
         let retry = attempt_ended(OperationKind::Noop, AttemptOutcome::Failed, 0.0, None);
         assert!(retry.iter().all(|x| x.name != "hyperfleet_operations_finished_total"));
+    }
+
+    #[test]
+    fn backups_count_by_state_and_verification_and_freshness_follows_the_stalest_vm() {
+        let now = Timestamp::now();
+        let hours = |h: u64| Some(now.minus(std::time::Duration::from_secs(3600 * h)));
+        let fact = |vm: &str, state, finished_at, verification| BackupFact {
+            host: "hv1".into(),
+            vm: vm.into(),
+            state,
+            finished_at,
+            verification,
+        };
+        let facts = [
+            fact("a", BackupState::Complete, hours(30), VerificationState::Ok),
+            fact("a", BackupState::Complete, hours(2), VerificationState::None),
+            fact("b", BackupState::Complete, hours(10), VerificationState::Failed),
+            fact("b", BackupState::Failed, None, VerificationState::None),
+            fact("c", BackupState::Creating, None, VerificationState::None),
+        ];
+        let f = backup_families(&facts, now);
+        let get = |i: usize, labels: &str| f[i].samples.iter().find(|s| s.1 == labels).map(|s| s.2);
+        assert_eq!(get(0, "host=\"hv1\",state=\"complete\""), Some(3.0));
+        assert_eq!(get(0, "host=\"hv1\",state=\"failed\""), Some(1.0));
+        assert_eq!(get(0, "host=\"hv1\",state=\"creating\""), Some(1.0));
+        assert_eq!(get(1, "host=\"hv1\",verification=\"ok\""), Some(1.0));
+        assert_eq!(get(1, "host=\"hv1\",verification=\"failed\""), Some(1.0));
+        assert_eq!(get(1, "host=\"hv1\",verification=\"none\""), Some(1.0));
+        let newest = hours(2).map(|t| t.0.timestamp_millis() as f64 / 1000.0);
+        assert_eq!(get(2, "host=\"hv1\""), newest);
+        assert_eq!(get(3, "host=\"hv1\""), Some(36_000.0), "b's newest is 10 h old; a has one of 2 h");
+        assert!(backup_families(&[], now).iter().all(|f| f.samples.is_empty()));
     }
 
     #[test]

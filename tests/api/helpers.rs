@@ -106,6 +106,8 @@ pub struct TestApp {
     /// The admin token `start` created on first start, sent by default.
     pub token: String,
     pub database_url: String,
+    /// The unauthenticated metrics listener's address, when `metrics.listen` is set.
+    pub metrics_address: Option<String>,
     pub options: Options,
     pub dir: tempfile::TempDir,
     pub client: reqwest::Client,
@@ -141,11 +143,12 @@ impl TestApp {
         let running = hyperfleet::start(&settings, components, boot).await.expect("starting the app");
         let address = format!("http://{}", running.api_addr.unwrap());
         let token = running.initial_admin_token.clone().expect("first start creates an admin token");
+        let metrics_address = running.metrics_addr.map(|a| format!("http://{a}"));
         let app = Self {
             address,
             token,
             database_url,
-
+            metrics_address,
             options,
             dir,
             client: reqwest::Client::new(),

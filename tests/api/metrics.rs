@@ -5,7 +5,7 @@ use std::io::Write;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, Options, TestApp};
 
 /// The page parsed by the official Python client's parser: (name, labels, value).
 fn parse(text: &str) -> Vec<(String, Value, f64)> {
@@ -63,4 +63,66 @@ async fn counters_are_exact_after_a_known_workload(backend: Backend) {
     app.stop().await;
 }
 
-crate::on_both_backends!(counters_are_exact_after_a_known_workload);
+/// The separate listener (`metrics.listen`) serves the same page without a
+/// token, and nothing else; backups show by host, state, verification and
+/// freshness, with no VM names in the labels.
+async fn the_metrics_listener_needs_no_token_and_backups_are_counted(backend: Backend) {
+    let clock = hyperfleet_core::time::Clock::adjustable();
+    let env = vec![("HYPERFLEET__METRICS__LISTEN".to_owned(), "127.0.0.1:0".to_owned())];
+    let app = TestApp::spawn_with(backend, Options { env, clock: Some(clock.clone()), ..Default::default() }).await;
+    let listener = app.metrics_address.clone().expect("metrics.listen is set, so the listener runs");
+    assert_ne!(listener, app.address, "a listener of its own");
+
+    let old = crate::backups::recorded_backup(&app, "hv1", "web").await;
+    crate::backups::recorded_backup(&app, "hv1", "test").await;
+    let newest = crate::backups::recorded_backup(&app, "hv1", "test").await;
+    let core = app.core().await;
+    let record = core.store().backup(hyperfleet_core::BackupId::parse(&old).unwrap()).await.unwrap();
+    crate::backups::record_ok_verification(&core, &record).await;
+    let id = app.noop(0, 0).await;
+    app.wait_status(&id, &["succeeded"]).await;
+
+    let scrape = || async {
+        let r = reqwest::get(format!("{listener}/metrics")).await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+        r.text().await.unwrap()
+    };
+    let text = scrape().await;
+    let s = parse(&text);
+    let finished = json!({"kind": "noop", "status": "succeeded"});
+    assert_eq!(value(&s, "hyperfleet_operations_finished_total", finished), Some(1.0), "{text}");
+    assert_eq!(value(&s, "hyperfleet_backups", json!({"host": "hv1", "state": "complete"})), Some(3.0), "{text}");
+    let verification = |state: &str| json!({"host": "hv1", "verification": state});
+    assert_eq!(value(&s, "hyperfleet_backups_verification", verification("ok")), Some(1.0));
+    assert_eq!(value(&s, "hyperfleet_backups_verification", verification("none")), Some(2.0));
+    let shown = app.get(&format!("/api/v1/backups/{newest}")).await.body;
+    let finished_at = chrono::DateTime::parse_from_rfc3339(shown["finished_at"].as_str().unwrap()).unwrap();
+    let newest_at = value(&s, "hyperfleet_backup_newest_timestamp_seconds", json!({"host": "hv1"}));
+    assert_eq!(newest_at, Some(finished_at.timestamp_millis() as f64 / 1000.0));
+    for vm in ["web", "test"] {
+        assert!(!text.contains(&format!("\"{vm}\"")), "no VM names in labels: {text}");
+    }
+    // The bearer page says the same (its gauges read the same ledger).
+    let bearer = app.request("GET", "/metrics", None, &[]).await;
+    let bearer = parse(bearer.body.as_str().unwrap());
+    assert_eq!(value(&bearer, "hyperfleet_backups", json!({"host": "hv1", "state": "complete"})), Some(3.0));
+
+    // Ten days on, the verification is outdated and the stalest VM's newest
+    // backup (web's only one) is at least ten days old.
+    clock.advance(std::time::Duration::from_secs(10 * 86_400));
+    let s = parse(&scrape().await);
+    assert_eq!(value(&s, "hyperfleet_backups_verification", verification("outdated")), Some(1.0));
+    assert_eq!(value(&s, "hyperfleet_backups_verification", verification("ok")), None);
+    let stalest = value(&s, "hyperfleet_backup_stalest_age_seconds", json!({"host": "hv1"})).unwrap();
+    assert!(stalest >= 10.0 * 86_400.0, "{stalest}");
+
+    let other = reqwest::get(format!("{listener}/api/v1/vms")).await.unwrap();
+    assert_eq!(other.status(), 404, "the listener serves /metrics only");
+    app.stop().await;
+}
+
+crate::on_both_backends!(
+    counters_are_exact_after_a_known_workload,
+    the_metrics_listener_needs_no_token_and_backups_are_counted
+);

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use super::App;
 use crate::{
     Result,
-    metrics::{Family, counter_families, render},
+    backup::verification_state,
+    metrics::{BackupFact, Family, backup_families, counter_families, render},
 };
 
 fn gauge(name: &'static str, help: &'static str, samples: Vec<(String, f64)>) -> Family {
@@ -100,6 +101,19 @@ impl App {
                 .filter_map(|s| s.last_fire_at.map(|t| (format!("schedule=\"{}\"", s.name), at(t))))
                 .collect(),
         ));
+        let backups: Vec<BackupFact> = store
+            .backup_metric_rows()
+            .await?
+            .into_iter()
+            .map(|b| BackupFact {
+                verification: verification_state(b.last_result.zip(b.last_at), now, self.reverify_after_days),
+                host: b.host,
+                vm: b.vm,
+                state: b.state,
+                finished_at: b.finished_at,
+            })
+            .collect();
+        families.extend(backup_families(&backups, now));
         Ok(render(&families))
     }
 }

@@ -14,6 +14,7 @@ mod api;
 mod backups;
 mod channel;
 mod channel_toml;
+mod metrics;
 mod secret;
 mod sections;
 mod slots;
@@ -22,6 +23,7 @@ pub use alerts::*;
 pub use api::{ApiSettings, TlsSettings};
 pub use backups::BackupSettings;
 pub use channel::{Channel, Email, Hook, SignedHook, SmtpCredentials, SmtpSecurity, Transport};
+pub use metrics::{MetricsListen, MetricsSettings};
 pub use secret::Secret;
 use sections::default_data_dir;
 pub use sections::*;
@@ -67,6 +69,8 @@ pub struct Settings {
     pub audit: AuditSettings,
     #[serde(default)]
     pub backups: BackupSettings,
+    #[serde(default)]
+    pub metrics: MetricsSettings,
 }
 
 impl Settings {
@@ -206,6 +210,7 @@ impl fmt::Debug for Settings {
             .field("retention", &self.retention)
             .field("alerts", &self.alerts)
             .field("backups", &self.backups)
+            .field("metrics", &self.metrics)
             .finish()
     }
 }

@@ -1,7 +1,23 @@
 //! Metric counters as stored, and the current figures the gauges show.
 
 use super::{Store, read_db, tx::on_tx};
-use crate::{Result, metrics::Delta};
+use crate::{
+    Result, Timestamp,
+    backup::{BackupState, VerifyResult},
+    metrics::Delta,
+};
+
+/// One backup not deleted, as the metrics page counts it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BackupMetricRow {
+    pub host: String,
+    pub vm: String,
+    pub state: BackupState,
+    pub finished_at: Option<Timestamp>,
+    /// The last verification's result and end, if it was ever verified.
+    pub last_result: Option<VerifyResult>,
+    pub last_at: Option<Timestamp>,
+}
 
 impl Store {
     /// Every counter series: (name, labels, value).
@@ -32,6 +48,24 @@ impl Store {
         Ok(read_db!(self, |pool, Db| {
             sqlx::query_as::<Db, (String, i64)>(
                 "SELECT severity, COUNT(*) FROM alerts WHERE status = 'firing' GROUP BY severity ORDER BY severity",
+            )
+            .fetch_all(pool)
+            .await
+        })?)
+    }
+}
+
+impl Store {
+    /// Every backup that is not deleted, with its last verification.
+    pub async fn backup_metric_rows(&self) -> Result<Vec<BackupMetricRow>> {
+        Ok(read_db!(self, |pool, Db| {
+            sqlx::query_as::<Db, BackupMetricRow>(
+                "SELECT b.host, b.vm, b.state, b.finished_at, \
+                 (SELECT v.result FROM backup_verifications v WHERE v.backup_id = b.id ORDER BY v.id DESC LIMIT 1) \
+                 AS last_result, \
+                 (SELECT v.finished_at FROM backup_verifications v WHERE v.backup_id = b.id ORDER BY v.id DESC LIMIT 1) \
+                 AS last_at \
+                 FROM backups b WHERE b.state <> 'deleted' ORDER BY b.id",
             )
             .fetch_all(pool)
             .await
