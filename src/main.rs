@@ -2,6 +2,7 @@
 
 mod alert_cli;
 mod audit_cli;
+mod client_cli;
 
 use std::path::PathBuf;
 
@@ -65,6 +66,14 @@ enum Command {
     },
     /// Raise a manual alert through the API (`alert_manager.sh <level> <title> <message>`).
     Alert(alert_cli::AlertArgs),
+    /// VMs through the API: list, show, and power actions (`--wait` follows them).
+    Vm(client_cli::vm::VmArgs),
+    /// The operation ledger through the API: list, show, watch, cancel, retry.
+    Ops(client_cli::ops::OpsArgs),
+    /// Every host's health checks through the API.
+    Health(client_cli::health::HealthArgs),
+    /// Schedules through the API: list, trigger.
+    Schedules(client_cli::schedules::SchedulesArgs),
     /// Benchmark the queue with `noop` operations and print figures.
     Bench {
         #[arg(long)]
@@ -278,6 +287,10 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Alert(args) => alert_cli::run(args, settings.public_url()).await,
+        Command::Vm(args) => client_cli::exit(client_cli::vm::run(args, settings.public_url()).await),
+        Command::Ops(args) => client_cli::exit(client_cli::ops::run(args, settings.public_url()).await),
+        Command::Health(args) => client_cli::exit(client_cli::health::run(args, settings.public_url()).await),
+        Command::Schedules(args) => client_cli::exit(client_cli::schedules::run(args, settings.public_url()).await),
         Command::Openapi => {
             println!("{}", hyperfleet_api::spec_json()?);
             Ok(())

@@ -13,6 +13,7 @@ mod backups;
 mod backups_qemu;
 mod bad_input;
 mod cli;
+mod cli_client;
 mod crash;
 mod crash_safety;
 mod dedup;
