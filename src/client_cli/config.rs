@@ -4,6 +4,7 @@
 //! ```toml
 //! url = "https://fleet.example.org:8443"
 //! token_file = "/home/ops/.config/hyperfleet/token"   # or: token = "hf_…"
+//! ca_cert = "/etc/hyperfleet/ca.pem"                  # a private CA, besides the system's
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ struct File {
     url: Option<String>,
     token: Option<String>,
     token_file: Option<PathBuf>,
+    ca_cert: Option<PathBuf>,
 }
 
 /// What the file says, the token read from `token_file` if it names one.
@@ -23,6 +25,7 @@ struct File {
 pub struct ClientConfig {
     pub url: Option<String>,
     pub token: Option<String>,
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// `$XDG_CONFIG_HOME/hyperfleet/client.toml`, else `~/.config/hyperfleet/client.toml`.
@@ -58,6 +61,6 @@ impl ClientConfig {
             ),
             (None, None) => None,
         };
-        Ok(Self { url: file.url, token })
+        Ok(Self { url: file.url, token, ca_cert: file.ca_cert })
     }
 }

@@ -4,7 +4,7 @@
 //! so every call the CLI makes is one the contract promises.
 //!
 //! Where to connect: `--url`/`--token`, else `HYPERFLEET_URL`/`HYPERFLEET_TOKEN`,
-//! else the client config file (`url`, `token` or `token_file`), else the
+//! else the client config file (`url`, `token` or `token_file`, `ca_cert`), else the
 //! server config's own address for the URL. Text for people by default,
 //! `--json` (the API's own shapes) for scripts; every failure is one line on
 //! standard error and an exit code that says what kind of failure it was.
@@ -34,6 +34,9 @@ pub struct Conn {
     /// [default: $XDG_CONFIG_HOME/hyperfleet/client.toml].
     #[arg(long, env = "HYPERFLEET_CLIENT_CONFIG", global = true)]
     pub client_config: Option<std::path::PathBuf>,
+    /// PEM certificates to trust besides the system's (an API with a private CA).
+    #[arg(long, env = "HYPERFLEET_CA_CERT", global = true, value_name = "FILE")]
+    pub ca_cert: Option<std::path::PathBuf>,
     /// Print JSON (the API's own shapes) instead of text.
     #[arg(long, global = true)]
     pub json: bool,
@@ -153,7 +156,17 @@ impl Ctx {
         auth.set_sensitive(true);
         let mut headers = hyperfleet_client::reqwest::header::HeaderMap::new();
         headers.insert(hyperfleet_client::reqwest::header::AUTHORIZATION, auth);
-        let http = hyperfleet_client::reqwest::Client::builder()
+        let mut http = hyperfleet_client::reqwest::Client::builder();
+        if let Some(path) = conn.ca_cert.as_ref().or(file.ca_cert.as_ref()) {
+            let bad = |e: String| Failure::new(Exit::Usage, format!("CA certificates {}: {e}", path.display()));
+            let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+            let certs = hyperfleet_client::reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(chain(&e)))?;
+            if certs.is_empty() {
+                return Err(bad("no PEM certificate in it".into()));
+            }
+            http = http.tls_certs_merge(certs);
+        }
+        let http = http
             .default_headers(headers)
             .user_agent(concat!("hyperfleet-cli/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))

@@ -272,3 +272,52 @@ async fn bad_tokens_and_unreachable_servers_are_one_line_each() {
     assert!(r.error_line().contains("unknown field `tokn`"), "{}", r.stderr);
     tokio::time::timeout(Duration::from_secs(30), app.stop()).await.unwrap();
 }
+
+/// An API with a certificate from a private CA: refused until the CLI is
+/// told to trust that CA (`--ca-cert`, `HYPERFLEET_CA_CERT` or `ca_cert`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_ca_is_trusted_when_given() {
+    let certs = tempfile::tempdir().unwrap();
+    let path = |name: &str| certs.path().join(name).display().to_string();
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl").args(args).output().unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let (ca, ca_key, cert, key, csr, ext) =
+        (path("ca.pem"), path("ca.key"), path("cert.pem"), path("key.pem"), path("cert.csr"), path("ext.cnf"));
+    openssl(
+        &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=hyperfleet test CA"]
+            .iter()
+            .copied()
+            .chain(["-keyout", &ca_key, "-out", &ca, "-addext", "basicConstraints=critical,CA:TRUE"])
+            .collect::<Vec<_>>(),
+    );
+    openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", &key, "-out", &csr]);
+    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
+    openssl(
+        &["x509", "-req", "-in", &csr, "-CA", &ca, "-CAkey", &ca_key, "-CAcreateserial", "-days", "1"]
+            .iter()
+            .copied()
+            .chain(["-out", &cert, "-extfile", &ext])
+            .collect::<Vec<_>>(),
+    );
+    let env = vec![
+        ("HYPERFLEET__API__TLS__CERT".to_owned(), cert.clone()),
+        ("HYPERFLEET__API__TLS__KEY".to_owned(), key.clone()),
+    ];
+    let app = TestApp::spawn_with(Backend::Sqlite, Options { worker: false, env, ..Options::default() }).await;
+    let url = app.address.replacen("http://", "https://", 1);
+    let env = [("HYPERFLEET_URL", url.as_str()), ("HYPERFLEET_TOKEN", app.token.as_str())];
+
+    let r = hyperfleet(&env, &["vm", "list", "--json"]).await;
+    assert_eq!(r.code, 5, "an unknown CA is refused: {}", r.stdout);
+    assert!(r.error_line().starts_with("hyperfleet: cannot reach the API: "), "{}", r.stderr);
+    assert!(r.stderr.to_lowercase().contains("certificate"), "{}", r.stderr);
+
+    let r = hyperfleet(&env, &["vm", "list", "--json", "--ca-cert", &ca]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.json()["items"].is_array());
+    let r = hyperfleet(&[env[0], env[1], ("HYPERFLEET_CA_CERT", &cert)], &["health"]).await;
+    assert_eq!(r.code, 5, "a server's own certificate is no CA: {}", r.stdout);
+    app.stop().await;
+}
