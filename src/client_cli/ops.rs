@@ -22,18 +22,26 @@ pub enum OpsCommand {
     /// Operations, newest first, one page at a time.
     List(ListArgs),
     /// One operation with every attempt.
-    Show { id: Uuid },
+    Show {
+        /// The operation's id.
+        id: Uuid,
+    },
     /// Follow an operation until it finishes (exit 0 only if it succeeded).
     Watch {
+        /// The operation's id.
         id: Uuid,
         /// Give up after this many seconds (exit 3; the operation goes on).
         #[arg(long, value_name = "S", default_value_t = 600)]
         timeout: u64,
     },
     /// Cancel a queued or retrying operation (a running one stops at its next check).
-    Cancel { id: Uuid },
+    Cancel {
+        /// The operation's id.
+        id: Uuid,
+    },
     /// Queue a new attempt of a failed or cancelled operation.
     Retry {
+        /// The failed or cancelled operation's id.
         id: Uuid,
         #[command(flatten)]
         wait: WaitArgs,

@@ -19,6 +19,7 @@ pub struct VmArgs {
 /// Which VM: its name, and its host when the name exists on several.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Target {
+    /// The VM's name.
     pub name: String,
     /// The VM's host (needed when the name exists on several hosts).
     #[arg(long)]
