@@ -51,10 +51,10 @@ pub enum OpsCommand {
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
     /// queued, running, retrying, succeeded, failed or cancelled.
-    #[arg(long, value_parser = closed::<types::OperationStatus>)]
+    #[arg(long, value_parser = status)]
     pub status: Option<types::OperationStatus>,
     /// An operation kind such as vm.start or health.run.
-    #[arg(long, value_parser = closed::<types::OperationKind>)]
+    #[arg(long, value_parser = kind)]
     pub kind: Option<types::OperationKind>,
     #[arg(long)]
     pub vm: Option<String>,
@@ -74,21 +74,17 @@ pub struct ListArgs {
     pub cursor: Option<Uuid>,
 }
 
-/// A closed set of the spec, parsed with its generated type; the error lists
-/// the values the server knows.
-fn closed<T: std::str::FromStr>(text: &str) -> Result<T, String> {
-    text.parse::<T>().map_err(|_| format!("`{text}` is not one of the values the API knows ({})", known::<T>()))
+/// `--status`: read as the server reads it (its error names every value),
+/// then as the generated type.
+fn status(text: &str) -> Result<types::OperationStatus, String> {
+    let known = hyperfleet_core::operation::OperationStatus::parse(text).map_err(|e| e.to_string())?;
+    known.as_str().parse().map_err(|_| format!("`{text}` is not in the spec this client was built from"))
 }
 
-/// The values of a closed set, from the committed spec the client was generated from.
-fn known<T>() -> String {
-    let short = std::any::type_name::<T>().rsplit("::").next().unwrap_or_default();
-    let spec: serde_json::Value =
-        serde_json::from_str(include_str!("../../openapi/hyperfleet.json")).unwrap_or_default();
-    spec["components"]["schemas"][short]["enum"]
-        .as_array()
-        .map(|values| values.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", "))
-        .unwrap_or_default()
+/// `--kind`, likewise.
+fn kind(text: &str) -> Result<types::OperationKind, String> {
+    let known = hyperfleet_core::operation::OperationKind::parse(text).map_err(|e| e.to_string())?;
+    known.as_str().parse().map_err(|_| format!("`{text}` is not in the spec this client was built from"))
 }
 
 pub async fn run(args: OpsArgs, default_url: String) -> Outcome {
