@@ -33,8 +33,21 @@ impl Run {
 /// (`HOME` is a fresh directory, so no client config file is read by accident).
 async fn hyperfleet(env: &[(&str, &str)], args: &[&str]) -> Run {
     let home = tempfile::tempdir().unwrap();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hyperfleet"))
-        .args(args)
+    // `["__script__", command]`: run `command` on a pseudo-terminal, its
+    // standard output and error both on the terminal (our stdout).
+    let mut command = match args {
+        ["__script__", line] => {
+            let mut c = tokio::process::Command::new("script");
+            c.args(["-qec", line, "/dev/null"]);
+            c
+        }
+        _ => {
+            let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_hyperfleet"));
+            c.args(args);
+            c
+        }
+    };
+    let out = command
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", home.path())
@@ -157,6 +170,17 @@ async fn ops_commands_list_show_watch_and_cancel(backend: Backend) {
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(r.stderr.lines().next().unwrap().starts_with("noop: retrying, attempt 1 of 5"), "{}", r.stderr);
     assert!(r.stderr.trim_end().lines().last().unwrap().starts_with("hyperfleet: still retrying"), "{}", r.stderr);
+
+    // On a terminal (util-linux `script` gives it one) the same wait is a
+    // spinner redrawn in place, with the status and the attempt.
+    let command = format!("{} ops watch {flaky} --timeout 1", env!("CARGO_BIN_EXE_hyperfleet"));
+    let tty =
+        hyperfleet(&[("HYPERFLEET_URL", &app.address), ("HYPERFLEET_TOKEN", &app.token)], &["__script__", &command])
+            .await;
+    assert_eq!(tty.code, 3, "{:?}", tty.stdout);
+    let frame = "\r\x1b[2K⠙ noop: retrying, attempt 1 of 5 (";
+    assert!(tty.stdout.contains(frame), "{:?}", tty.stdout);
+    assert!(tty.stdout.contains("\r\x1b[2Khyperfleet: still retrying"), "cleared first: {:?}", tty.stdout);
 
     let r = cli(&app, &["ops", "cancel", &flaky]).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
