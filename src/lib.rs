@@ -182,6 +182,8 @@ pub async fn start(settings: &Settings, components: Components, boot: Bootstrap)
         tracing::info!("metrics listener (no authentication) on http://{addr}/metrics");
         metrics_addr = Some(addr);
         let endpoint = hyperfleet_api::metrics_listener(core.clone());
+        // A scraper or two: few connections, so an unauthenticated client
+        // cannot hold many scrapes' worth of queries open at once.
         let connections = hyperfleet_api::server::ConnectionLimits {
             header_timeout: Duration::from_secs(settings.api.header_timeout_s.max(1)),
             idle_timeout: Duration::from_secs(settings.api.idle_timeout_s.max(1)),
