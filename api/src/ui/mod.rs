@@ -10,12 +10,16 @@
 //! (`request_id::security_headers`); maud escapes everything interpolated.
 //! Pages work without JavaScript; the one script only adds confirmations.
 
+mod forms;
+mod health;
+mod hosts;
 mod layout;
 mod login;
 mod operation;
 mod operations;
 mod overview;
 mod session;
+mod vms;
 
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, post};
 
@@ -47,6 +51,13 @@ pub fn routes(state: AppState) -> impl Endpoint {
         .at("/operations/:id", get(operations::detail))
         .at("/operations/:id/cancel", post(operations::cancel))
         .at("/operations/:id/retry", post(operations::retry))
+        .at("/vms", get(vms::list))
+        .at("/vms/:host/:name", get(vms::detail))
+        .at("/vms/:host/:name/:action", post(vms::power))
+        .at("/hosts", get(hosts::list))
+        .at("/hosts/:name", get(hosts::detail))
+        .at("/health", get(health::show))
+        .at("/health/run", post(health::run))
         .at("/static/app.css", get(asset("text/css; charset=utf-8", CSS)))
         .at("/static/app.js", get(asset("text/javascript; charset=utf-8", JS)))
         .data(state)
