@@ -157,6 +157,7 @@ fn power_actions(who: &UiSession, vm: &VmRecord) -> Markup {
                     @let confirm = format!("{} {}?", a.as_str(), vm.name);
                     (action_button(who, Role::Operator, &format!("{base}/{}", a.as_str()), a.as_str(), &confirm))
                 }
+                (super::backups::create_form(who, &vm.host, &vm.name))
             }
         }
     }
@@ -188,7 +189,10 @@ fn render(who: &UiSession, vm: &VmRecord, recent: &[Operation]) -> Markup {
                 tbody { @for op in recent { (operation_row(op)) } }
             }
         }
-        p { a href=(all_ops) { "All operations on this VM →" } }
+        p {
+            a href=(all_ops) { "All operations on this VM →" } " · "
+            a href={ "/ui/backups?host=" (vm.host) "&vm=" (vm.name) } { "Backups →" }
+        }
     }
 }
 

@@ -85,7 +85,8 @@ impl Store {
         let limit = f.limit.clamp(1, 500);
         let sql = format!("SELECT {VM_COLUMNS} FROM vms {where_sql} ORDER BY name, host LIMIT {}", limit + 1);
         let rows: Vec<VmRecord> = read_db!(self, |pool, Db| {
-            let mut q = sqlx::query_as::<Db, VmRecord>(AssertSqlSafe(sql.as_str()));
+            // Planned for its values each time, as `list_operations` is.
+            let mut q = sqlx::query_as::<Db, VmRecord>(AssertSqlSafe(sql.as_str())).persistent(false);
             for b in binds {
                 q = q.bind(b);
             }
