@@ -90,12 +90,8 @@ pub async fn run(args: LedgerBenchArgs) -> anyhow::Result<LedgerBenchReport> {
 
     let base = format!("http://{addr}");
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
-    let login = http
-        .post(format!("{base}/ui/login"))
-        .header("origin", &base)
-        .form(&[("token", token.as_str())])
-        .send()
-        .await?;
+    let login =
+        http.post(format!("{base}/ui/login")).header("origin", &base).form(&[("token", token.as_str())]).send().await?;
     anyhow::ensure!(login.status() == 303, "dashboard login answered {}", login.status());
     let cookie = login
         .headers()
@@ -109,11 +105,7 @@ pub async fn run(args: LedgerBenchArgs) -> anyhow::Result<LedgerBenchReport> {
     for (what, path) in TARGETS {
         let get = || {
             let req = http.get(format!("{base}{path}"));
-            if path.starts_with("/api/") {
-                req.bearer_auth(&token)
-            } else {
-                req.header("cookie", &cookie)
-            }
+            if path.starts_with("/api/") { req.bearer_auth(&token) } else { req.header("cookie", &cookie) }
         };
         let mut rows = 0;
         for _ in 0..3 {

@@ -58,7 +58,10 @@ pub fn vm_filter(
     if let Some(n) = &name
         && (n.len() > 64 || !n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
     {
-        return Err(hyperfleet_core::Error::invalid("invalid_name_filter", "`name` holds only A-Z a-z 0-9 . _ - (1-64)"));
+        return Err(hyperfleet_core::Error::invalid(
+            "invalid_name_filter",
+            "`name` holds only A-Z a-z 0-9 . _ - (1-64)",
+        ));
     }
     Ok(VmFilter {
         host: host.map(|h| HostName::parse(&h)).transpose()?.map(HostName::into_string),

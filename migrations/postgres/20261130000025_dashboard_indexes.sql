@@ -11,4 +11,7 @@ CREATE INDEX operations_status_kind_id ON operations (status, kind, id);
 CREATE INDEX operations_host_id ON operations (host, id) WHERE host IS NOT NULL;
 CREATE INDEX operations_vm_id ON operations (vm, id) WHERE vm IS NOT NULL;
 CREATE INDEX operations_finished ON operations (finished_at, status) WHERE finished_at IS NOT NULL;
+-- VM and host names sort byte by byte whatever the database's locale, as
+-- SQLite's BINARY collation does, so both backends page the VM list alike.
+ALTER TABLE vms ALTER COLUMN name TYPE TEXT COLLATE "C", ALTER COLUMN host TYPE TEXT COLLATE "C";
 CREATE INDEX vms_name_host ON vms (name, host);

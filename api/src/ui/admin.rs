@@ -30,7 +30,8 @@ const AUDIT_SHOWN: u32 = 100;
 async fn admin(req: &Request, state: &AppState) -> Result<UiSession, Response> {
     let who = session::current(req, state).await?;
     if !who.can(Role::Admin) {
-        let message = format!("Token `{}` has role {}; this page needs admin.", who.principal.name, who.principal.role.as_str());
+        let message =
+            format!("Token `{}` has role {}; this page needs admin.", who.principal.name, who.principal.role.as_str());
         return Err(message_page(StatusCode::FORBIDDEN, Some(&who), &message));
     }
     Ok(who)
@@ -149,7 +150,12 @@ pub struct AdminQuery {
 async fn render(state: &AppState, who: &UiSession, verify: bool, created: Option<(&TokenRecord, &str)>) -> Response {
     let read = async {
         let check = if verify { Some(state.app.verify_audit_chain(None).await?) } else { None };
-        Ok::<_, Error>((state.app.tokens().await?, state.app.audit_events(AUDIT_SHOWN).await?, check, channels(state).await?))
+        Ok::<_, Error>((
+            state.app.tokens().await?,
+            state.app.audit_events(AUDIT_SHOWN).await?,
+            check,
+            channels(state).await?,
+        ))
     };
     let (list, events, check, channel_table) = match read.await {
         Ok(r) => r,
@@ -202,7 +208,10 @@ pub async fn create_token(req: &Request, Data(state): Data<&AppState>, form: Opt
         let expires_in = given(&form.expires_in).map(|e| parse_token_lifetime(&e)).transpose()?;
         let name = given(&form.name).unwrap_or_default();
         let rid = current_request_id();
-        state.app.create_token(Actor { name: &who.principal.name, request_id: Some(&rid) }, &name, role, expires_in).await
+        state
+            .app
+            .create_token(Actor { name: &who.principal.name, request_id: Some(&rid) }, &name, role, expires_in)
+            .await
     };
     match create.await {
         // The secret is on this answer only (never in a redirect's URL); `no-store` keeps it out of caches.

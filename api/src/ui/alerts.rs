@@ -121,7 +121,8 @@ pub async fn list(req: &Request, Data(state): Data<&AppState>, query: Option<Que
         Ok(f) => f,
         Err(e) => return error_page(Some(&who), e),
     };
-    let read = async { Ok::<_, hyperfleet_core::Error>((state.app.alerts(&filter).await?, state.app.silences(false).await?)) };
+    let read =
+        async { Ok::<_, hyperfleet_core::Error>((state.app.alerts(&filter).await?, state.app.silences(false).await?)) };
     let (alerts, silences) = match read.await {
         Ok(r) => r,
         Err(e) => return error_page(Some(&who), e),
@@ -267,11 +268,21 @@ async fn act(req: &Request, state: &AppState, id: &str, form: Option<Form<Action
 }
 
 #[handler]
-pub async fn ack(req: &Request, Path(id): Path<String>, Data(state): Data<&AppState>, form: Option<Form<ActionForm>>) -> Response {
+pub async fn ack(
+    req: &Request,
+    Path(id): Path<String>,
+    Data(state): Data<&AppState>,
+    form: Option<Form<ActionForm>>,
+) -> Response {
     act(req, state, &id, form, false).await
 }
 
 #[handler]
-pub async fn resolve(req: &Request, Path(id): Path<String>, Data(state): Data<&AppState>, form: Option<Form<ActionForm>>) -> Response {
+pub async fn resolve(
+    req: &Request,
+    Path(id): Path<String>,
+    Data(state): Data<&AppState>,
+    form: Option<Form<ActionForm>>,
+) -> Response {
     act(req, state, &id, form, true).await
 }

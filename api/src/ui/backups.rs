@@ -213,7 +213,12 @@ pub struct VerifyForm {
 }
 
 #[handler]
-pub async fn verify(req: &Request, Path(id): Path<String>, Data(state): Data<&AppState>, form: Option<Form<VerifyForm>>) -> Response {
+pub async fn verify(
+    req: &Request,
+    Path(id): Path<String>,
+    Data(state): Data<&AppState>,
+    form: Option<Form<VerifyForm>>,
+) -> Response {
     let form = form.map(|Form(f)| f).unwrap_or_default();
     let who = match session::check_post(req, state, form.csrf.as_deref(), Role::Operator).await {
         Ok(who) => who,

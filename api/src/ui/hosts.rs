@@ -67,7 +67,8 @@ pub async fn list(req: &Request, Data(state): Data<&AppState>) -> Response {
         Ok(who) => who,
         Err(answer) => return answer,
     };
-    let read = async { Ok::<_, hyperfleet_core::Error>((state.app.hosts().await?, state.app.vm_state_counts().await?)) };
+    let read =
+        async { Ok::<_, hyperfleet_core::Error>((state.app.hosts().await?, state.app.vm_state_counts().await?)) };
     let (hosts, counts) = match read.await {
         Ok((h, c)) => (h, by_host(c)),
         Err(e) => return error_page(Some(&who), e),

@@ -3,12 +3,7 @@
 //! disable (the API's roles for `schedule_trigger` and `schedule_update`).
 
 use hyperfleet_core::{
-    Error, ScheduleId,
-    app::Actor,
-    auth::Role,
-    operation::OperationStatus,
-    schedule::ScheduleDef,
-    store::ScheduleRecord,
+    Error, ScheduleId, app::Actor, auth::Role, operation::OperationStatus, schedule::ScheduleDef, store::ScheduleRecord,
 };
 use maud::{Markup, html};
 use poem::{
@@ -36,7 +31,8 @@ struct Row {
 fn row(who: &UiSession, r: &Row, now: hyperfleet_core::Timestamp) -> Markup {
     let s = &r.s;
     let base = format!("/ui/schedules/{}", s.id);
-    let upcoming = if s.enabled { s.spec().map(|c| c.upcoming_local(now, UPCOMING)).unwrap_or_default() } else { vec![] };
+    let upcoming =
+        if s.enabled { s.spec().map(|c| c.upcoming_local(now, UPCOMING)).unwrap_or_default() } else { vec![] };
     html! {
         tr data-schedule=(s.id) {
             td { (s.name) }
@@ -133,7 +129,13 @@ pub async fn trigger(
     }
 }
 
-async fn set_enabled(req: &Request, state: &AppState, id: &str, form: Option<Form<ActionForm>>, enabled: bool) -> Response {
+async fn set_enabled(
+    req: &Request,
+    state: &AppState,
+    id: &str,
+    form: Option<Form<ActionForm>>,
+    enabled: bool,
+) -> Response {
     let form = form.map(|Form(f)| f).unwrap_or_default();
     let who = match session::check_post(req, state, form.csrf.as_deref(), Role::Admin).await {
         Ok(who) => who,
@@ -163,11 +165,21 @@ async fn set_enabled(req: &Request, state: &AppState, id: &str, form: Option<For
 }
 
 #[handler]
-pub async fn enable(req: &Request, Path(id): Path<String>, Data(state): Data<&AppState>, form: Option<Form<ActionForm>>) -> Response {
+pub async fn enable(
+    req: &Request,
+    Path(id): Path<String>,
+    Data(state): Data<&AppState>,
+    form: Option<Form<ActionForm>>,
+) -> Response {
     set_enabled(req, state, &id, form, true).await
 }
 
 #[handler]
-pub async fn disable(req: &Request, Path(id): Path<String>, Data(state): Data<&AppState>, form: Option<Form<ActionForm>>) -> Response {
+pub async fn disable(
+    req: &Request,
+    Path(id): Path<String>,
+    Data(state): Data<&AppState>,
+    form: Option<Form<ActionForm>>,
+) -> Response {
     set_enabled(req, state, &id, form, false).await
 }

@@ -18,9 +18,9 @@ use poem::{
 };
 
 use super::{
+    forms::{ActionForm, given, origin},
     layout::{action_button, csrf_field, error_page, html_response, page, see_other, time},
     operations::row as operation_row,
-    forms::{ActionForm, given, origin},
     session::{self, UiSession},
 };
 use crate::{AppState, vms::vm_filter};
@@ -141,7 +141,9 @@ pub async fn list(req: &Request, Data(state): Data<&AppState>, query: Option<Que
 /// Which actions make sense in `state` (the worker checks again when it runs).
 fn actions_for(state: VmState) -> &'static [VmAction] {
     match state {
-        VmState::Running | VmState::Blocked => &[VmAction::Shutdown, VmAction::Reboot, VmAction::Suspend, VmAction::Destroy],
+        VmState::Running | VmState::Blocked => {
+            &[VmAction::Shutdown, VmAction::Reboot, VmAction::Suspend, VmAction::Destroy]
+        }
         VmState::Paused | VmState::Pmsuspended => &[VmAction::Resume, VmAction::Destroy],
         VmState::Shutoff | VmState::Crashed => &[VmAction::Start],
         VmState::Shutdown | VmState::Nostate => &[VmAction::Destroy],
@@ -199,23 +201,25 @@ fn render(who: &UiSession, vm: &VmRecord, recent: &[Operation]) -> Markup {
 async fn read_vm(state: &AppState, host: &str, name: &str) -> hyperfleet_core::Result<(VmRecord, Vec<Operation>)> {
     let name = VmName::parse(name)?;
     let vm = state.app.vm(name.as_str(), Some(host)).await?;
-    let filter = OperationFilter {
-        host: Some(vm.host.clone()),
-        vm: Some(vm.name.clone()),
-        limit: 10,
-        ..Default::default()
-    };
+    let filter =
+        OperationFilter { host: Some(vm.host.clone()), vm: Some(vm.name.clone()), limit: 10, ..Default::default() };
     Ok((vm, state.app.list_operations(&filter).await?.items))
 }
 
 #[handler]
-pub async fn detail(req: &Request, Path((host, name)): Path<(String, String)>, Data(state): Data<&AppState>) -> Response {
+pub async fn detail(
+    req: &Request,
+    Path((host, name)): Path<(String, String)>,
+    Data(state): Data<&AppState>,
+) -> Response {
     let who = match session::current(req, state).await {
         Ok(who) => who,
         Err(answer) => return answer,
     };
     match read_vm(state, &host, &name).await {
-        Ok((vm, recent)) => html_response(StatusCode::OK, page(&format!("VM {}", vm.name), Some(&who), render(&who, &vm, &recent))),
+        Ok((vm, recent)) => {
+            html_response(StatusCode::OK, page(&format!("VM {}", vm.name), Some(&who), render(&who, &vm, &recent)))
+        }
         Err(e) => error_page(Some(&who), e),
     }
 }

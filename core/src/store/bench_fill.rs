@@ -52,7 +52,9 @@ impl Store {
                 let id = "printf('%08x-%04x-7%03x-%04x-%012x', ms >> 16, ms & 65535, n & 4095, \
                           32768 | ((n >> 12) & 4095), n)";
                 let ts = |e: &str| {
-                    format!("strftime('%Y-%m-%dT%H:%M:%S', ({e}) / 1000, 'unixepoch') || printf('.%06dZ', (({e}) % 1000) * 1000)")
+                    format!(
+                        "strftime('%Y-%m-%dT%H:%M:%S', ({e}) / 1000, 'unixepoch') || printf('.%06dZ', (({e}) % 1000) * 1000)"
+                    )
                 };
                 let sql = format!(
                     "WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM seq WHERE n + 1 < $1) \
