@@ -65,7 +65,7 @@ async fn schedules_fire_now_for_operators_and_toggle_for_admins(backend: Backend
     app.stop().await;
 }
 
-async fn alerts_show_suppressed_notifications_and_operators_acknowledge(backend: Backend) {
+async fn alerts_show_suppressed_notifications_and_operators_acknowledge_and_silence(backend: Backend) {
     let options = Options { scheduler: true, config: Some(CHANNELS.into()), ..Options::default() };
     let app = TestApp::spawn_with(backend, options).await;
     let body = json!({"severity": "info", "title": "<script>alert(1)</script>", "message": "<b>bold</b>"});
@@ -101,6 +101,41 @@ async fn alerts_show_suppressed_notifications_and_operators_acknowledge(backend:
     assert_eq!(acked.status, 303, "{}", acked.body);
     let alert = app.get(&format!("/api/v1/alerts/{id}")).await.body;
     assert_eq!(alert["alert"]["acknowledged_by"], "ops-finn", "{alert}");
+
+    // Silences: operators create and expire them; viewers only see them.
+    let fields = |csrf: String| {
+        vec![
+            ("csrf", csrf),
+            ("name", "host".to_owned()),
+            ("op", "=".to_owned()),
+            ("value", "hv1".to_owned()),
+            ("duration", "2h".to_owned()),
+            ("comment", "<i>maintenance</i>".to_owned()),
+        ]
+    };
+    let csrf = viewer.get("/ui/alerts").await.csrf();
+    let form = fields(csrf);
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(viewer.post("/ui/silences", &form).await.status, 403);
+    assert!(app.get("/api/v1/silences").await.body["items"].as_array().unwrap().is_empty());
+    let csrf = operator.get("/ui/alerts").await.csrf();
+    let form = fields(csrf);
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let made = operator.post("/ui/silences", &form).await;
+    assert_eq!((made.status, made.location()), (303, "/ui/alerts"), "{}", made.body);
+    let silences = app.get("/api/v1/silences").await.body;
+    let silence = &silences["items"][0];
+    assert_eq!(
+        (silence["created_by"].as_str(), silence["comment"].as_str()),
+        (Some("ops-finn"), Some("<i>maintenance</i>"))
+    );
+    let sid = silence["id"].as_str().unwrap().to_owned();
+    let page = operator.get("/ui/alerts").await;
+    assert!(page.body.contains(&format!(r#"data-silence="{sid}""#)), "{}", page.body);
+    assert!(page.body.contains("&lt;i&gt;maintenance") && !page.body.contains("<i>maint"), "{}", page.body);
+    let ended = operator.post(&format!("/ui/silences/{sid}/expire"), &[("csrf", &page.csrf())]).await;
+    assert_eq!(ended.status, 303, "{}", ended.body);
+    assert!(app.get("/api/v1/silences").await.body["items"].as_array().unwrap().is_empty(), "expired");
     app.stop().await;
 }
 
@@ -194,7 +229,7 @@ async fn admin_page_creates_and_revokes_tokens_and_verifies_the_audit_chain(back
 
 crate::on_both_backends!(
     schedules_fire_now_for_operators_and_toggle_for_admins,
-    alerts_show_suppressed_notifications_and_operators_acknowledge,
+    alerts_show_suppressed_notifications_and_operators_acknowledge_and_silence,
     backups_page_and_back_up_now,
     admin_page_creates_and_revokes_tokens_and_verifies_the_audit_chain,
 );

@@ -5,7 +5,7 @@
 
 use hyperfleet_core::{
     AlertId,
-    alert::{Alert, AlertEvent, AlertStatus, Notification, Severity, Silence},
+    alert::{Alert, AlertEvent, AlertStatus, Notification, Severity},
     auth::Role,
     store::AlertFilter,
 };
@@ -87,29 +87,6 @@ fn alert_row(a: &Alert) -> Markup {
     }
 }
 
-fn silences_table(silences: &[Silence]) -> Markup {
-    html! {
-        @if silences.is_empty() {
-            p.empty { "No silence is in force." }
-        } @else {
-            table.silences {
-                thead { tr { th { "matchers" } th { "from" } th { "until" } th { "by" } th { "comment" } } }
-                tbody {
-                    @for s in silences {
-                        tr {
-                            td { @for m in &s.matchers { code { (m.name()) (m.op().as_str()) (m.value()) } " " } }
-                            td { (time(s.starts_at)) }
-                            td { (time(s.ends_at)) }
-                            td { (s.created_by) }
-                            td { (s.comment) }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
 #[handler]
 pub async fn list(req: &Request, Data(state): Data<&AppState>, query: Option<Query<ListQuery>>) -> Response {
     let who = match session::current(req, state).await {
@@ -144,7 +121,7 @@ pub async fn list(req: &Request, Data(state): Data<&AppState>, query: Option<Que
             p.paging { a rel="next" href=(link(&filter, Some(next))) { "Older →" } }
         }
         h2 { "Silences in force" }
-        (silences_table(&silences))
+        (super::silences::section(&who, &silences))
     };
     html_response(StatusCode::OK, page("Alerts", Some(&who), body))
 }

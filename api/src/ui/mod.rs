@@ -23,6 +23,7 @@ mod operations;
 mod overview;
 mod schedules;
 mod session;
+mod silences;
 mod vms;
 
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, post};
@@ -70,6 +71,8 @@ pub fn routes(state: AppState) -> impl Endpoint {
         .at("/alerts/:id", get(alerts::detail))
         .at("/alerts/:id/ack", post(alerts::ack))
         .at("/alerts/:id/resolve", post(alerts::resolve))
+        .at("/silences", post(silences::create))
+        .at("/silences/:id/expire", post(silences::expire))
         .at("/backups", get(backups::list))
         .at("/backups/create", post(backups::create))
         .at("/backups/:id", get(backups::detail))
