@@ -58,13 +58,21 @@ const TARGETS: &[(&str, &str)] = &[
     ("operations ?vm=vm7", "/ui/operations?vm=vm7"),
     ("operations ?status=failed&kind=vm.reboot", "/ui/operations?status=failed&kind=vm.reboot"),
     ("operations ?status=failed&vm=vm3", "/ui/operations?status=failed&vm=vm3"),
-    ("VMs", "/ui/vms"),
+    ("VMs, first page", "/ui/vms"),
+    ("VMs ?host=bench-hv3&state=running", "/ui/vms?host=bench-hv3&state=running"),
+    ("VMs ?name=vm19", "/ui/vms?name=vm19"),
+    ("one VM with its recent operations", "/ui/vms/bench-hv0/vm7"),
     ("API list ?limit=50", "/api/v1/operations?limit=50"),
     ("API list ?status=failed", "/api/v1/operations?status=failed"),
     ("API list ?kind=vm.start", "/api/v1/operations?kind=vm.start"),
     ("API list ?host=bench-hv3", "/api/v1/operations?host=bench-hv3"),
     ("API list ?vm=vm7", "/api/v1/operations?vm=vm7"),
+    ("API VM list (first 100)", "/api/v1/vms"),
+    ("API VM list ?limit=500", "/api/v1/vms?limit=500"),
 ];
+
+/// VMs the fill adds to the inventory (the "one host with 2,000 VMs", over seven hosts).
+const VMS: i64 = 2_003;
 
 pub async fn run(args: LedgerBenchArgs) -> anyhow::Result<LedgerBenchReport> {
     let mut settings = crate::bench::bench_settings(Settings::load(None, std::iter::empty())?, &args.database, 1)?;
@@ -79,6 +87,7 @@ pub async fn run(args: LedgerBenchArgs) -> anyhow::Result<LedgerBenchReport> {
     let started = Instant::now();
     if !args.no_fill {
         store.bench_fill_operations(args.ops, args.days * 86_400_000).await.context("filling the ledger")?;
+        store.bench_fill_vms(VMS).await.context("filling the inventory")?;
     }
     let fill_s = started.elapsed().as_secs_f64();
     let ops_in_ledger = store.operations_count().await?;
@@ -112,7 +121,11 @@ pub async fn run(args: LedgerBenchArgs) -> anyhow::Result<LedgerBenchReport> {
             let resp = get().send().await?;
             anyhow::ensure!(resp.status() == 200, "{path} answered {}", resp.status());
             let body = resp.text().await?;
-            rows = body.matches("<tr data-").count().max(body.matches("\"id\":").count());
+            rows = body
+                .matches("<tr data-")
+                .count()
+                .max(body.matches("\"id\":").count())
+                .max(body.matches("\"uuid\":").count());
         }
         let mut samples = Vec::with_capacity(args.samples);
         for _ in 0..args.samples {

@@ -156,7 +156,8 @@ fn power_actions(who: &UiSession, vm: &VmRecord) -> Markup {
         @if who.can(Role::Operator) {
             div.actions {
                 @for a in actions_for(vm.state) {
-                    @let confirm = format!("{} {}?", a.as_str(), vm.name);
+                    // Destroy asks on a page of its own (with or without JavaScript).
+                    @let confirm = if *a == VmAction::Destroy { String::new() } else { format!("{} {}?", a.as_str(), vm.name) };
                     (action_button(who, Role::Operator, &format!("{base}/{}", a.as_str()), a.as_str(), &confirm))
                 }
                 (super::backups::create_form(who, &vm.host, &vm.name))

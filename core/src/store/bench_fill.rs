@@ -82,6 +82,37 @@ impl Store {
 }
 
 impl Store {
+    /// Adds `n` running VMs, `vm0`, `vm1`, … spread over the hosts
+    /// `bench-hv0` … `bench-hv6`, as the inventory would hold them.
+    pub async fn bench_fill_vms(&self, n: i64) -> Result<()> {
+        let now = self.now();
+        let (seq, uuid) = match &self.backend {
+            Backend::Sqlite(_) => (
+                "WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM seq WHERE n + 1 < $1) ",
+                "printf('00000000-0000-4000-8000-%012d', n)",
+            ),
+            Backend::Postgres(_) => ("", "'00000000-0000-4000-8000-' || lpad(n::text, 12, '0')"),
+        };
+        let from = match &self.backend {
+            Backend::Sqlite(_) => "seq",
+            Backend::Postgres(_) => "generate_series(0::bigint, $1::bigint - 1) AS n",
+        };
+        let sql = format!(
+            "{seq}INSERT INTO vms (host, name, uuid, state, state_reason, vcpus, memory_kib, autostart, persistent, \
+             updated_at) SELECT 'bench-hv' || (n % 7), 'vm' || n, {uuid}, 'running', 'booted', 2, 2097152, TRUE, \
+             TRUE, $2 FROM {from}"
+        );
+        super::with_db!(self, |pool, Db| {
+            sqlx::query::<Db>(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(n)
+                .bind(now)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
     /// Every operation in the ledger, counted.
     pub async fn operations_count(&self) -> Result<i64> {
         Ok(super::read_db!(self, |pool, Db| {
