@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod bench_alerts;
+pub mod bench_ledger;
 pub mod bench_silences;
 mod private_files;
 

@@ -64,6 +64,22 @@ enum Command {
         #[arg(long)]
         silences: Option<usize>,
     },
+    /// Fill a ledger with finished operations and time the dashboard's pages and the API's lists over it.
+    BenchLedger {
+        #[arg(long)]
+        database: String,
+        #[arg(long, default_value_t = 1_000_000)]
+        ops: i64,
+        /// Spread the operations over this many days before now.
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+        /// Timed requests per page.
+        #[arg(long, default_value_t = 20)]
+        samples: usize,
+        /// Time the database as it is, adding no operations.
+        #[arg(long)]
+        no_fill: bool,
+    },
     /// Raise a manual alert through the API (`alert_manager.sh <level> <title> <message>`).
     Alert(alert_cli::AlertArgs),
     /// VMs through the API: list, show, and power actions (`--wait` follows them).
@@ -284,6 +300,11 @@ async fn main() -> anyhow::Result<()> {
         Command::BenchAlerts { database, alerts, silences: Some(silences), .. } => {
             let report = hyperfleet::bench_silences::run(&database, silences, alerts).await?;
             println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        Command::BenchLedger { database, ops, days, samples, no_fill } => {
+            let args = hyperfleet::bench_ledger::LedgerBenchArgs { database, ops, days, samples, no_fill };
+            println!("{}", serde_json::to_string_pretty(&hyperfleet::bench_ledger::run(args).await?)?);
             Ok(())
         }
         Command::Alert(args) => alert_cli::run(args, settings.public_url()).await,

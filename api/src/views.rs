@@ -177,4 +177,7 @@ impl From<VmRecord> for VmView {
 #[derive(Debug, Clone, Object)]
 pub struct VmListView {
     pub items: Vec<VmView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[oai(skip_serializing_if_is_none)]
+    pub next_cursor: Option<String>,
 }

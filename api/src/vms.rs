@@ -1,6 +1,9 @@
 //! `/api/v1/vms`: the inventory, and power actions as operations.
 
-use hyperfleet_core::vm::{PowerParams, VmAction, VmName};
+use hyperfleet_core::{
+    store::{VmCursor, VmFilter},
+    vm::{HostName, PowerParams, VmAction, VmName, VmState},
+};
 use poem_openapi::{
     Object, OpenApi,
     param::{Header, Path, Query},
@@ -35,6 +38,40 @@ pub struct ShutdownRequest {
 #[oai(deny_unknown_fields)]
 pub struct PowerRequest {}
 
+/// The default and largest page of `GET /api/v1/vms`.
+pub const VM_PAGE: (u32, u32) = (100, 500);
+
+/// The VM list's filter from its (already pattern-checked) inputs: the rules
+/// the API and the dashboard share.
+pub fn vm_filter(
+    host: Option<String>,
+    state: Option<VmState>,
+    name: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<&str>,
+) -> hyperfleet_core::Result<VmFilter> {
+    let limit = limit.unwrap_or(VM_PAGE.0);
+    if !(1..=VM_PAGE.1).contains(&limit) {
+        return Err(hyperfleet_core::Error::invalid("invalid_limit", "`limit` must be 1-500"));
+    }
+    let name = name.filter(|n| !n.is_empty());
+    if let Some(n) = &name
+        && (n.len() > 64 || !n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(hyperfleet_core::Error::invalid(
+            "invalid_name_filter",
+            "`name` holds only A-Z a-z 0-9 . _ - (1-64)",
+        ));
+    }
+    Ok(VmFilter {
+        host: host.map(|h| HostName::parse(&h)).transpose()?.map(HostName::into_string),
+        state,
+        name,
+        cursor: cursor.map(VmCursor::parse).transpose()?,
+        limit,
+    })
+}
+
 impl VmsApi {
     async fn act(
         &self,
@@ -54,11 +91,32 @@ impl VmsApi {
 
 #[OpenApi(prefix_path = "/api/v1", tag = "Tag::Vms")]
 impl VmsApi {
-    /// List VMs on every host.
+    /// List VMs on every host, by name then host, a page at a time.
     #[oai(path = "/vms", method = "get", operation_id = "vm_list")]
-    async fn list(&self, _auth: ViewerAuth) -> ApiResult<Json<VmListView>> {
-        let items = self.state.app.vms().await?.into_iter().map(VmView::from).collect();
-        Ok(Json(VmListView { items }))
+    async fn list(
+        &self,
+        _auth: ViewerAuth,
+        /// Only VMs on this host.
+        #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))]
+        host: Query<Option<String>>,
+        /// Only VMs in this state.
+        state: Query<Option<VmState>>,
+        /// Only VMs whose name contains this text (ASCII case ignored).
+        #[oai(validator(pattern = "^[A-Za-z0-9._-]{1,64}$"))]
+        name: Query<Option<String>>,
+        /// Page size, 1-500 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
+        limit: Query<Option<u32>>,
+        /// The `next_cursor` of the previous page.
+        #[oai(validator(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}@[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))]
+        cursor: Query<Option<String>>,
+    ) -> ApiResult<Json<VmListView>> {
+        let filter = vm_filter(host.0, state.0, name.0, limit.0, cursor.0.as_deref())?;
+        let page = self.state.app.list_vms(&filter).await?;
+        Ok(Json(VmListView {
+            items: page.items.into_iter().map(VmView::from).collect(),
+            next_cursor: page.next_cursor.map(|c| c.to_string()),
+        }))
     }
 
     /// Get one VM from the inventory.

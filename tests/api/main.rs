@@ -45,6 +45,8 @@ mod tls;
 mod token_lifetimes;
 mod typed_records;
 mod ui;
+mod ui_admin;
+mod ui_inventory;
 mod ui_pages;
 mod units;
 mod vm_power;

@@ -31,6 +31,7 @@ pub fn page(title: &str, who: Option<&UiSession>, body: Markup) -> Markup {
                         nav {
                             a href="/ui" { "Overview" }
                             a href="/ui/operations" { "Operations" }
+                            (nav_more(who))
                         }
                         span.who { (who.principal.name) " · " (who.principal.role.as_str()) }
                         form.inline method="post" action="/ui/logout" {
@@ -42,6 +43,19 @@ pub fn page(title: &str, who: Option<&UiSession>, body: Markup) -> Markup {
                 main { h1 { (title) } (body) }
             }
         }
+    }
+}
+
+/// The pages past the operations; Admin only for admins.
+fn nav_more(who: &UiSession) -> Markup {
+    html! {
+        a href="/ui/vms" { "VMs" }
+        a href="/ui/hosts" { "Hosts" }
+        a href="/ui/schedules" { "Schedules" }
+        a href="/ui/health" { "Health" }
+        a href="/ui/alerts" { "Alerts" }
+        a href="/ui/backups" { "Backups" }
+        @if who.can(Role::Admin) { a href="/ui/admin" { "Admin" } }
     }
 }
 

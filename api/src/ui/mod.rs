@@ -10,12 +10,21 @@
 //! (`request_id::security_headers`); maud escapes everything interpolated.
 //! Pages work without JavaScript; the one script only adds confirmations.
 
+mod admin;
+mod alerts;
+mod backups;
+mod forms;
+mod health;
+mod hosts;
 mod layout;
 mod login;
 mod operation;
 mod operations;
 mod overview;
+mod schedules;
 mod session;
+mod silences;
+mod vms;
 
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, post};
 
@@ -47,6 +56,30 @@ pub fn routes(state: AppState) -> impl Endpoint {
         .at("/operations/:id", get(operations::detail))
         .at("/operations/:id/cancel", post(operations::cancel))
         .at("/operations/:id/retry", post(operations::retry))
+        .at("/vms", get(vms::list))
+        .at("/vms/:host/:name", get(vms::detail))
+        .at("/vms/:host/:name/:action", post(vms::power))
+        .at("/hosts", get(hosts::list))
+        .at("/hosts/:name", get(hosts::detail))
+        .at("/health", get(health::show))
+        .at("/health/run", post(health::run))
+        .at("/schedules", get(schedules::list))
+        .at("/schedules/:id/trigger", post(schedules::trigger))
+        .at("/schedules/:id/enable", post(schedules::enable))
+        .at("/schedules/:id/disable", post(schedules::disable))
+        .at("/alerts", get(alerts::list))
+        .at("/alerts/:id", get(alerts::detail))
+        .at("/alerts/:id/ack", post(alerts::ack))
+        .at("/alerts/:id/resolve", post(alerts::resolve))
+        .at("/silences", post(silences::create))
+        .at("/silences/:id/expire", post(silences::expire))
+        .at("/backups", get(backups::list))
+        .at("/backups/create", post(backups::create))
+        .at("/backups/:id", get(backups::detail))
+        .at("/backups/:id/verify", post(backups::verify))
+        .at("/admin", get(admin::show))
+        .at("/admin/tokens", post(admin::create_token))
+        .at("/admin/tokens/:id/revoke", post(admin::revoke_token))
         .at("/static/app.css", get(asset("text/css; charset=utf-8", CSS)))
         .at("/static/app.js", get(asset("text/javascript; charset=utf-8", JS)))
         .data(state)

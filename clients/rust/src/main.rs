@@ -46,7 +46,8 @@ async fn run() -> Result<(), String> {
     let client = Client::new_with_client(&url, http);
 
     // a. list VMs, find `test`
-    let list = client.vm_list().await.map_err(|e| format!("vm_list: {e}"))?;
+    // cursor, host, limit, name, state: the first page is enough to find `test`.
+    let list = client.vm_list(None, None, None, None, None).await.map_err(|e| format!("vm_list: {e}"))?;
     expect_status(list.status().as_u16(), &[200])?;
     let list = list.into_inner();
     let vm = list.items.iter().find(|v| v.name == VM).ok_or_else(|| {

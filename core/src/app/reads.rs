@@ -11,7 +11,7 @@ use crate::{
     store::{
         AlertFilter, AlertPage, AuditEvent, ChannelStats, FireRecord, HealthEventRecord, HealthResultRecord,
         HealthRunRecord, HealthStateRecord, HostRecord, IsoRecord, OperationFilter, OperationPage, Page, ReconcilerRun,
-        ScheduleRecord, TokenRecord, VmRecord,
+        ScheduleRecord, TokenRecord, VmCursor, VmFilter, VmRecord,
     },
 };
 
@@ -37,6 +37,8 @@ from_store! {
     fn hosts(&self) -> Vec<HostRecord>;
     fn host(&self, name: &str) -> HostRecord;
     fn vms(&self) -> Vec<VmRecord>;
+    /// A page of the inventory, by name then host.
+    fn list_vms(&self, f: &VmFilter) -> Page<VmRecord, VmCursor>;
     fn vm(&self, name: &str, host: Option<&str>) -> VmRecord;
     fn isos(&self) -> Vec<IsoRecord>;
     fn schedules(&self) -> Vec<ScheduleRecord>;
@@ -46,6 +48,9 @@ from_store! {
     fn health_run(&self, id: OperationId) -> (HealthRunRecord, Vec<HealthResultRecord>);
     fn health_states(&self, host: Option<&str>) -> Vec<HealthStateRecord>;
     fn health_events(&self, limit: u32) -> Vec<HealthEventRecord>;
+    fn host_health_events(&self, host: &str, limit: u32) -> Vec<HealthEventRecord>;
+    /// VMs per host and state.
+    fn vm_state_counts(&self) -> Vec<(String, crate::vm::VmState, i64)>;
     fn alerts(&self, f: &AlertFilter) -> AlertPage;
     fn alert(&self, id: AlertId) -> Alert;
     /// A page of an alert's history, oldest first.

@@ -113,6 +113,22 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The newest check transitions on one host.
+    pub async fn host_health_events(&self, host: &str, limit: u32) -> Result<Vec<HealthEventRecord>> {
+        Ok(read_db!(self, |pool, Db| {
+            sqlx::query_as::<Db, HealthEventRecord>(
+                "SELECT id, host, check_name, from_status, to_status, message, at FROM health_events WHERE host = $1 \
+                 ORDER BY id DESC LIMIT $2",
+            )
+            .bind(host)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+        })?)
+    }
+}
+
 impl HealthStateRecord {
     pub fn check_state(&self) -> CheckState {
         CheckState { status: self.status, since: self.since, candidate: self.candidate.zip(self.candidate_since) }

@@ -94,7 +94,8 @@ pub struct VmRecord {
     pub updated_at: Timestamp,
 }
 
-const VM_COLUMNS: &str = "host, name, uuid, state, state_reason, vcpus, memory_kib, autostart, persistent, updated_at";
+pub(super) const VM_COLUMNS: &str =
+    "host, name, uuid, state, state_reason, vcpus, memory_kib, autostart, persistent, updated_at";
 
 impl Store {
     /// Registers (or re-registers) a worker for `host` and records a heartbeat.

@@ -10,6 +10,7 @@ mod alert_tx;
 mod alerts;
 mod audit;
 mod backups;
+mod bench_fill;
 mod health;
 mod inventory;
 mod ledger;
@@ -26,6 +27,7 @@ mod silences;
 mod stats;
 mod tokens;
 mod tx;
+mod vm_list;
 mod wakes;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
@@ -55,6 +57,7 @@ pub use schedules::{Fire, FireRecord, ScheduleRecord};
 pub use sessions::SessionRecord;
 pub use tokens::TokenRecord;
 pub use tx::{Links, Tx, WAKE_CHANNEL};
+pub use vm_list::{VmCursor, VmFilter};
 
 use crate::{
     Error, Result,

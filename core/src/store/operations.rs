@@ -169,8 +169,12 @@ impl Store {
         let limit = filter.limit.clamp(1, 500);
         let sql =
             format!("SELECT {OPERATION_COLUMNS} FROM operations {where_sql} ORDER BY id DESC LIMIT {}", limit + 1);
+        // Not a cached prepared statement: PostgreSQL switches a cached one
+        // to a generic plan after five runs, and the generic plan for
+        // `status = $1` walks the whole ledger backwards by id looking for a
+        // status that has no rows (1M rows: 0.4 s instead of 0.1 ms).
         let mut rows: Vec<OperationRow> = read_db!(self, |pool, Db| {
-            let mut q = sqlx::query_as::<Db, OperationRow>(AssertSqlSafe(sql.as_str()));
+            let mut q = sqlx::query_as::<Db, OperationRow>(AssertSqlSafe(sql.as_str())).persistent(false);
             for p in params {
                 q = match p {
                     Param::Text(t) => q.bind(t),
