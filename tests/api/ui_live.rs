@@ -125,6 +125,17 @@ async fn events_arrive_within_a_second_and_resume_after_the_last_id(backend: Bac
     // Then the stream goes on live.
     let third = app.noop(0, 0).await;
     stale.next_about(&third).await;
+
+    // A stream ends with its session: revoking the token closes it.
+    let (token_id, secret) = token(&app, "watcher", "viewer").await;
+    let mut watching = Events::open(&app, &login_cookie(&app, &secret).await, None).await;
+    let revoked = app.request("DELETE", &format!("/api/v1/tokens/{token_id}"), None, &[]).await;
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    let ended = tokio::time::timeout(Duration::from_secs(60), async {
+        while watching.resp.chunk().await.unwrap().is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the revoked token's stream stayed open");
     app.stop().await;
 }
 
@@ -223,7 +234,39 @@ async fn operators_cancel_and_retry_in_bulk_after_a_confirmation(backend: Backen
     app.stop().await;
 }
 
+async fn the_detail_page_shows_the_retry_chain_the_alerts_and_curl(backend: Backend) {
+    let app = TestApp::spawn_with(backend, crate::ui::no_retries()).await;
+    let failed = crate::ui::failed_operation(&app).await;
+    let retry = app.post(&format!("/api/v1/operations/{failed}/retry"), serde_json::json!({})).await;
+    assert_eq!(retry.status, 202, "{}", retry.body);
+    let retried = retry.body["id"].as_str().unwrap().to_owned();
+    let alerts = app.get("/api/v1/alerts").await;
+    let title = alerts.body["items"][0]["title"].as_str().expect("the failure raised an alert").to_owned();
+
+    let mut browser = Browser::new(&app);
+    browser.login(&app.token).await;
+    let page = browser.get(&format!("/ui/operations/{failed}")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let body = &page.body;
+    assert!(body.contains("Retry chain") && body.contains(&format!(r#"href="/ui/operations/{retried}""#)), "{body}");
+    assert!(body.contains("Alerts") && body.contains(&title), "{body}");
+    let read =
+        format!(r#"curl -H "Authorization: Bearer $HYPERFLEET_TOKEN" '{}/api/v1/operations/{failed}'"#, app.address);
+    assert!(body.contains(&read.replace('"', "&quot;")) || body.contains(&read), "{body}");
+    assert!(body.contains(r#"id="curl-retry""#), "{body}");
+    let newer = browser.get(&format!("/ui/operations/{retried}")).await;
+    assert!(newer.body.contains(&format!(r#"href="/ui/operations/{failed}""#)), "{}", newer.body);
+
+    let (_, viewer) = token(&app, "watcher", "viewer").await;
+    let mut watcher = Browser::new(&app);
+    watcher.login(&viewer).await;
+    let page = watcher.get(&format!("/ui/operations/{failed}")).await;
+    assert!(page.body.contains(r#"id="curl-read""#) && !page.body.contains(r#"id="curl-retry""#), "{}", page.body);
+    app.stop().await;
+}
+
 crate::on_both_backends!(
+    the_detail_page_shows_the_retry_chain_the_alerts_and_curl,
     events_arrive_within_a_second_and_resume_after_the_last_id,
     fragments_render_the_rows_and_the_body_the_pages_show,
     operators_cancel_and_retry_in_bulk_after_a_confirmation,

@@ -18,7 +18,7 @@
 use std::{
     collections::{HashMap, VecDeque},
     sync::{Arc, Mutex, Weak},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use futures_util::StreamExt;
@@ -47,6 +47,10 @@ const PAGE: u32 = 500;
 const KEPT: usize = 4096;
 /// A comment line this often keeps idle connections (and proxies) open.
 const KEEP_ALIVE: Duration = Duration::from_secs(20);
+/// How often an open stream checks that its session still lives (logout,
+/// a revoked or expired token, idle expiry end it). The check counts as
+/// activity: an open live page keeps its session from idling out.
+const RECHECK: Duration = Duration::from_secs(15);
 
 /// One change, numbered by the feed.
 #[derive(Debug, Clone, Copy)]
@@ -197,6 +201,15 @@ async fn run(feed: Weak<Feed>, app: App) {
     }
 }
 
+/// One open stream.
+struct Tab {
+    receiver: broadcast::Receiver<Note>,
+    feed: Arc<Feed>,
+    state: AppState,
+    cookie: String,
+    checked: Instant,
+}
+
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct EventsQuery {
     last_event_id: Option<String>,
@@ -221,13 +234,23 @@ pub async fn stream(
         Resume::Replay(missed) => missed.into_iter().map(|n| feed.event(n)).collect(),
         Resume::Reset => vec![feed.reset()],
     };
-    let live = futures_util::stream::unfold((receiver, feed.clone()), |(mut receiver, feed)| async move {
-        let event = match receiver.recv().await {
-            Ok(note) => feed.event(note),
-            Err(RecvError::Lagged(_)) => feed.reset(),
-            Err(RecvError::Closed) => return None,
-        };
-        Some((event, (receiver, feed)))
+    let cookie = session::cookie(req).unwrap_or_default();
+    let tab = Tab { receiver, feed: feed.clone(), state: state.clone(), cookie, checked: Instant::now() };
+    let live = futures_util::stream::unfold(tab, |mut tab| async move {
+        loop {
+            if tab.checked.elapsed() >= RECHECK {
+                // An ended session (or a database that cannot say) ends the stream.
+                tab.state.app.session(&tab.cookie).await.ok()?;
+                tab.checked = Instant::now();
+            }
+            let event = match tokio::time::timeout(RECHECK, tab.receiver.recv()).await {
+                Err(_) => continue,
+                Ok(Ok(note)) => tab.feed.event(note),
+                Ok(Err(RecvError::Lagged(_))) => tab.feed.reset(),
+                Ok(Err(RecvError::Closed)) => return None,
+            };
+            return Some((event, tab));
+        }
     });
     SSE::new(futures_util::stream::iter(first).chain(live)).keep_alive(KEEP_ALIVE).into_response()
 }

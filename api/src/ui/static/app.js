@@ -172,35 +172,38 @@ document.addEventListener("submit", function (event) {
   function flush() {
     var mine = [];
     var others = [];
+    // Ids are time-ordered (UUIDv7): only operations newer than the page's
+    // newest row are new; an older one changing belongs to a later page.
+    var top = rows.querySelector("tr[data-id]");
+    var newest = top ? top.getAttribute("data-id") : "";
     Object.keys(pending).forEach(function (id) {
-      (onPage(id) ? mine : others).push(id);
+      if (onPage(id)) {
+        mine.push(id);
+      } else if (id > newest || held[id]) {
+        others.push(id);
+      }
     });
     pending = {};
-    if (mine.length) {
-      fragment("/ui/operations/rows?ids=" + mine.join(",")).then(function (html) {
-        if (html === null) {
-          return;
-        }
-        parse(html).querySelectorAll("tr[data-id]").forEach(function (tr) {
-          var old = onPage(tr.getAttribute("data-id"));
-          if (old) {
-            var box = old.querySelector('input[name="id"]');
-            var fresh = tr.querySelector('input[name="id"]');
-            if (box && fresh) {
-              fresh.checked = box.checked;
-            }
-            old.replaceWith(tr);
+    rowsOf(mine, "", function (found) {
+      found.forEach(function (tr) {
+        var old = onPage(tr.getAttribute("data-id"));
+        if (old) {
+          var box = old.querySelector('input[name="id"]');
+          var fresh = tr.querySelector('input[name="id"]');
+          if (box && fresh) {
+            fresh.checked = box.checked;
           }
-        });
-      });
-    }
-    if (others.length && firstPage) {
-      var url = "/ui/operations/rows?ids=" + others.join(",") + (filter ? "&" + filter : "");
-      fragment(url).then(function (html) {
-        if (html === null) {
-          return;
+          old.replaceWith(tr);
         }
-        parse(html).querySelectorAll("tr[data-id]").forEach(function (tr) {
+      });
+    });
+    if (firstPage) {
+      rowsOf(others, filter, function (found, asked) {
+        // A held row that no longer matches the filter is no longer news.
+        asked.forEach(function (id) {
+          delete held[id];
+        });
+        found.forEach(function (tr) {
           held[tr.getAttribute("data-id")] = tr;
         });
         showBar();
@@ -208,8 +211,25 @@ document.addEventListener("submit", function (event) {
     }
   }
 
+  // The rows of `ids` that match `query`, fetched 100 at a time (the server's cap).
+  function rowsOf(ids, query, then) {
+    for (var i = 0; i < ids.length; i += 100) {
+      fetchRows(ids.slice(i, i + 100), query, then);
+    }
+  }
+
+  function fetchRows(asked, query, then) {
+    var url = "/ui/operations/rows?ids=" + asked.join(",") + (query ? "&" + query : "");
+    fragment(url).then(function (html) {
+      if (html !== null) {
+        then(parse(html).querySelectorAll("tr[data-id]"), asked);
+      }
+    });
+  }
+
   function showBar() {
     var n = Object.keys(held).length;
+    bar.hidden = n === 0 && !missed;
     if (missed) {
       show.textContent = "Updates were missed — reload";
       bar.hidden = false;
