@@ -139,6 +139,28 @@ async fn events_arrive_within_a_second_and_resume_after_the_last_id(backend: Bac
     app.stop().await;
 }
 
+async fn events_follow_what_a_worker_in_another_process_commits(backend: Backend) {
+    let mut app = TestApp::spawn_with(backend, Options { worker: false, ..Options::default() }).await;
+    let cookie = login_cookie(&app, &app.token).await;
+    let mut events = Events::open(&app, &cookie, None).await;
+    app.spawn_worker_process();
+    let id = app.noop(0, 0).await;
+    let started = Instant::now();
+    loop {
+        let e = events.next_about(&id).await;
+        if e.data["status"] == "succeeded" {
+            break;
+        }
+    }
+    println!(
+        "SSE: an operation run by another process was seen succeeded {} ms after submit",
+        started.elapsed().as_millis()
+    );
+    let op = app.operation(&id).await;
+    assert_eq!(op["status"], "succeeded", "{op}");
+    app.stop().await;
+}
+
 async fn fragments_render_the_rows_and_the_body_the_pages_show(backend: Backend) {
     let app = TestApp::spawn_with(backend, Options { worker: false, ..Options::default() }).await;
     let (a, b) = (app.noop(0, 0).await, app.noop(0, 0).await);
@@ -266,6 +288,7 @@ async fn the_detail_page_shows_the_retry_chain_the_alerts_and_curl(backend: Back
 }
 
 crate::on_both_backends!(
+    events_follow_what_a_worker_in_another_process_commits,
     the_detail_page_shows_the_retry_chain_the_alerts_and_curl,
     events_arrive_within_a_second_and_resume_after_the_last_id,
     fragments_render_the_rows_and_the_body_the_pages_show,

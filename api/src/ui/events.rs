@@ -2,9 +2,9 @@
 //!
 //! One [`Feed`] per API process reads what changed in the ledger — operations
 //! whose row changed since its cursor — woken by this process's commits (the
-//! store's in-process wake-ups, which PostgreSQL NOTIFY relays into where a
-//! worker runs beside the API) and by a short poll for commits of other
-//! processes. Each change gets a sequence number and is broadcast to every
+//! store's in-process wake-ups), by other processes' commits that announce
+//! work (PostgreSQL NOTIFY), and by a short poll for the changes nobody
+//! announces (a worker elsewhere starting or finishing an attempt). Each change gets a sequence number and is broadcast to every
 //! open tab; no tab costs a query. Pages then fetch server-rendered fragments
 //! for the rows they show.
 //!
@@ -187,10 +187,21 @@ impl Reader {
 
 async fn run(feed: Weak<Feed>, app: App) {
     let mut woken = app.store().wakes.watch();
+    // Commits of other processes (PostgreSQL NOTIFY): a listener of the feed's
+    // own, dropped with this task. It ends at once on SQLite.
+    let (notice, mut noticed) = tokio::sync::mpsc::unbounded_channel();
+    let store = app.store().clone();
+    let listen = store.listen_for_wakes(move |_| {
+        let _ = notice.send(());
+    });
+    tokio::pin!(listen);
+    let mut listening = true;
     let mut reader = Reader { cursor: app.now(), told: HashMap::new() };
     loop {
         tokio::select! {
             _ = woken.next() => {}
+            Some(()) = noticed.recv() => while noticed.try_recv().is_ok() {},
+            () = &mut listen, if listening => listening = false,
             () = tokio::time::sleep(POLL) => {}
         }
         let Some(feed) = feed.upgrade() else { return };
