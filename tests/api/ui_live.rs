@@ -136,7 +136,14 @@ async fn events_arrive_within_a_second_and_resume_after_the_last_id(backend: Bac
     })
     .await;
     assert!(ended.is_ok(), "the revoked token's stream stayed open");
+
+    // Streams still open end when the server stops (figure: how long the stop took).
+    let stopping = Instant::now();
     app.stop().await;
+    println!("SSE: the server stopped with open streams in {} ms", stopping.elapsed().as_millis());
+    let closed =
+        tokio::time::timeout(Duration::from_secs(5), async { while let Ok(Some(_)) = events.resp.chunk().await {} });
+    assert!(closed.await.is_ok(), "a stream outlived the server");
 }
 
 async fn events_follow_what_a_worker_in_another_process_commits(backend: Backend) {

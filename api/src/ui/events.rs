@@ -263,7 +263,9 @@ pub async fn stream(
             return Some((event, tab));
         }
     });
-    SSE::new(futures_util::stream::iter(first).chain(live)).keep_alive(KEEP_ALIVE).into_response()
+    let stopping = state.shutdown.clone().cancelled_owned();
+    let stream = futures_util::stream::iter(first).chain(live).take_until(stopping);
+    SSE::new(stream).keep_alive(KEEP_ALIVE).into_response()
 }
 
 #[cfg(test)]
