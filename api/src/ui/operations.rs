@@ -246,15 +246,10 @@ pub async fn rows(req: &Request, Data(state): Data<&AppState>, query: Option<Que
         Ok(p) => p,
         Err(e) => return error_page(Some(&who), e),
     };
-    let mut ops = Vec::with_capacity(ids.len());
-    for id in ids {
-        match state.app.operation(id).await {
-            Ok(op) if filter.matches(&op) => ops.push(op),
-            Ok(_) | Err(hyperfleet_core::Error::NotFound { .. }) => {}
-            Err(e) => return error_page(Some(&who), e),
-        }
-    }
-    ops.sort_by_key(|op| std::cmp::Reverse(op.id));
+    let ops = match state.app.operations_by_ids(&ids).await {
+        Ok(ops) => ops.into_iter().filter(|op| filter.matches(op)).collect::<Vec<_>>(),
+        Err(e) => return error_page(Some(&who), e),
+    };
     let (selectable, now) = (who.can(Role::Operator), state.app.now());
     let markup = html! { table { tbody { @for op in &ops { (row(op, selectable, now)) } } } };
     html_response(StatusCode::OK, markup)

@@ -32,6 +32,8 @@ from_store! {
     fn list_operations(&self, filter: &OperationFilter) -> OperationPage;
     /// Operations changed at or after `since`, oldest change first (the dashboard's change feed).
     fn operations_changed_since(&self, since: crate::Timestamp, limit: u32) -> Vec<Change>;
+    /// The operations among `ids` that exist, newest first.
+    fn operations_by_ids(&self, ids: &[OperationId]) -> Vec<Operation>;
     /// Asks a running operation to stop (a queued one is cancelled at once).
     fn cancel(&self, id: OperationId, by: &str) -> Operation;
     /// A new operation with the same request, linked to the one it retries.

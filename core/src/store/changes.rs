@@ -1,8 +1,13 @@
 //! The ledger's change feed: which operations changed since an instant. One
 //! reader per API process (the dashboard's live updates) polls it by the
-//! `operations_updated` index.
+//! `operations_updated` index; pages then read the changed rows back by id.
 
-use super::{Store, read_db};
+use sqlx::AssertSqlSafe;
+
+use super::{
+    Store, read_db,
+    rows::{OPERATION_COLUMNS, OperationRow},
+};
 use crate::{
     OperationId, Result, Timestamp,
     operation::{Operation, OperationStatus},
@@ -26,6 +31,23 @@ impl Store {
             sqlx::query_as::<Db, Change>(sql).bind(since).bind(i64::from(limit)).fetch_all(pool).await
         })?;
         Ok(rows)
+    }
+
+    /// The operations among `ids` that exist, newest first: the rows a live page re-renders.
+    pub async fn operations_by_ids(&self, ids: &[OperationId]) -> Result<Vec<Operation>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE id IN ({marks}) ORDER BY id DESC");
+        let rows: Vec<OperationRow> = read_db!(self, |pool, Db| {
+            let mut q = sqlx::query_as::<Db, OperationRow>(AssertSqlSafe(sql.as_str()));
+            for id in ids {
+                q = q.bind(*id);
+            }
+            q.fetch_all(pool).await
+        })?;
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 }
 
