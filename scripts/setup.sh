@@ -5,7 +5,9 @@ set -euo pipefail
 
 need_pkgs=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for p in pkg-config libvirt-dev libvirt-clients gcc curl ca-certificates postgresql postgresql-client python3-venv systemd; do
+# chromium + chromium-driver: the dashboard's real-browser tests (headless, over WebDriver).
+for p in pkg-config libvirt-dev libvirt-clients gcc curl ca-certificates postgresql postgresql-client python3-venv systemd \
+  chromium chromium-driver; do
   have "$p" || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then

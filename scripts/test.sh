@@ -55,6 +55,8 @@ if [ ! -x "$venv/bin/python" ] || ! cmp -s tests/support/requirements.txt "$venv
   cp tests/support/requirements.txt "$venv/.requirements.txt"
 fi
 export HYPERFLEET_TEST_PYTHON=$PWD/$venv/bin/python
+# The dashboard's browser tests fail (instead of skipping) without chromium + chromedriver.
+export HYPERFLEET_REQUIRE_BROWSER=1
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -141,7 +141,8 @@ pub async fn start(settings: &Settings, components: Components, boot: Bootstrap)
             settings.api.rate_limit_burst,
         )
         .with_alerts(settings.alerts.clone())
-        .with_auth_failure_limit(settings.api.auth_failures_per_s, settings.api.auth_failure_burst);
+        .with_auth_failure_limit(settings.api.auth_failures_per_s, settings.api.auth_failure_burst)
+        .with_shutdown(shutdown.clone());
         let limits = Limits {
             body_bytes: settings.api.body_limit_bytes,
             request_timeout: Duration::from_secs(settings.api.request_timeout_s.max(1)),

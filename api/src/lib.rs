@@ -49,6 +49,9 @@ pub struct AppState {
     pub auth_failures: std::sync::Arc<auth::RateLimiter<std::net::IpAddr>>,
     /// The alert channels (for `GET /channels` and test notifications).
     pub alerts: std::sync::Arc<hyperfleet_core::settings::AlertSettings>,
+    /// Cancelled when the server stops: open event streams end with it
+    /// instead of holding the graceful shutdown for its whole grace period.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// HTTP limits from `[api]`.
@@ -68,7 +71,14 @@ impl AppState {
             limiter: std::sync::Arc::new(auth::RateLimiter::new(rate_per_s, burst)),
             auth_failures: std::sync::Arc::new(auth::failure_limiter(1, 20)),
             alerts: Default::default(),
+            shutdown: Default::default(),
         }
+    }
+
+    /// Ends long-lived answers (the dashboard's event streams) when `shutdown` is cancelled.
+    pub fn with_shutdown(mut self, shutdown: tokio_util::sync::CancellationToken) -> Self {
+        self.shutdown = shutdown;
+        self
     }
 
     /// Failed authentications allowed per client address: `per_s` sustained, `burst` at once.

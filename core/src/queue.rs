@@ -38,6 +38,9 @@ pub fn queue_for(host: Option<&str>) -> String {
 /// told at commit time instead of waiting for its next poll.
 /// Subscribers listen per queue, so a commit wakes only the workers of the
 /// queue it pushed to (every wake costs the woken worker a fetch query).
+/// The subscription name of [`Wakes::watch`]; no queue name is empty.
+const ANY: &str = "";
+
 #[derive(Debug, Default)]
 pub struct Wakes {
     subscribers: Mutex<Vec<(String, UnboundedSender<()>)>>,
@@ -50,9 +53,15 @@ impl Wakes {
         WakeListener { rx: Arc::new(Mutex::new(rx)) }
     }
 
-    /// Wakes the listeners of `queue`.
+    /// A listener woken by every commit that wakes any queue or listener
+    /// (the dashboard's change feed).
+    pub fn watch(&self) -> WakeListener {
+        self.subscribe(ANY)
+    }
+
+    /// Wakes the listeners of `queue` (and the watchers of every queue).
     pub fn notify(&self, queue: &str) {
-        self.lock().retain(|(q, tx)| q != queue || tx.unbounded_send(()).is_ok());
+        self.lock().retain(|(q, tx)| (q != queue && q != ANY) || tx.unbounded_send(()).is_ok());
     }
 
     /// Wakes every listener (after work whose queues are not tracked, e.g. the reaper's).

@@ -22,6 +22,7 @@ pub fn page(title: &str, who: Option<&UiSession>, body: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Hyperfleet" }
                 link rel="stylesheet" href="/ui/static/app.css";
+                link rel="icon" href="/ui/static/favicon.svg" type="image/svg+xml";
                 script src="/ui/static/app.js" defer {}
             }
             body {
@@ -33,6 +34,7 @@ pub fn page(title: &str, who: Option<&UiSession>, body: Markup) -> Markup {
                             a href="/ui/operations" { "Operations" }
                             (nav_more(who))
                         }
+                        button #live type="button" hidden { "Live" }
                         span.who { (who.principal.name) " · " (who.principal.role.as_str()) }
                         form.inline method="post" action="/ui/logout" {
                             (csrf_field(who))

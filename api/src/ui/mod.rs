@@ -8,7 +8,8 @@
 //! carries the session's CSRF token ([`session::check_post`]); the headers
 //! ([`CSP`], `no-store`) are set for every `/ui` answer where the API's are
 //! (`request_id::security_headers`); maud escapes everything interpolated.
-//! Pages work without JavaScript; the one script only adds confirmations.
+//! Pages work without JavaScript; the one script adds confirmations and
+//! live updates ([`events`]).
 
 mod admin;
 mod alerts;
@@ -16,6 +17,8 @@ mod backups;
 mod forms;
 mod health;
 mod hosts;
+mod bulk;
+mod events;
 mod layout;
 mod login;
 mod operation;
@@ -41,6 +44,7 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
 
 const CSS: &str = include_str!("static/app.css");
 const JS: &str = include_str!("static/app.js");
+const ICON: &str = include_str!("static/favicon.svg");
 
 fn asset(content_type: &'static str, body: &'static str) -> impl Endpoint {
     poem::endpoint::make_sync(move |_| Response::builder().content_type(content_type).body(body))
@@ -52,8 +56,13 @@ pub fn routes(state: AppState) -> impl Endpoint {
         .at("/", get(overview::page_handler))
         .at("/login", get(login::show).post(login::submit))
         .at("/logout", post(login::logout))
+        .at("/events", get(events::stream))
+        .at("/fragments/overview", get(overview::fragment))
         .at("/operations", get(operations::list))
+        .at("/operations/rows", get(operations::rows))
+        .at("/operations/bulk", post(bulk::bulk))
         .at("/operations/:id", get(operations::detail))
+        .at("/operations/:id/fragment", get(operations::fragment))
         .at("/operations/:id/cancel", post(operations::cancel))
         .at("/operations/:id/retry", post(operations::retry))
         .at("/vms", get(vms::list))
@@ -82,6 +91,8 @@ pub fn routes(state: AppState) -> impl Endpoint {
         .at("/admin/tokens/:id/revoke", post(admin::revoke_token))
         .at("/static/app.css", get(asset("text/css; charset=utf-8", CSS)))
         .at("/static/app.js", get(asset("text/javascript; charset=utf-8", JS)))
+        .at("/static/favicon.svg", get(asset("image/svg+xml", ICON)))
+        .data(events::Feed::start(state.app.clone()))
         .data(state)
 }
 

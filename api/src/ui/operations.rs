@@ -3,8 +3,11 @@
 //! through `App::list_operations` with the same filter `/api/v1/operations`
 //! builds, so both show the same rows.
 
+use std::sync::Arc;
+
 use hyperfleet_core::{
-    OperationId,
+    OperationId, Timestamp,
+    auth::Role,
     operation::{Operation, OperationKind, OperationStatus},
     store::OperationFilter,
     vm::{HostName, VmName},
@@ -17,22 +20,24 @@ use poem::{
 };
 
 use super::{
+    bulk,
+    events::Feed,
     layout::{error_page, html_response, page, time},
     session,
 };
 use crate::AppState;
 
-pub use super::operation::{cancel, detail, retry};
+pub use super::operation::{cancel, detail, fragment, retry};
 
 /// The list's query string, as typed into the filter form.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, Clone, serde::Deserialize)]
 pub struct ListQuery {
-    status: Option<String>,
-    kind: Option<String>,
-    host: Option<String>,
-    vm: Option<String>,
-    cursor: Option<String>,
-    limit: Option<String>,
+    pub(super) status: Option<String>,
+    pub(super) kind: Option<String>,
+    pub(super) host: Option<String>,
+    pub(super) vm: Option<String>,
+    pub(super) cursor: Option<String>,
+    pub(super) limit: Option<String>,
 }
 
 fn given(v: &Option<String>) -> Option<&str> {
@@ -40,7 +45,7 @@ fn given(v: &Option<String>) -> Option<&str> {
 }
 
 /// The query string parsed into the ledger's filter: the API's rules exactly.
-fn filter_of(q: &ListQuery) -> hyperfleet_core::Result<OperationFilter> {
+pub(super) fn filter_of(q: &ListQuery) -> hyperfleet_core::Result<OperationFilter> {
     let limit = given(&q.limit)
         .map(|l| {
             l.parse::<u32>().map_err(|_| hyperfleet_core::Error::invalid("invalid_limit", "`limit` must be 1-500"))
@@ -110,8 +115,20 @@ fn filters(f: &OperationFilter) -> Markup {
     }
 }
 
-/// One operation as a table row.
-pub fn row(op: &Operation) -> Markup {
+/// How long it ran (or has run so far), to the second.
+fn duration(op: &Operation, now: Timestamp) -> String {
+    let Some(started) = op.started_at else { return String::new() };
+    let secs = (op.finished_at.unwrap_or(now).millis_since(started) / 1000.0).max(0.0).round() as u64;
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m {}s", secs / 60, secs % 60),
+        _ => format!("{}h {}m", secs / 3600, secs % 3600 / 60),
+    }
+}
+
+/// One operation as a table row: the same markup for the full page and for
+/// the live fragment. `selectable` adds the bulk-action checkbox (operators).
+pub fn row(op: &Operation, selectable: bool, now: Timestamp) -> Markup {
     let target = match (&op.host, &op.vm) {
         (Some(h), Some(v)) => format!("{h}/{v}"),
         (Some(h), None) => h.clone(),
@@ -119,7 +136,10 @@ pub fn row(op: &Operation) -> Markup {
         (None, None) => "—".to_owned(),
     };
     html! {
-        tr data-id=(op.id) {
+        tr data-id=(op.id) data-status=(op.status.as_str()) {
+            @if selectable {
+                td.select { input type="checkbox" name="id" value=(op.id) form="bulk" aria-label="select"; }
+            }
             td { a.id href={ "/ui/operations/" (op.id) } { (op.id) } }
             td { (op.kind.as_str()) }
             td { (target) }
@@ -127,13 +147,36 @@ pub fn row(op: &Operation) -> Markup {
             td { (op.attempt_count) "/" (op.max_attempts) }
             td { (op.requested_by) }
             td { (time(op.created_at)) }
+            td.duration { (duration(op, now)) }
             td.error { (op.last_error.as_deref().unwrap_or("")) }
         }
     }
 }
 
+/// The table's head; `selectable` adds the select-all box of the bulk actions.
+fn head(selectable: bool) -> Markup {
+    html! {
+        thead { tr {
+            @if selectable { th.select { input #select-all type="checkbox" aria-label="select all on this page"; } }
+            th { "id" } th { "kind" } th { "target" } th { "status" } th { "attempts" }
+            th { "requested by" } th { "created" } th { "duration" } th { "last error" }
+        } }
+    }
+}
+
+/// The list's filter as query-string pairs without the cursor: what the
+/// page's script sends with a fragment request for rows new to the page.
+fn filter_query(f: &OperationFilter) -> String {
+    link(f, f.status, None).split_once('?').map(|(_, q)| q.to_owned()).unwrap_or_default()
+}
+
 #[handler]
-pub async fn list(req: &Request, Data(state): Data<&AppState>, query: Option<Query<ListQuery>>) -> Response {
+pub async fn list(
+    req: &Request,
+    Data(state): Data<&AppState>,
+    Data(feed): Data<&Arc<Feed>>,
+    query: Option<Query<ListQuery>>,
+) -> Response {
     let who = match session::current(req, state).await {
         Ok(who) => who,
         Err(answer) => return answer,
@@ -143,27 +186,71 @@ pub async fn list(req: &Request, Data(state): Data<&AppState>, query: Option<Que
         Ok(f) => f,
         Err(e) => return error_page(Some(&who), e),
     };
+    // Taken before reading: the page has seen every change up to here.
+    let position = feed.position();
     let page_ = match state.app.list_operations(&filter).await {
         Ok(p) => p,
         Err(e) => return error_page(Some(&who), e),
     };
+    let selectable = who.can(Role::Operator);
+    let now = state.app.now();
     let body = html! {
         (tabs(&filter))
         (filters(&filter))
-        @if page_.items.is_empty() {
-            p.empty { "No operations match." }
-        } @else {
-            table.operations {
-                thead { tr {
-                    th { "id" } th { "kind" } th { "target" } th { "status" } th { "attempts" }
-                    th { "requested by" } th { "created" } th { "last error" }
-                } }
-                tbody { @for op in &page_.items { (row(op)) } }
+        div #live-list data-live="list" data-feed=(position) data-filter=(filter_query(&filter))
+            data-first-page=(filter.cursor.is_none()) {
+            p #new-bar.new-bar hidden {
+                button #show-new type="button" { span #new-count { "0" } " new — show" }
             }
+            @if selectable { (bulk::controls(&who, &filter)) }
+            table.operations {
+                (head(selectable))
+                tbody #rows { @for op in &page_.items { (row(op, selectable, now)) } }
+            }
+            @if page_.items.is_empty() { p.empty { "No operations match." } }
         }
         @if let Some(next) = page_.next_cursor {
             p.paging { a rel="next" href=(link(&filter, filter.status, Some(next))) { "Older →" } }
         }
     };
     html_response(StatusCode::OK, page("Operations", Some(&who), body))
+}
+
+/// `?ids=` for the rows fragment, with the list's filter.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct RowsQuery {
+    ids: Option<String>,
+    #[serde(flatten)]
+    list: ListQuery,
+}
+
+/// Rows one fragment renders at most.
+const FRAGMENT_ROWS: usize = 100;
+
+/// `GET /ui/operations/rows?ids=…[&filter]`: the rows of those operations
+/// that match the filter, as the list renders them — what a live page swaps
+/// in for a changed row or holds back as "new".
+#[handler]
+pub async fn rows(req: &Request, Data(state): Data<&AppState>, query: Option<Query<RowsQuery>>) -> Response {
+    let who = match session::current(req, state).await {
+        Ok(who) => who,
+        Err(answer) => return answer,
+    };
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let parsed = filter_of(&query.list).and_then(|filter| {
+        let ids = query.ids.as_deref().unwrap_or_default().split(',').filter(|s| !s.is_empty());
+        let ids = ids.take(FRAGMENT_ROWS).map(OperationId::parse).collect::<hyperfleet_core::Result<Vec<_>>>()?;
+        Ok((filter, ids))
+    });
+    let (filter, ids) = match parsed {
+        Ok(p) => p,
+        Err(e) => return error_page(Some(&who), e),
+    };
+    let ops = match state.app.operations_by_ids(&ids).await {
+        Ok(ops) => ops.into_iter().filter(|op| filter.matches(op)).collect::<Vec<_>>(),
+        Err(e) => return error_page(Some(&who), e),
+    };
+    let (selectable, now) = (who.can(Role::Operator), state.app.now());
+    let markup = html! { table { tbody { @for op in &ops { (row(op, selectable, now)) } } } };
+    html_response(StatusCode::OK, markup)
 }

@@ -1,11 +1,14 @@
 //! `/ui`: the overview — what runs and waits now, what finished in the last
 //! day, which hosts answer, which alerts fire.
 
+use std::sync::Arc;
+
 use hyperfleet_core::app::{OVERVIEW_WINDOW, Overview};
 use maud::{Markup, html};
 use poem::{Request, Response, handler, http::StatusCode, web::Data};
 
 use super::{
+    events::Feed,
     layout::{error_page, html_response, page},
     session,
 };
@@ -57,13 +60,31 @@ fn render(o: &Overview) -> Markup {
 }
 
 #[handler]
-pub async fn page_handler(req: &Request, Data(state): Data<&AppState>) -> Response {
+pub async fn page_handler(req: &Request, Data(state): Data<&AppState>, Data(feed): Data<&Arc<Feed>>) -> Response {
+    let who = match session::current(req, state).await {
+        Ok(who) => who,
+        Err(answer) => return answer,
+    };
+    // Taken before reading: the page has seen every change up to here.
+    let position = feed.position();
+    match state.app.overview().await {
+        Ok(o) => {
+            let body = html! { div #overview data-live="overview" data-feed=(position) { (render(&o)) } };
+            html_response(StatusCode::OK, page("Overview", Some(&who), body))
+        }
+        Err(e) => error_page(Some(&who), e),
+    }
+}
+
+/// `GET /ui/fragments/overview`: the overview's body alone, for a live page to swap in.
+#[handler]
+pub async fn fragment(req: &Request, Data(state): Data<&AppState>) -> Response {
     let who = match session::current(req, state).await {
         Ok(who) => who,
         Err(answer) => return answer,
     };
     match state.app.overview().await {
-        Ok(o) => html_response(StatusCode::OK, page("Overview", Some(&who), render(&o))),
+        Ok(o) => html_response(StatusCode::OK, render(&o)),
         Err(e) => error_page(Some(&who), e),
     }
 }

@@ -13,6 +13,7 @@
 mod admin;
 mod audit;
 mod backups;
+mod bulk;
 mod ledger;
 mod metrics;
 mod overview;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 
 pub use admin::Actor;
 pub use backups::BackupView;
+pub use bulk::{BULK_CAP, BulkAction, BulkReport};
 pub use ledger::ReapReport;
 pub use overview::{OVERVIEW_WINDOW, Overview};
 pub use sessions::Session;

@@ -9,7 +9,7 @@ use crate::{
     auth::Principal,
     operation::{Attempt, Operation},
     store::{
-        AlertFilter, AlertPage, AuditEvent, ChannelStats, FireRecord, HealthEventRecord, HealthResultRecord,
+        AlertFilter, AlertPage, AuditEvent, Change, ChannelStats, FireRecord, HealthEventRecord, HealthResultRecord,
         HealthRunRecord, HealthStateRecord, HostRecord, IsoRecord, OperationFilter, OperationPage, Page, ReconcilerRun,
         ScheduleRecord, TokenRecord, VmCursor, VmFilter, VmRecord,
     },
@@ -30,10 +30,18 @@ from_store! {
     fn operation(&self, id: OperationId) -> Operation;
     fn attempts(&self, id: OperationId) -> Vec<Attempt>;
     fn list_operations(&self, filter: &OperationFilter) -> OperationPage;
+    /// Operations changed at or after `since`, oldest change first (the dashboard's change feed).
+    fn operations_changed_since(&self, since: crate::Timestamp, limit: u32) -> Vec<Change>;
+    /// The operations among `ids` that exist, newest first.
+    fn operations_by_ids(&self, ids: &[OperationId]) -> Vec<Operation>;
     /// Asks a running operation to stop (a queued one is cancelled at once).
     fn cancel(&self, id: OperationId, by: &str) -> Operation;
     /// A new operation with the same request, linked to the one it retries.
     fn retry(&self, id: OperationId, requested_by: &str, request_id: Option<String>) -> Operation;
+    /// The operations created to retry this one, oldest first.
+    fn retries_of(&self, id: OperationId) -> Vec<Operation>;
+    /// The alerts this operation raised or resolved, newest first.
+    fn alerts_of_operation(&self, id: OperationId) -> Vec<Alert>;
     fn hosts(&self) -> Vec<HostRecord>;
     fn host(&self, name: &str) -> HostRecord;
     fn vms(&self) -> Vec<VmRecord>;

@@ -16,8 +16,18 @@ impl Store {
     /// Relays wake-ups from other processes to this one's queues until dropped
     /// (PostgreSQL; returns at once on SQLite).
     pub async fn relay_wakes(&self) {
+        self.listen_for_wakes(|queue| match queue {
+            Some(queue) => self.wakes.notify(queue),
+            None => self.wakes.notify_all(),
+        })
+        .await;
+    }
+
+    /// Calls `woken` with the queue of every wake-up other processes commit,
+    /// and with `None` after (re)connecting, when anything may have been
+    /// missed — until dropped (PostgreSQL; returns at once on SQLite).
+    pub async fn listen_for_wakes(&self, mut woken: impl FnMut(Option<&str>)) {
         let Some(pool) = self.postgres_pool().cloned() else { return };
-        let store = self;
         let mut backoff = Duration::from_millis(100);
         loop {
             let connected = async {
@@ -36,10 +46,10 @@ impl Store {
             };
             backoff = Duration::from_millis(100);
             // Anything committed while not listening is found by a look now.
-            store.wakes.notify_all();
+            woken(None);
             loop {
                 match listener.try_recv().await {
-                    Ok(Some(n)) => store.wakes.notify(n.payload()),
+                    Ok(Some(n)) => woken(Some(n.payload())),
                     Ok(None) => {
                         tracing::debug!("wake-up connection lost; reconnecting");
                         break;
