@@ -10,6 +10,7 @@ mod audit;
 mod auth_limits;
 mod backends;
 mod backups;
+mod backups_boot;
 mod backups_qemu;
 mod bad_input;
 mod cli;

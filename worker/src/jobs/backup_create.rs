@@ -1,7 +1,7 @@
 //! `backup.create`: a full copy of one VM into `<dir>/<vm>/<id>/`.
 //!
 //! A running (or paused) VM goes through libvirt's push backup; a shut-off
-//! one through `qemu-img convert`, disk by disk. Everything is written into
+//! one through `qemu-img convert`, disk by disk (a cancel kills the copy). Everything is written into
 //! `<id>.partial/` (removed first on a retry, with any libvirt job an earlier
 //! attempt left behind), fsynced, the manifest last, then renamed. An attempt
 //! that finds `<id>/` already complete (its predecessor died before
@@ -22,6 +22,7 @@ use serde_json::json;
 
 use super::{Job, JobContext};
 use crate::backup::{
+    boot::BootOptions,
     disks::{self, Disk},
     files::{self, Layout, io_failure},
     live,
@@ -136,9 +137,17 @@ async fn create(
                 if ctx.cancel.is_cancelled() {
                     return Ok(None);
                 }
-                tools.convert(&d.source, &d.format, &disk_path(&layout.partial, d)).await?;
+                // A cancel stops the copy itself: dropping it kills `qemu-img`.
+                let target = disk_path(&layout.partial, d);
+                tokio::select! {
+                    copied = tools.convert(&d.source, &d.format, &target) => copied?,
+                    () = ctx.cancel.cancelled() => return Ok(None),
+                }
             }
         }
+    }
+    if ctx.cancel.is_cancelled() {
+        return Ok(None);
     }
     // The inactive definition, as libvirt gives it without secrets.
     let inactive = domain_xml(ctx, vm, virt::sys::VIR_DOMAIN_XML_INACTIVE).await?;
@@ -229,7 +238,11 @@ async fn verify_new(
     sha256: &str,
 ) -> Result<serde_json::Value, JobFailure> {
     let started_at = ctx.store.now();
-    let report = verify::verify(tools, dir, sha256, ctx.backups.verify_new).await?;
+    let boot = BootOptions::new(&ctx.backups, None, None)?;
+    let Some(report) = verify::verify(tools, dir, sha256, ctx.backups.verify_new, &boot, &ctx.cancel).await? else {
+        // Cancelled while boot-testing the new backup: it stays, complete and unverified.
+        return Ok(json!({ "level": ctx.backups.verify_new, "result": null, "cancelled": true }));
+    };
     let record = ctx.store.backup(id).await.map_err(|e| transient(&e))?;
     let v = NewVerification { backup: id, operation: op.id, started_at, report: &report };
     ctx.app.record_verification(&record, v).await.map_err(|e| transient(&e))?;
