@@ -11,6 +11,7 @@ mod auth_limits;
 mod backends;
 mod backups;
 mod backups_boot;
+mod backups_crash;
 mod backups_qemu;
 mod bad_input;
 mod cli;

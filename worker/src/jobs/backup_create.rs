@@ -173,15 +173,21 @@ async fn create(
     }
     let rel: Vec<String> =
         manifest_disks.iter().map(|d| d.path.clone()).chain(std::iter::once("domain.xml".to_owned())).collect();
-    let partial = layout.partial.clone();
+    let (partial, stop) = (layout.partial.clone(), ctx.cancel.clone());
     let hashed = tokio::task::spawn_blocking(move || {
-        let listed = files::sync_and_hash(&partial, &rel)?;
+        let listed = files::sync_and_hash(&partial, &rel, &stop)?;
         files::sync_path(&partial.join("disks"))?;
         Ok::<_, std::io::Error>(listed)
     })
     .await
-    .map_err(|e| JobFailure::new(ErrorClass::Transient, "backup_io", format!("hashing panicked: {e}")))?
-    .map_err(|e| io_failure("hashing the backup", &e))?;
+    .map_err(|e| JobFailure::new(ErrorClass::Transient, "backup_io", format!("hashing panicked: {e}")))?;
+    let hashed = match hashed {
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Ok(None),
+        other => other.map_err(|e| io_failure("hashing the backup", &e))?,
+    };
+    if ctx.cancel.is_cancelled() {
+        return Ok(None);
+    }
     let manifest = Manifest {
         format: Manifest::FORMAT,
         backup_id: id,
