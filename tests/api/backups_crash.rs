@@ -69,7 +69,7 @@ async fn interrupted_backups_leave_no_partial_directory(backend: Backend) {
     let op = app.wait_status(&id, &["succeeded", "failed", "cancelled"]).await;
     assert_eq!((op["status"].as_str(), op["attempt_count"].as_u64()), (Some("succeeded"), Some(2)), "{op:#}");
     assert_eq!(op["attempts"][0]["outcome"], "abandoned", "{op:#}");
-    assert_eq!(entries(&vm_dir), [id.clone()], "no partial directory remains");
+    assert_eq!(entries(&vm_dir), [id.as_str()], "no partial directory remains");
     let b = app.get(&format!("/api/v1/backups/{id}")).await.body;
     assert_eq!((b["state"].as_str(), b["verification"].as_str()), (Some("complete"), Some("ok")), "{b:#}");
     check_files(&b);
@@ -82,7 +82,7 @@ async fn interrupted_backups_leave_no_partial_directory(backend: Backend) {
     assert_eq!(r.status, 200, "{}", r.body);
     let op = app.wait_status(&id2, &["succeeded", "failed", "cancelled"]).await;
     assert_eq!(op["status"], "cancelled", "{op:#}");
-    assert_eq!(entries(&vm_dir), [id.clone()], "the cancelled backup left nothing");
+    assert_eq!(entries(&vm_dir), [id.as_str()], "the cancelled backup left nothing");
     let b2 = app.get(&format!("/api/v1/backups/{id2}")).await.body;
     assert_eq!(b2["state"], "failed", "{b2:#}");
     assert!(b2["error"].as_str().unwrap().contains("cancel"), "{b2:#}");
