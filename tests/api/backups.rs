@@ -39,7 +39,7 @@ async fn recorded_backup_in(app: &TestApp, host: &str, vm: &str, dir: &str) -> S
 }
 
 /// Records an ok checksum verification of `backup`, as the verify job would; returns its operation.
-async fn record_ok_verification(
+pub(crate) async fn record_ok_verification(
     core: &hyperfleet_core::app::App,
     backup: &BackupRecord,
 ) -> hyperfleet_core::OperationId {

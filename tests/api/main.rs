@@ -12,6 +12,7 @@ mod backends;
 mod backups;
 mod backups_boot;
 mod backups_crash;
+mod backups_health;
 mod backups_qemu;
 mod bad_input;
 mod cli;

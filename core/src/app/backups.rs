@@ -179,6 +179,17 @@ impl App {
         tx.commit().await
     }
 
+    /// The backup health checks of every VM with a complete backup on `host`.
+    pub async fn backup_health(&self, host: &str, max_age_h: u32) -> Result<Vec<crate::health::Measurement>> {
+        let mut out = Vec::new();
+        for record in self.store.newest_backups(host).await? {
+            let (view, _) = self.view(record).await?;
+            let r = &view.record;
+            out.extend(crate::backup_health::vm_checks(&r.vm, r.created_at, view.verification, self.now(), max_age_h));
+        }
+        Ok(out)
+    }
+
     /// Backups, newest first; `verification` filters on the derived state.
     pub async fn backups(
         &self,

@@ -144,6 +144,9 @@ impl Settings {
         if !(1..=86_400).contains(&self.backups.tool_timeout_s) {
             return Err(ConfigError::Invalid { key: "backups.tool_timeout_s", message: "must be 1-86400".into() });
         }
+        if !(1..=87_600).contains(&self.backups.max_age_h) {
+            return Err(ConfigError::Invalid { key: "backups.max_age_h", message: "must be 1-87600".into() });
+        }
         if let Err(e) = crate::backup::boot_marker(&self.backups.boot_marker) {
             return Err(ConfigError::Invalid { key: "backups.boot_marker", message: e.to_string() });
         }
