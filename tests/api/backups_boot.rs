@@ -208,7 +208,45 @@ async fn a_killed_boot_test_leaves_nothing_and_its_retry_succeeds(backend: Backe
     let _ = std::fs::remove_dir_all(&root);
 }
 
+/// A domain with firmware variables (`<nvram>`; SeaBIOS stands in for UEFI
+/// firmware as the pflash loader): the backup holds `nvram.fd`, and the boot
+/// test boots with a copy of it, never writing the backup's.
+async fn the_nvram_is_backed_up_and_booted_from_a_copy(backend: Backend) {
+    if !available() {
+        return;
+    }
+    let root = scratch();
+    let (disk, nonce) = make_disk(&root);
+    let vars = root.join("vars.fd");
+    std::fs::write(&vars, (0..128 << 10).map(|_| rand::random::<u8>()).collect::<Vec<u8>>()).unwrap();
+    let os = format!(
+        "<loader readonly='yes' type='pflash'>/usr/share/seabios/bios-256k.bin</loader><nvram>{}</nvram>",
+        vars.display()
+    );
+    let vm = define_with_os("hfvn", &disk, &os);
+    let backups_dir = root.join("backups");
+    let app = qemu_app(backend, Options { env: backups_env(&backups_dir), ..Options::default() }).await;
+    app.wait_for(|| async { app.get(&format!("/api/v1/vms/{}", vm.name)).await.status == 200 }).await;
+
+    let b = backup(&app, &vm.name).await;
+    let files = b["manifest"]["files"].as_array().unwrap();
+    let nvram = files.iter().find(|f| f["path"] == "nvram.fd").unwrap_or_else(|| panic!("no nvram.fd: {b:#}"));
+    assert_eq!(nvram["sha256"].as_str().unwrap(), sha256_file(&vars), "an exact copy");
+    let dir = PathBuf::from(b["dir"].as_str().unwrap());
+    let before = sha256_file(&dir.join("nvram.fd"));
+    let result = boot_verify(&app, b["id"].as_str().unwrap(), 60).await;
+    assert_eq!(result["result"], "ok", "{result:#}");
+    assert!(result["boot"]["console_tail"].as_str().unwrap().contains(&nonce), "{result:#}");
+    assert_eq!(sha256_file(&dir.join("nvram.fd")), before, "the backup's nvram.fd is never written");
+    assert!(leftovers(&backups_dir).is_empty());
+
+    app.stop().await;
+    drop(vm);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
 crate::on_both_backends_with_qemu!(
+    the_nvram_is_backed_up_and_booted_from_a_copy,
     boot_verification_boots_what_was_backed_up,
     a_killed_boot_test_leaves_nothing_and_its_retry_succeeds,
 );

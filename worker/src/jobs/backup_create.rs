@@ -5,7 +5,8 @@
 //! `<id>.partial/` (removed first on a retry, with any libvirt job an earlier
 //! attempt left behind), fsynced, the manifest last, then renamed. An attempt
 //! that finds `<id>/` already complete (its predecessor died before
-//! recording) records it instead of copying again. The new backup is then
+//! recording) records it instead of copying again. A domain's `<nvram>` is
+//! copied as `nvram.fd`. The new backup is then
 //! verified at `backups.verify_new`.
 
 use std::path::{Path, PathBuf};
@@ -22,7 +23,7 @@ use serde_json::json;
 
 use super::{Job, JobContext};
 use crate::backup::{
-    boot::BootOptions,
+    boot::{BootOptions, NVRAM},
     disks::{self, Disk},
     files::{self, Layout, io_failure},
     live,
@@ -171,8 +172,15 @@ async fn create(
             virtual_size,
         });
     }
-    let rel: Vec<String> =
+    let mut rel: Vec<String> =
         manifest_disks.iter().map(|d| d.path.clone()).chain(std::iter::once("domain.xml".to_owned())).collect();
+    // The firmware's variables (UEFI boot entries, Secure Boot keys): without them an EFI guest may not boot.
+    if let Some(vars) =
+        disks::nvram(&inactive).map_err(|m| JobFailure::new(ErrorClass::Permanent, "unsupported_disk", m))?
+    {
+        std::fs::copy(&vars, layout.partial.join(NVRAM)).map_err(|e| io_failure("copying the nvram", &e))?;
+        rel.push(NVRAM.to_owned());
+    }
     let (partial, stop) = (layout.partial.clone(), ctx.cancel.clone());
     let hashed = tokio::task::spawn_blocking(move || {
         let listed = files::sync_and_hash(&partial, &rel, &stop)?;
