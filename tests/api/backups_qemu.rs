@@ -24,37 +24,12 @@ pub(crate) fn run(program: &str, args: &[&str]) -> std::process::Output {
     out
 }
 
-/// A boot sector that reads the disk's second sector and prints
-/// `HYPERFLEET-BOOT-OK ` and the text found there to COM1, then halts
-/// (GNU as, `as --32` + `ld -m elf_i386 -Ttext 0x7c00 --oformat binary`):
-///
-/// ```text
-/// .code16
-///     cli; xor %ax,%ax; mov %ax,%ds; mov %ax,%es; mov %ax,%ss; mov $0x7c00,%sp
-///     mov $0x0201,%ax; mov $0x7e00,%bx; mov $0x0002,%cx; xor %dh,%dh; int $0x13  # LBA 1 → 0:7e00
-///     mov $msg,%si; call puts; mov $0x7e00,%si; call puts; mov $0x0a,%al; call putc
-/// halt: cli; hlt; jmp halt
-/// puts: lodsb; test %al,%al; jz 1f; call putc; jmp puts
-/// 1:    ret
-/// putc: mov $0x3f8,%dx; out %al,%dx; ret
-/// msg:  .asciz "HYPERFLEET-BOOT-OK "
-/// . = _start + 510
-/// .byte 0x55, 0xaa
-/// ```
-const BOOT_SECTOR_CODE: &str = "fa31c08ed88ec08ed0bc007cb80102bb007eb9020030f6cd13be3e7ce80f00be007ee80900b00ae80f00\
-    faf4ebfcac84c07405e80300ebf6c3baf803eec34859504552464c4545542d424f4f542d4f4b20";
-
-/// A 1 MiB raw disk: the boot sector, a random nonce in sector 2, random bytes after.
+/// A 1 MiB raw disk: the boot sector (`hyperfleet::boot_sector`), a random nonce in sector 2, random bytes after.
 /// Returns it and the nonce, which the guest prints when it boots from it.
 pub(crate) fn make_disk(root: &Path) -> (std::path::PathBuf, String) {
     let mut bytes: Vec<u8> = (0..1 << 20).map(|_| rand::random::<u8>()).collect();
-    let code = hex::decode(BOOT_SECTOR_CODE.replace(' ', "")).unwrap();
-    bytes[..1024].fill(0);
-    bytes[..code.len()].copy_from_slice(&code);
-    bytes[510] = 0x55;
-    bytes[511] = 0xaa;
     let nonce = format!("nonce-{}", ulid::Ulid::new().to_string().to_lowercase());
-    bytes[512..512 + nonce.len()].copy_from_slice(nonce.as_bytes());
+    bytes[..1024].copy_from_slice(&hyperfleet::boot_sector::first_sectors(&nonce));
     let disk = root.join("disk.raw");
     std::fs::write(&disk, bytes).unwrap();
     (disk, nonce)

@@ -5,7 +5,7 @@
 //! operations whose worker died (an expired lease).
 
 pub mod alerts;
-mod backup;
+pub mod backup;
 mod health;
 mod isos;
 pub mod jobs;
