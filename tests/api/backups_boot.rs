@@ -245,7 +245,48 @@ async fn the_nvram_is_backed_up_and_booted_from_a_copy(backend: Backend) {
     let _ = std::fs::remove_dir_all(&root);
 }
 
+/// A planned verification at level `boot` (a schedule without a backup)
+/// boot-tests only the newest backup of each VM; the older ones it checks at
+/// level `image`. (`reverify_after_days = 0`: every backup is due.)
+async fn a_planned_boot_verification_boots_only_the_newest_backup(backend: Backend) {
+    if !available() {
+        return;
+    }
+    let root = scratch();
+    let (disk, nonce) = make_disk(&root);
+    let vm = define_with_disk("hfvp", &disk);
+    let backups_dir = root.join("backups");
+    let mut env = backups_env(&backups_dir);
+    env.push(("HYPERFLEET__BACKUPS__REVERIFY_AFTER_DAYS".to_owned(), "0".to_owned()));
+    let app = qemu_app(backend, Options { env, ..Options::default() }).await;
+    app.wait_for(|| async { app.get(&format!("/api/v1/vms/{}", vm.name)).await.status == 200 }).await;
+    let older = backup(&app, &vm.name).await["id"].as_str().unwrap().to_owned();
+    let newer = backup(&app, &vm.name).await["id"].as_str().unwrap().to_owned();
+
+    let params = json!({"level": "boot", "boot_marker": MARKER, "boot_timeout_s": 60});
+    let s = json!({"name": "verify-boot", "cron": "0 0 1 1 *", "kind": "backup.verify", "params": params});
+    let s = app.post("/api/v1/schedules", s).await;
+    assert_eq!(s.status, 201, "{}", s.body);
+    let r = app.post(&format!("/api/v1/schedules/{}/trigger", s.body["id"].as_str().unwrap()), json!({})).await;
+    let op = app.wait_status(r.body["id"].as_str().unwrap(), &["succeeded", "failed", "cancelled"]).await;
+    assert_eq!(op["status"], "succeeded", "{op:#}");
+    assert_eq!((op["result"]["planned"].as_u64(), op["result"]["ok"].as_array().map(Vec::len)), (Some(2), Some(2)));
+    let last = |id: String| {
+        let app = &app;
+        async move { app.get(&format!("/api/v1/backups/{id}")).await.body["verifications"][0].clone() }
+    };
+    let (old_v, new_v) = (last(older).await, last(newer).await);
+    assert_eq!((old_v["level"].as_str(), old_v["result"].as_str()), (Some("image"), Some("ok")), "{old_v:#}");
+    assert_eq!((new_v["level"].as_str(), new_v["result"].as_str()), (Some("boot"), Some("ok")), "{new_v:#}");
+    assert!(new_v["details"]["boot"]["console_tail"].as_str().unwrap().contains(&nonce), "{new_v:#}");
+
+    app.stop().await;
+    drop(vm);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
 crate::on_both_backends_with_qemu!(
+    a_planned_boot_verification_boots_only_the_newest_backup,
     the_nvram_is_backed_up_and_booted_from_a_copy,
     boot_verification_boots_what_was_backed_up,
     a_killed_boot_test_leaves_nothing_and_its_retry_succeeds,

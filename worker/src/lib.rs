@@ -85,7 +85,10 @@ pub async fn run(store: Store, cfg: WorkerConfig, shutdown: CancellationToken) -
     sweep_boot_tests(&cfg).await;
     tracing::info!(host = cfg.host, worker = worker_id, uri = cfg.libvirt_uri, "worker started");
 
-    let app = App::new(store.clone()).with_retention(cfg.retention.clone());
+    // Its plans (`backup.verify` without a backup) and health checks derive `outdated` from the setting.
+    let app = App::new(store.clone())
+        .with_retention(cfg.retention.clone())
+        .with_reverify_after_days(cfg.backups.reverify_after_days);
     let runner = Runner::new(app.clone(), hypervisor.clone(), worker_id.clone(), &cfg);
     let transport_stop = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
