@@ -154,7 +154,7 @@ async fn boot_verification_boots_what_was_backed_up(backend: Backend) {
 
 /// SIGKILL during a boot test: libvirt destroys the test domain with the
 /// worker's connection, the next worker sweeps the overlays and its retry
-/// succeeds. The domain seen while it ran had no network interface, host
+/// succeeds; a cancel during a boot test leaves nothing either. The domain seen while it ran had no network interface, host
 /// device or shared filesystem. (The VM's boot menu waits 4 s before
 /// booting, so the test has time to look at the running domain.)
 async fn a_killed_boot_test_leaves_nothing_and_its_retry_succeeds(backend: Backend) {
@@ -202,6 +202,21 @@ async fn a_killed_boot_test_leaves_nothing_and_its_retry_succeeds(backend: Backe
     assert!(op["result"]["boot"]["console_tail"].as_str().unwrap().contains(&nonce), "{op:#}");
     assert!(leftovers(&backups_dir).is_empty(), "swept: {:?}", leftovers(&backups_dir));
     assert!(boot_domains_under(&backups_dir).is_empty());
+
+    // A cancel during the boot test ends it the same way: nothing remains.
+    let r = app
+        .post(
+            &format!("/api/v1/backups/{}/verify", b["id"].as_str().unwrap()),
+            json!({ "level": "boot", "boot_marker": MARKER, "boot_timeout_s": 120 }),
+        )
+        .await;
+    let op_id = r.body["id"].as_str().unwrap().to_owned();
+    app.wait_for(|| std::future::ready(!boot_domains_under(&backups_dir).is_empty())).await;
+    let r = app.post(&format!("/api/v1/operations/{op_id}/cancel"), json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let op = app.wait_status(&op_id, &["succeeded", "failed", "cancelled"]).await;
+    assert_eq!(op["status"], "cancelled", "{op:#}");
+    assert!(boot_domains_under(&backups_dir).is_empty() && leftovers(&backups_dir).is_empty());
 
     app.stop().await;
     drop(vm);

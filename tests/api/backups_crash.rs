@@ -1,8 +1,9 @@
 //! A backup interrupted while it is written (`#[ignore]`d real-QEMU lane):
 //! a worker SIGKILLed mid-copy leaves a partial directory that the retry
 //! removes before it writes the backup again, and a cancel stops the copy
-//! itself. The VM's 64 MiB of random data take long enough to copy and hash
-//! that the test sees the partial directory before the backup is sealed.
+//! itself. The test freezes the copying `qemu-img` (SIGSTOP, a slow disk) so
+//! that the SIGKILL and the cancel (which reaches a job within a second)
+//! surely find the backup being copied.
 
 use std::{
     io::Write,
@@ -38,6 +39,35 @@ fn entries(dir: &Path) -> Vec<String> {
     names
 }
 
+/// The `qemu-img convert` writing into `partial` (the worker's child), if it runs.
+fn qemu_img_writing(partial: &Path) -> Option<u32> {
+    let wanted = partial.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+        let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        let ours = args.first()?.ends_with("qemu-img")
+            && args.iter().any(|a| a == "convert")
+            && args.iter().any(|a| a.starts_with(&wanted));
+        ours.then_some(pid)
+    })
+}
+
+/// Waits for the `qemu-img convert` writing into `partial`.
+async fn copying(app: &TestApp, partial: &Path) -> u32 {
+    let mut copier = None;
+    app.wait_for(|| {
+        copier = qemu_img_writing(partial);
+        std::future::ready(copier.is_some())
+    })
+    .await;
+    copier.unwrap()
+}
+
+fn signal(which: &str, pid: u32) {
+    assert!(std::process::Command::new("kill").args([which, &pid.to_string()]).status().unwrap().success());
+}
+
 async fn start_backup(app: &TestApp, vm: &str) -> String {
     let r = app.post(&format!("/api/v1/vms/{vm}/backups"), json!({})).await;
     assert_eq!(r.status, 202, "{}", r.body);
@@ -61,8 +91,10 @@ async fn interrupted_backups_leave_no_partial_directory(backend: Backend) {
     // SIGKILL while the copy is being written: the partial directory stays behind…
     let id = start_backup(&app, &vm.name).await;
     let partial = vm_dir.join(format!("{id}.partial"));
-    app.wait_for(|| std::future::ready(partial.exists())).await;
+    let copier = copying(&app, &partial).await;
+    signal("-STOP", copier); // still copying when the worker dies
     app.kill_worker(worker);
+    signal("-KILL", copier); // the dead worker's orphan
     assert!(partial.exists() && !vm_dir.join(&id).exists(), "killed mid-create: {:?}", entries(&vm_dir));
     // …until the retry, which removes it and writes the backup afresh.
     app.spawn_worker_process();
@@ -77,7 +109,7 @@ async fn interrupted_backups_leave_no_partial_directory(backend: Backend) {
     // A cancel while the disk is copied stops the copy; nothing of the backup remains.
     let id2 = start_backup(&app, &vm.name).await;
     let partial = vm_dir.join(format!("{id2}.partial"));
-    app.wait_for(|| std::future::ready(partial.exists())).await;
+    signal("-STOP", copying(&app, &partial).await);
     let r = app.post(&format!("/api/v1/operations/{id2}/cancel"), json!({})).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let op = app.wait_status(&id2, &["succeeded", "failed", "cancelled"]).await;

@@ -35,7 +35,7 @@ impl Job for BackupVerify {
         };
         match result {
             Ok(Some(result)) => Finish::Succeeded(result),
-            Ok(None) => Finish::Cancelled("cancel requested between verifications".into()),
+            Ok(None) => Finish::Cancelled("cancel requested; the verification did not finish".into()),
             Err(f) => Finish::Failed(f),
         }
     }
