@@ -256,6 +256,8 @@ async fn the_nvram_is_backed_up_and_booted_from_a_copy(backend: Backend) {
     assert!(leftovers(&backups_dir).is_empty());
 
     app.stop().await;
+    // A domain with nvram is undefined only when told what to do with it (QemuVm's drop is not).
+    run("virsh", &["-c", URI, "undefine", "--keep-nvram", &vm.name]);
     drop(vm);
     let _ = std::fs::remove_dir_all(&root);
 }
