@@ -156,9 +156,10 @@ pub fn domain_xml(backup_xml: &str, d: &BootDomain) -> Result<String, String> {
             }
         }
         xml.push_str(&format!("    <loader{attrs}>{}</loader>\n", escape(l.path.trim())));
-        if let Some(nvram) = &d.nvram {
-            xml.push_str(&format!("    <nvram>{}</nvram>\n", escape(&nvram.to_string_lossy())));
-        }
+    }
+    // Also with a firmware libvirt picks itself: the guest's variables are the backup's, in a copy.
+    if let Some(nvram) = &d.nvram {
+        xml.push_str(&format!("    <nvram>{}</nvram>\n", escape(&nvram.to_string_lossy())));
     }
     // Only the disks can boot: the test is whether the backed-up disks do.
     xml.push_str("    <boot dev='hd'/>\n");
