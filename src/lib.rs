@@ -4,7 +4,9 @@
 pub mod bench;
 pub mod bench_alerts;
 pub mod bench_ledger;
+pub mod bench_backups;
 pub mod bench_silences;
+pub mod boot_sector;
 mod private_files;
 
 use std::{net::SocketAddr, time::Duration};

@@ -104,6 +104,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Benchmark backup + checksum verification of a 1 GiB qcow2 disk beside `cp` and `sha256sum`, and the boot test.
+    BenchBackups {
+        /// Scratch space (libvirt's QEMU user must reach it for the boot test).
+        #[arg(long, default_value = "/var/tmp")]
+        dir: std::path::PathBuf,
+        #[arg(long, default_value_t = 1024)]
+        size_mib: u64,
+        #[arg(long, default_value = "qemu:///system")]
+        libvirt_uri: String,
+        /// Skip the boot test.
+        #[arg(long)]
+        no_boot: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -314,6 +327,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Schedules(args) => client_cli::exit(client_cli::schedules::run(args, settings.public_url()).await),
         Command::Openapi => {
             println!("{}", hyperfleet_api::spec_json()?);
+            Ok(())
+        }
+        Command::BenchBackups { dir, size_mib, libvirt_uri, no_boot } => {
+            let args = hyperfleet::bench_backups::BackupBenchArgs { dir, size_mib, libvirt_uri, no_boot };
+            println!("{}", serde_json::to_string_pretty(&hyperfleet::bench_backups::run(args).await?)?);
             Ok(())
         }
         Command::Bench { database, ops, concurrency, idle_samples, json } => {

@@ -70,12 +70,13 @@ pub struct VerificationView {
     pub operation_id: uuid::Uuid,
     pub level: VerifyLevel,
     pub result: VerifyResult,
-    /// Why it failed: `manifest_tampered`, `manifest_missing`, `file_missing`, `size_mismatch`, `checksum_mismatch`, `image_corrupt`.
+    /// Why it failed: `manifest_tampered`, `manifest_missing`, `file_missing`, `size_mismatch`, `checksum_mismatch`, `image_corrupt`, `boot_timeout`.
     #[oai(skip_serializing_if_is_none)]
     pub code: Option<String>,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
-    /// Findings (each with its code, the file it concerns, a message), warnings (files the manifest does not list, leaks) and counts.
+    /// Findings (each with its code, the file it concerns, a message), warnings (files the manifest does not list, leaks) and counts;
+    /// level `boot` adds `boot`: the marker, `timeout_s`, `marker_after_ms` (absent when it never appeared) and `console_tail` (the console's last 4 KiB).
     pub details: serde_json::Value,
 }
 

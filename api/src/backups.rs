@@ -3,7 +3,7 @@
 
 use hyperfleet_core::{
     BackupId,
-    backup::{BackupState, VerificationState, VerifyLevel},
+    backup::{BackupState, VerificationState, VerifyLevel, VerifyParams},
     backup_prune::PruneParams,
     store::BackupFilter,
     vm::VmName,
@@ -34,11 +34,19 @@ pub struct BackupRequest {}
 
 /// How deeply to verify: `level` `checksum` (default) checks the manifest
 /// against the ledger and every file's size and sha256; `image` also runs
-/// `qemu-img check` on every disk.
+/// `qemu-img check` on every disk; `boot` also boots throw-away overlays of
+/// the disks in a fresh domain without network, host devices or shared
+/// filesystems, and waits for `boot_marker` on its serial console.
 #[derive(Debug, Clone, Object)]
 #[oai(deny_unknown_fields)]
 pub struct VerifyRequest {
     pub level: Option<VerifyLevel>,
+    /// Level `boot`: a regular expression searched in the serial console's text (default `backups.boot_marker`).
+    #[oai(validator(min_length = 1, max_length = 256))]
+    pub boot_marker: Option<String>,
+    /// Level `boot`: seconds the guest has to print it (default `backups.boot_timeout_s`).
+    #[oai(validator(minimum(value = "1"), maximum(value = "3600")))]
+    pub boot_timeout_s: Option<u32>,
 }
 
 /// Which backups of a VM to keep; the others are deleted from its host. As in
@@ -181,9 +189,15 @@ impl BackupsApi {
         #[oai(name = "Idempotency-Key", validator(pattern = "^[!-~]{1,200}$"))] key: Header<Option<String>>,
         body: Json<Option<VerifyRequest>>,
     ) -> ApiResult<Enqueued> {
-        let level = body.0.and_then(|b| b.level).unwrap_or(VerifyLevel::Checksum);
+        let b = body.0.unwrap_or(VerifyRequest { level: None, boot_marker: None, boot_timeout_s: None });
+        let params = VerifyParams {
+            backup_id: Some(BackupId(id.0)),
+            level: b.level.unwrap_or(VerifyLevel::Checksum),
+            boot_marker: b.boot_marker,
+            boot_timeout_s: b.boot_timeout_s,
+        };
         let origin = self.state.origin(&auth.0, key.0)?;
-        let submitted = self.state.app.backup_verify(BackupId(id.0), level, origin).await?;
+        let submitted = self.state.app.backup_verify(BackupId(id.0), params, origin).await?;
         Ok(Enqueued::answer(&self.state.app, submitted).await?)
     }
 }

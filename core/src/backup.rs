@@ -42,6 +42,9 @@ closed_set!(
         Checksum = "checksum",
         /// And `qemu-img check` finds every disk image sound, of the recorded virtual size.
         Image = "image",
+        /// And a fresh, network-less domain booted from throw-away overlays of the
+        /// disks prints the boot marker on its serial console in time.
+        Boot = "boot",
     }
 );
 
@@ -155,7 +158,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Why a verification failed (a stable `code`, the file it concerns if any).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
-    /// `manifest_tampered`, `manifest_missing`, `file_missing`, `size_mismatch`, `checksum_mismatch`, `image_corrupt`.
+    /// `manifest_tampered`, `manifest_missing`, `file_missing`, `size_mismatch`, `checksum_mismatch`, `image_corrupt`, `boot_timeout`.
     pub code: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
@@ -179,6 +182,62 @@ pub struct VerifyReport {
     pub warnings: Vec<String>,
     pub files_checked: usize,
     pub bytes_checked: u64,
+    /// What the boot test saw (level `boot`, when it ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<BootReport>,
+}
+
+/// What a boot test saw: the marker it looked for, how long the guest took to
+/// print it (absent when it never did), and the console's last 4 KiB.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootReport {
+    /// The test domain's name (`hf-verify-…`), gone once the test ended.
+    pub domain: String,
+    pub marker: String,
+    pub timeout_s: u32,
+    /// Milliseconds from the domain's start to the marker on its console.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marker_after_ms: Option<u64>,
+    /// Milliseconds from the start to the guest stopping on its own, without the marker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_after_ms: Option<u64>,
+    /// The serial console's last [`CONSOLE_TAIL_BYTES`] bytes (lossy UTF-8).
+    pub console_tail: String,
+}
+
+/// How much of a boot test's console the verification record keeps.
+pub const CONSOLE_TAIL_BYTES: usize = 4096;
+/// The longest boot marker accepted, in bytes (like silence regexes).
+pub const MAX_BOOT_MARKER_BYTES: usize = 256;
+/// The longest boot test accepted, in seconds.
+pub const MAX_BOOT_TIMEOUT_S: u32 = 3600;
+const MAX_MARKER_COMPILED_BYTES: usize = 1 << 20;
+
+/// A compiled boot marker.
+pub type BootMarker = regex::Regex;
+
+/// Compiles a boot marker (searched anywhere in the console's text), within the size limits.
+pub fn boot_marker(pattern: &str) -> Result<BootMarker, Error> {
+    if pattern.is_empty() || pattern.len() > MAX_BOOT_MARKER_BYTES {
+        return Err(Error::invalid(
+            "invalid_boot_marker",
+            format!("a boot marker is a regular expression of 1-{MAX_BOOT_MARKER_BYTES} bytes"),
+        ));
+    }
+    regex::RegexBuilder::new(pattern)
+        .size_limit(MAX_MARKER_COMPILED_BYTES)
+        .dfa_size_limit(MAX_MARKER_COMPILED_BYTES)
+        .build()
+        .map_err(|e| Error::invalid("invalid_boot_marker", format!("the boot marker does not compile: {e}")))
+}
+
+/// Checks a boot test's timeout against its limits.
+pub fn boot_timeout(seconds: u32) -> Result<u32, Error> {
+    if (1..=MAX_BOOT_TIMEOUT_S).contains(&seconds) {
+        Ok(seconds)
+    } else {
+        Err(Error::invalid("invalid_boot_timeout", format!("boot_timeout_s must be 1-{MAX_BOOT_TIMEOUT_S}")))
+    }
 }
 
 impl VerifyReport {
@@ -210,6 +269,12 @@ pub struct VerifyParams {
     pub backup_id: Option<BackupId>,
     #[serde(default = "default_level")]
     pub level: VerifyLevel,
+    /// Level `boot`: the marker to wait for, instead of `backups.boot_marker`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_marker: Option<String>,
+    /// Level `boot`: how long to wait for it, instead of `backups.boot_timeout_s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_timeout_s: Option<u32>,
 }
 
 /// Parameters of `backup.delete`.
@@ -225,6 +290,12 @@ fn default_level() -> VerifyLevel {
 
 impl VerifyParams {
     pub fn validate(&self) -> Result<(), Error> {
+        if let Some(m) = &self.boot_marker {
+            boot_marker(m)?;
+        }
+        if let Some(t) = self.boot_timeout_s {
+            boot_timeout(t)?;
+        }
         Ok(())
     }
 }
@@ -247,6 +318,24 @@ mod tests {
             verification_state(Some((VerifyResult::Failed, now.minus(day * 8))), now, 7),
             VerificationState::Failed
         );
+    }
+
+    #[test]
+    fn boot_markers_and_timeouts_are_bounded() {
+        assert!(boot_marker("HYPERFLEET-BOOT-OK [a-z0-9-]+").unwrap().is_match("x\nHYPERFLEET-BOOT-OK nonce-1\n"));
+        assert_eq!(boot_marker("").unwrap_err().code(), "invalid_boot_marker");
+        assert_eq!(boot_marker(&"a".repeat(MAX_BOOT_MARKER_BYTES + 1)).unwrap_err().code(), "invalid_boot_marker");
+        assert_eq!(boot_marker("(").unwrap_err().code(), "invalid_boot_marker");
+        assert_eq!(
+            boot_marker("\\w{100}\\w{100}\\w{100}").unwrap_err().code(),
+            "invalid_boot_marker",
+            "too big compiled"
+        );
+        assert_eq!(boot_timeout(5).unwrap(), 5);
+        assert!(boot_timeout(0).is_err() && boot_timeout(MAX_BOOT_TIMEOUT_S + 1).is_err());
+        let p: VerifyParams =
+            serde_json::from_value(serde_json::json!({"level": "boot", "boot_timeout_s": 0})).unwrap();
+        assert_eq!(p.validate().unwrap_err().code(), "invalid_boot_timeout");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod auth;
 pub mod backoff;
 pub mod backup;
+pub mod backup_health;
 pub mod backup_prune;
 pub mod closed_set;
 pub mod error;

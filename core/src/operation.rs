@@ -327,7 +327,10 @@ mod tests {
         check_params(OperationKind::BackupVerify, &json!({})).unwrap();
         let id = crate::BackupId::new();
         check_params(OperationKind::BackupVerify, &json!({"backup_id": id, "level": "image"})).unwrap();
-        assert!(check_params(OperationKind::BackupVerify, &json!({"backup_id": id, "level": "boot"})).is_err());
+        check_params(OperationKind::BackupVerify, &json!({"level": "boot", "boot_timeout_s": 60})).unwrap();
+        assert!(check_params(OperationKind::BackupVerify, &json!({"backup_id": id, "level": "reboot"})).is_err());
+        let bad_marker = json!({"level": "boot", "boot_marker": "("});
+        assert_eq!(check_params(OperationKind::BackupVerify, &bad_marker).unwrap_err().code(), "invalid_boot_marker");
         check_params(OperationKind::BackupCreate, &json!({"vm": "web"})).unwrap();
         assert!(check_params(OperationKind::BackupCreate, &json!({"vm": "../etc"})).is_err());
     }

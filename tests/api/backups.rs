@@ -39,7 +39,7 @@ async fn recorded_backup_in(app: &TestApp, host: &str, vm: &str, dir: &str) -> S
 }
 
 /// Records an ok checksum verification of `backup`, as the verify job would; returns its operation.
-pub async fn record_ok_verification(
+pub(crate) async fn record_ok_verification(
     core: &hyperfleet_core::app::App,
     backup: &BackupRecord,
 ) -> hyperfleet_core::OperationId {
@@ -50,6 +50,7 @@ pub async fn record_ok_verification(
         warnings: vec![],
         files_checked: 0,
         bytes_checked: 0,
+        boot: None,
     };
     let operation = hyperfleet_core::OperationId::new();
     let v = NewVerification { backup: backup.id, operation, started_at: core.now(), report: &report };
@@ -101,8 +102,38 @@ async fn backups_are_listed_filtered_and_shown_with_their_manifest(backend: Back
     assert_eq!(r.headers["location"], format!("/api/v1/operations/{}", r.body["id"].as_str().unwrap()).as_str());
     assert_eq!((r.body["kind"].as_str(), r.body["vm"].as_str()), (Some("backup.verify"), Some("web")));
     assert_eq!(r.body["params"]["level"], "image");
-    let r = app.post(&format!("/api/v1/backups/{older}/verify"), json!({"level": "boot"})).await;
+    let r = app.post(&format!("/api/v1/backups/{older}/verify"), json!({"level": "reboot"})).await;
     assert_eq!(r.status, 400, "{}", r.body);
+    // A boot test's marker and timeout are bounded and checked before anything is enqueued.
+    let r = app
+        .post(
+            &format!("/api/v1/backups/{older}/verify"),
+            json!({"level": "boot", "boot_marker": "login: [a-z]+", "boot_timeout_s": 90}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(
+        r.body["params"],
+        json!({"backup_id": older, "level": "boot", "boot_marker": "login: [a-z]+", "boot_timeout_s": 90})
+    );
+    let before = app.get("/api/v1/operations?kind=backup.verify").await.body["items"].as_array().unwrap().len();
+    for (body, status, code) in [
+        (json!({"level": "boot", "boot_marker": "(unclosed"}), 422, Some("invalid_boot_marker")),
+        (json!({"level": "boot", "boot_marker": "x".repeat(257)}), 400, None),
+        (json!({"level": "boot", "boot_marker": ""}), 400, None),
+        (json!({"level": "boot", "boot_timeout_s": 0}), 400, None),
+        (json!({"level": "boot", "boot_timeout_s": 3601}), 400, None),
+    ] {
+        let r = app.post(&format!("/api/v1/backups/{older}/verify"), body.clone()).await;
+        assert_eq!(
+            (r.status, r.body["code"].as_str().filter(|_| code.is_some())),
+            (status, code),
+            "{body}: {}",
+            r.body
+        );
+    }
+    let after = app.get("/api/v1/operations?kind=backup.verify").await.body["items"].as_array().unwrap().len();
+    assert_eq!(before, after, "bad input enqueues nothing");
 
     // Only a complete backup can be verified.
     let core = app.core().await;

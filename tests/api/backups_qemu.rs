@@ -13,48 +13,23 @@ use crate::{
     qemu::{QemuVm, URI, available, qemu_app},
 };
 
-fn sha256_file(path: &Path) -> String {
+pub(crate) fn sha256_file(path: &Path) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
 }
 
-fn run(program: &str, args: &[&str]) -> std::process::Output {
+pub(crate) fn run(program: &str, args: &[&str]) -> std::process::Output {
     let out = Command::new(program).args(args).output().unwrap();
     assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     out
 }
 
-/// A boot sector that reads the disk's second sector and prints
-/// `HYPERFLEET-BOOT-OK ` and the text found there to COM1, then halts
-/// (GNU as, `as --32` + `ld -m elf_i386 -Ttext 0x7c00 --oformat binary`):
-///
-/// ```text
-/// .code16
-///     cli; xor %ax,%ax; mov %ax,%ds; mov %ax,%es; mov %ax,%ss; mov $0x7c00,%sp
-///     mov $0x0201,%ax; mov $0x7e00,%bx; mov $0x0002,%cx; xor %dh,%dh; int $0x13  # LBA 1 → 0:7e00
-///     mov $msg,%si; call puts; mov $0x7e00,%si; call puts; mov $0x0a,%al; call putc
-/// halt: cli; hlt; jmp halt
-/// puts: lodsb; test %al,%al; jz 1f; call putc; jmp puts
-/// 1:    ret
-/// putc: mov $0x3f8,%dx; out %al,%dx; ret
-/// msg:  .asciz "HYPERFLEET-BOOT-OK "
-/// . = _start + 510
-/// .byte 0x55, 0xaa
-/// ```
-const BOOT_SECTOR_CODE: &str = "fa31c08ed88ec08ed0bc007cb80102bb007eb9020030f6cd13be3e7ce80f00be007ee80900b00ae80f00\
-    faf4ebfcac84c07405e80300ebf6c3baf803eec34859504552464c4545542d424f4f542d4f4b20";
-
-/// A 1 MiB raw disk: the boot sector, a random nonce in sector 2, random bytes after.
+/// A 1 MiB raw disk: the boot sector (`hyperfleet::boot_sector`), a random nonce in sector 2, random bytes after.
 /// Returns it and the nonce, which the guest prints when it boots from it.
-fn make_disk(root: &Path) -> (std::path::PathBuf, String) {
+pub(crate) fn make_disk(root: &Path) -> (std::path::PathBuf, String) {
     let mut bytes: Vec<u8> = (0..1 << 20).map(|_| rand::random::<u8>()).collect();
-    let code = hex::decode(BOOT_SECTOR_CODE.replace(' ', "")).unwrap();
-    bytes[..1024].fill(0);
-    bytes[..code.len()].copy_from_slice(&code);
-    bytes[510] = 0x55;
-    bytes[511] = 0xaa;
     let nonce = format!("nonce-{}", ulid::Ulid::new().to_string().to_lowercase());
-    bytes[512..512 + nonce.len()].copy_from_slice(nonce.as_bytes());
+    bytes[..1024].copy_from_slice(&hyperfleet::boot_sector::first_sectors(&nonce));
     let disk = root.join("disk.raw");
     std::fs::write(&disk, bytes).unwrap();
     (disk, nonce)
@@ -62,7 +37,12 @@ fn make_disk(root: &Path) -> (std::path::PathBuf, String) {
 
 /// A TCG domain (the test suite's fixture, marked as a test domain) with
 /// `disk` as `vda`, an empty CD-ROM, and its serial console written to `<disk>.console`.
-fn define_with_disk(prefix: &str, disk: &Path) -> QemuVm {
+pub(crate) fn define_with_disk(prefix: &str, disk: &Path) -> QemuVm {
+    define_with_os(prefix, disk, "")
+}
+
+/// Like [`define_with_disk`], with more `<os>` settings (such as a boot menu that delays booting).
+pub(crate) fn define_with_os(prefix: &str, disk: &Path, os: &str) -> QemuVm {
     let name = format!("{prefix}-{}", ulid::Ulid::new().to_string()[20..].to_lowercase());
     let devices = format!(
         "<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{}'/>\
@@ -74,14 +54,16 @@ fn define_with_disk(prefix: &str, disk: &Path) -> QemuVm {
     );
     let fixture = include_str!("../fixtures/qemu-domain.xml");
     let (start, end) = (fixture.find("<serial").unwrap(), fixture.find("<memballoon").unwrap());
-    let xml = format!("{}{devices}\n    {}", &fixture[..start], &fixture[end..]).replace("@NAME@", &name);
+    let xml = format!("{}{devices}\n    {}", &fixture[..start], &fixture[end..])
+        .replace("@NAME@", &name)
+        .replace("<boot dev='hd'/>", &format!("<boot dev='hd'/>{os}"));
     let file = disk.with_extension("xml");
     std::fs::write(&file, xml).unwrap();
     run("virsh", &["-c", URI, "define", file.to_str().unwrap()]);
     QemuVm { name }
 }
 
-async fn backup(app: &TestApp, vm: &str) -> Value {
+pub(crate) async fn backup(app: &TestApp, vm: &str) -> Value {
     let r = app.post(&format!("/api/v1/vms/{vm}/backups"), json!({})).await;
     assert_eq!(r.status, 202, "{}", r.body);
     let op = app.wait_status(r.body["id"].as_str().unwrap(), &["succeeded", "failed", "cancelled"]).await;
@@ -91,7 +73,7 @@ async fn backup(app: &TestApp, vm: &str) -> Value {
     b.body
 }
 
-async fn verify(app: &TestApp, id: &str, level: &str) -> Value {
+pub(crate) async fn verify(app: &TestApp, id: &str, level: &str) -> Value {
     let r = app.post(&format!("/api/v1/backups/{id}/verify"), json!({ "level": level })).await;
     assert_eq!(r.status, 202, "{}", r.body);
     let op = app.wait_status(r.body["id"].as_str().unwrap(), &["succeeded", "failed", "cancelled"]).await;
@@ -100,7 +82,7 @@ async fn verify(app: &TestApp, id: &str, level: &str) -> Value {
 }
 
 /// The test recomputes every file's sha256 and finds exactly the manifest's files.
-fn check_files(b: &Value) {
+pub(crate) fn check_files(b: &Value) {
     let dir = Path::new(b["dir"].as_str().unwrap());
     let manifest: Value = serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(sha256_file(&dir.join("manifest.json")), b["manifest_sha256"].as_str().unwrap());
@@ -119,7 +101,7 @@ fn check_files(b: &Value) {
 
 /// Rewrites the backup's manifest after its files changed and records the new hash in the ledger,
 /// as someone covering their tracks would: only the image level can tell.
-async fn rehash(app: &TestApp, backend: Backend, b: &Value) {
+pub(crate) async fn rehash(app: &TestApp, backend: Backend, b: &Value) {
     let dir = Path::new(b["dir"].as_str().unwrap());
     let mut manifest: Value = serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
     for f in manifest["files"].as_array_mut().unwrap() {
@@ -143,7 +125,7 @@ async fn rehash(app: &TestApp, backend: Backend, b: &Value) {
     }
 }
 
-async fn backup_alerts(app: &TestApp) -> Vec<Value> {
+pub(crate) async fn backup_alerts(app: &TestApp) -> Vec<Value> {
     app.get("/api/v1/alerts?source=backup").await.body["items"].as_array().unwrap().clone()
 }
 

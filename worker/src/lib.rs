@@ -5,7 +5,7 @@
 //! operations whose worker died (an expired lease).
 
 pub mod alerts;
-mod backup;
+pub mod backup;
 mod health;
 mod isos;
 pub mod jobs;
@@ -82,9 +82,13 @@ pub async fn run(store: Store, cfg: WorkerConfig, shutdown: CancellationToken) -
     let heartbeat_s = cfg.heartbeat.as_secs().max(1) as i32;
     store.register_host(&cfg.host, &cfg.libvirt_uri, &worker_id, &version, heartbeat_s).await?;
     refresh_inventory(&store, &hypervisor, &cfg.host).await;
+    sweep_boot_tests(&cfg).await;
     tracing::info!(host = cfg.host, worker = worker_id, uri = cfg.libvirt_uri, "worker started");
 
-    let app = App::new(store.clone()).with_retention(cfg.retention.clone());
+    // Its plans (`backup.verify` without a backup) and health checks derive `outdated` from the setting.
+    let app = App::new(store.clone())
+        .with_retention(cfg.retention.clone())
+        .with_reverify_after_days(cfg.backups.reverify_after_days);
     let runner = Runner::new(app.clone(), hypervisor.clone(), worker_id.clone(), &cfg);
     let transport_stop = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
@@ -170,6 +174,18 @@ async fn iso_catalogue(store: Store, cfg: WorkerConfig, stop: CancellationToken)
             Ok(Err(e)) => tracing::warn!(error = %e, "could not scan the ISO directory"),
             Err(e) => tracing::warn!(error = %e, "ISO scan panicked"),
         }
+    }
+}
+
+/// What a killed worker's boot tests left: their domains (libvirt destroys
+/// them with the connection, unless it was down meanwhile) and overlays.
+async fn sweep_boot_tests(cfg: &WorkerConfig) {
+    let Some(root) = cfg.backups.dir.clone() else { return };
+    let uri = cfg.libvirt_uri.clone();
+    match tokio::task::spawn_blocking(move || backup::boot::sweep(&uri, &root)).await {
+        Ok((0, 0)) => {}
+        Ok((domains, dirs)) => tracing::warn!(domains, dirs, "removed boot tests left by an earlier worker"),
+        Err(e) => tracing::warn!(error = %e, "boot test sweep panicked"),
     }
 }
 

@@ -283,6 +283,7 @@ mod tests {
             warnings: vec![],
             files_checked: 2,
             bytes_checked: 10,
+            boot: None,
         };
         let bad = report(VerifyResult::Failed, vec![Finding::new("checksum_mismatch", Some("disks/vda.qcow2"), "x")]);
         let v = BackupVerified { host: "hv1", vm: "web", backup: crate::BackupId::new(), report: &bad, newest: false };

@@ -5,10 +5,7 @@ use super::{App, Origin};
 use crate::{
     BackupId, Error, OperationId, Result, Timestamp,
     alert::sources::{self, BackupVerified},
-    backup::{
-        BackupState, CreateParams, DeleteParams, Manifest, VerificationState, VerifyLevel, VerifyParams,
-        verification_state,
-    },
+    backup::{BackupState, CreateParams, DeleteParams, Manifest, VerificationState, VerifyParams, verification_state},
     backup_prune::{Candidate, PruneParams, PrunePlan, plan},
     operation::OperationKind,
     store::{BackupFilter, BackupRecord, NewVerification, Page, Submitted, VerificationRecord},
@@ -32,12 +29,13 @@ impl App {
     }
 
     /// Enqueues a `backup.verify` of a complete backup, on its host.
-    pub async fn backup_verify(&self, id: BackupId, level: VerifyLevel, origin: Origin) -> Result<Submitted> {
+    pub async fn backup_verify(&self, id: BackupId, params: VerifyParams, origin: Origin) -> Result<Submitted> {
+        params.validate()?;
         let b = self.store.backup(id).await?;
         if b.state != BackupState::Complete {
             return Err(Error::conflict("backup_not_complete", format!("backup {id} is {}", b.state)));
         }
-        let params = serde_json::to_value(VerifyParams { backup_id: Some(id), level }).map_err(Error::internal)?;
+        let params = serde_json::to_value(VerifyParams { backup_id: Some(id), ..params }).map_err(Error::internal)?;
         self.store.submit(origin.operation(OperationKind::BackupVerify, Some(b.host), Some(b.vm), params)).await
     }
 
@@ -179,6 +177,17 @@ impl App {
             tx.apply_alert(&change).await?;
         }
         tx.commit().await
+    }
+
+    /// The backup health checks of every VM with a complete backup on `host`.
+    pub async fn backup_health(&self, host: &str, max_age_h: u32) -> Result<Vec<crate::health::Measurement>> {
+        let mut out = Vec::new();
+        for record in self.store.newest_backups(host).await? {
+            let (view, _) = self.view(record).await?;
+            let r = &view.record;
+            out.extend(crate::backup_health::vm_checks(&r.vm, r.created_at, view.verification, self.now(), max_age_h));
+        }
+        Ok(out)
     }
 
     /// Backups, newest first; `verification` filters on the derived state.

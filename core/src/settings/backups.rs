@@ -21,6 +21,41 @@ pub struct BackupSettings {
     /// Each `qemu-img`/`virsh` call, and each libvirt backup job, is given up after this long.
     #[serde(default = "default_tool_timeout_s")]
     pub tool_timeout_s: u64,
+    /// Health check `backup_freshness`: a VM's newest complete backup older than
+    /// this warns, older than twice this is an error.
+    #[serde(default = "default_max_age_h")]
+    pub max_age_h: u32,
+    /// Level `boot`: the regular expression the guest must print on its serial
+    /// console (searched anywhere in it; at most 256 bytes). Requests may give their own.
+    #[serde(default = "default_boot_marker")]
+    pub boot_marker: String,
+    /// Level `boot`: how long the guest has to print it (1-3600 s). Requests may give their own.
+    #[serde(default = "default_boot_timeout_s")]
+    pub boot_timeout_s: u32,
+    /// Level `boot`: the test domain gets the backup's memory, at most this much.
+    #[serde(default = "default_boot_max_memory_mib")]
+    pub boot_max_memory_mib: u32,
+    /// Level `boot`: the test domain gets the backup's vCPUs, at most this many.
+    #[serde(default = "default_boot_max_vcpus")]
+    pub boot_max_vcpus: u32,
+}
+
+fn default_max_age_h() -> u32 {
+    // Daily backups, with a day's grace.
+    48
+}
+fn default_boot_marker() -> String {
+    // A Linux getty's prompt, or the test suite's boot-sector fixture.
+    "login:|HYPERFLEET-BOOT-OK".into()
+}
+fn default_boot_timeout_s() -> u32 {
+    300
+}
+fn default_boot_max_memory_mib() -> u32 {
+    1024
+}
+fn default_boot_max_vcpus() -> u32 {
+    2
 }
 
 fn default_verify_new() -> VerifyLevel {
@@ -40,6 +75,11 @@ impl Default for BackupSettings {
             verify_new: default_verify_new(),
             reverify_after_days: default_reverify_after_days(),
             tool_timeout_s: default_tool_timeout_s(),
+            max_age_h: default_max_age_h(),
+            boot_marker: default_boot_marker(),
+            boot_timeout_s: default_boot_timeout_s(),
+            boot_max_memory_mib: default_boot_max_memory_mib(),
+            boot_max_vcpus: default_boot_max_vcpus(),
         }
     }
 }

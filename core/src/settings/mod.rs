@@ -148,6 +148,24 @@ impl Settings {
         if !(1..=86_400).contains(&self.backups.tool_timeout_s) {
             return Err(ConfigError::Invalid { key: "backups.tool_timeout_s", message: "must be 1-86400".into() });
         }
+        if !(1..=87_600).contains(&self.backups.max_age_h) {
+            return Err(ConfigError::Invalid { key: "backups.max_age_h", message: "must be 1-87600".into() });
+        }
+        if let Err(e) = crate::backup::boot_marker(&self.backups.boot_marker) {
+            return Err(ConfigError::Invalid { key: "backups.boot_marker", message: e.to_string() });
+        }
+        if let Err(e) = crate::backup::boot_timeout(self.backups.boot_timeout_s) {
+            return Err(ConfigError::Invalid { key: "backups.boot_timeout_s", message: e.to_string() });
+        }
+        if !(64..=1_048_576).contains(&self.backups.boot_max_memory_mib) {
+            return Err(ConfigError::Invalid {
+                key: "backups.boot_max_memory_mib",
+                message: "must be 64-1048576".into(),
+            });
+        }
+        if !(1..=256).contains(&self.backups.boot_max_vcpus) {
+            return Err(ConfigError::Invalid { key: "backups.boot_max_vcpus", message: "must be 1-256".into() });
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid { key: "log.format", message: "must be `text` or `json`".into() });
         }

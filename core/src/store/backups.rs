@@ -132,6 +132,18 @@ impl Store {
         })?)
     }
 
+    /// The newest complete backup of each VM on `host`, by VM name.
+    pub async fn newest_backups(&self, host: &str) -> Result<Vec<BackupRecord>> {
+        let sql = format!(
+            "SELECT {BACKUP_COLUMNS} FROM backups WHERE host = $1 AND state = 'complete' AND id = \
+             (SELECT b2.id FROM backups b2 WHERE b2.host = backups.host AND b2.vm = backups.vm \
+              AND b2.state = 'complete' ORDER BY b2.id DESC LIMIT 1) ORDER BY vm"
+        );
+        Ok(read_db!(self, |pool, Db| {
+            sqlx::query_as::<Db, BackupRecord>(AssertSqlSafe(sql.as_str())).bind(host).fetch_all(pool).await
+        })?)
+    }
+
     /// A backup's verifications, newest first.
     pub async fn verifications(&self, backup: BackupId) -> Result<Vec<VerificationRecord>> {
         Ok(read_db!(self, |pool, Db| {

@@ -1,5 +1,6 @@
 //! The disks of a domain, read from its XML: which are backed up and which
-//! are skipped (CD-ROMs, floppies, read-only disks).
+//! are skipped (CD-ROMs, floppies, read-only disks) — and its firmware
+//! variables (`<nvram>`), which are backed up too.
 
 use std::path::PathBuf;
 
@@ -7,7 +8,25 @@ use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
 struct DomainXml {
+    os: Option<OsXml>,
     devices: DevicesXml,
+}
+
+#[derive(Debug, Deserialize)]
+struct OsXml {
+    nvram: Option<NvramXml>,
+}
+
+#[derive(Debug, Deserialize)]
+struct NvramXml {
+    #[serde(rename = "$text", default)]
+    path: String,
+}
+
+/// The file of the domain's firmware variables, when it has one.
+pub fn nvram(xml: &str) -> Result<Option<PathBuf>, String> {
+    let domain: DomainXml = quick_xml::de::from_str(xml).map_err(|e| format!("cannot read the domain XML: {e}"))?;
+    Ok(domain.os.and_then(|o| o.nvram).map(|n| n.path.trim().to_owned()).filter(|p| !p.is_empty()).map(PathBuf::from))
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,5 +133,9 @@ mod tests {
         let net = "<domain><devices><disk type='network' device='disk'><target dev='vda'/></disk></devices></domain>";
         assert!(super::disks(net).is_err());
         assert_eq!(super::disks("<domain><devices/></domain>").unwrap().0, []);
+        assert_eq!(nvram(xml).unwrap(), None);
+        let efi = "<domain><os><type>hvm</type><loader readonly='yes' type='pflash'>/fw/CODE.fd</loader>\
+                   <nvram template='/fw/VARS.fd'>/var/lib/libvirt/qemu/nvram/web_VARS.fd</nvram></os><devices/></domain>";
+        assert_eq!(nvram(efi).unwrap(), Some(PathBuf::from("/var/lib/libvirt/qemu/nvram/web_VARS.fd")));
     }
 }

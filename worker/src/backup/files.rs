@@ -6,6 +6,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use tokio_util::sync::CancellationToken;
+
 use hyperfleet_core::{
     BackupId,
     backup::ManifestFile,
@@ -38,12 +40,20 @@ pub fn io_failure(what: &str, e: &std::io::Error) -> JobFailure {
 
 /// Size and sha256 of `path` (blocking).
 pub fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
+    hash_file_until(path, &CancellationToken::new())
+}
+
+/// Size and sha256 of `path` (blocking); `Interrupted` as soon as `stop` is cancelled.
+pub fn hash_file_until(path: &Path, stop: &CancellationToken) -> std::io::Result<(u64, String)> {
     use sha2::{Digest, Sha256};
     let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;
     loop {
+        if stop.is_cancelled() {
+            return Err(std::io::Error::new(std::io::ErrorKind::Interrupted, "cancel requested"));
+        }
         let n = file.read(&mut buf)?;
         if n == 0 {
             break;
@@ -66,13 +76,14 @@ pub fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// Fsyncs and hashes each of `rel` (paths relative to `dir`), for the manifest.
-pub fn sync_and_hash(dir: &Path, rel: &[String]) -> std::io::Result<Vec<ManifestFile>> {
+/// Fsyncs and hashes each of `rel` (paths relative to `dir`), for the manifest;
+/// `Interrupted` when `stop` is cancelled meanwhile.
+pub fn sync_and_hash(dir: &Path, rel: &[String], stop: &CancellationToken) -> std::io::Result<Vec<ManifestFile>> {
     rel.iter()
         .map(|p| {
             let full = dir.join(p);
             sync_path(&full)?;
-            let (size, sha256) = hash_file(&full)?;
+            let (size, sha256) = hash_file_until(&full, stop)?;
             Ok(ManifestFile { path: p.clone(), size, sha256 })
         })
         .collect()
@@ -117,9 +128,13 @@ mod tests {
         write_synced(&dir.path().join("disks/vda.qcow2"), b"abc").unwrap();
         write_synced(&dir.path().join("domain.xml"), b"").unwrap();
         assert_eq!(list_files(dir.path()).unwrap(), ["disks/vda.qcow2", "domain.xml"]);
-        let files = sync_and_hash(dir.path(), &["disks/vda.qcow2".into()]).unwrap();
+        let stop = CancellationToken::new();
+        let files = sync_and_hash(dir.path(), &["disks/vda.qcow2".into()], &stop).unwrap();
         assert_eq!(files[0].size, 3);
         assert_eq!(files[0].sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        stop.cancel();
+        let e = sync_and_hash(dir.path(), &["disks/vda.qcow2".into()], &stop).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::Interrupted);
         remove_dir(dir.path()).unwrap();
         remove_dir(dir.path()).unwrap();
     }

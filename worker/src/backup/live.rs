@@ -37,7 +37,7 @@ pub fn backup_xml(disks: &[Disk], skipped: &[String], disks_dir: &Path) -> Strin
     xml
 }
 
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('\'', "&apos;").replace('<', "&lt;").replace('>', "&gt;")
 }
 

@@ -84,6 +84,21 @@ impl Tools {
         ok("qemu-img", "qemu_img_failed", run("qemu-img", &args, self.timeout).await?).map(drop)
     }
 
+    /// A new qcow2 `overlay` whose backing file is the qcow2 image `backing` (opened read-only through it).
+    pub async fn overlay(&self, backing: &Path, overlay: &Path) -> Result<(), JobFailure> {
+        let args: [&OsStr; 8] = [
+            "create".as_ref(),
+            "-f".as_ref(),
+            "qcow2".as_ref(),
+            "-F".as_ref(),
+            "qcow2".as_ref(),
+            "-b".as_ref(),
+            backing.as_os_str(),
+            overlay.as_os_str(),
+        ];
+        ok("qemu-img", "qemu_img_failed", run("qemu-img", &args, self.timeout).await?).map(drop)
+    }
+
     /// The virtual size of a qcow2 image, or why it cannot be read.
     pub async fn virtual_size(&self, image: &Path) -> Result<Result<u64, String>, JobFailure> {
         let args: [&OsStr; 6] = [

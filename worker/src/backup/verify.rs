@@ -3,6 +3,8 @@
 //! not list are reported. `image`: and `qemu-img check` finds every disk
 //! sound, of the virtual size the manifest recorded. (`qemu-img check` does
 //! not notice a flipped data byte: that is what the checksum level is for.)
+//! `boot`: and a fresh domain booted from overlays of the disks prints the
+//! boot marker in time (`boot`).
 
 use std::path::Path;
 
@@ -11,16 +13,25 @@ use hyperfleet_core::{
     operation::{ErrorClass, JobFailure},
 };
 
-use super::{files, tools::Tools};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    boot::{self, BootOptions},
+    files,
+    tools::Tools,
+};
 
 /// Verifies the backup in `dir` whose manifest's sha256 the ledger holds as `ledger_sha256`.
-/// A bad backup is an `Ok` report with a failed result; `Err` means it could not be verified.
+/// A bad backup is an `Ok` report with a failed result; `Err` means it could not be verified;
+/// `Ok(None)`: cancelled during the boot test.
 pub async fn verify(
     tools: &Tools,
     dir: &Path,
     ledger_sha256: &str,
     level: VerifyLevel,
-) -> Result<VerifyReport, JobFailure> {
+    boot_options: &BootOptions,
+    cancel: &CancellationToken,
+) -> Result<Option<VerifyReport>, JobFailure> {
     let mut report = VerifyReport {
         level,
         result: VerifyResult::Ok,
@@ -28,10 +39,11 @@ pub async fn verify(
         warnings: vec![],
         files_checked: 0,
         bytes_checked: 0,
+        boot: None,
     };
     let manifest = match checksum(dir, ledger_sha256, &mut report).await? {
         Some(m) if report.findings.is_empty() => m,
-        _ => return Ok(failed(report)),
+        _ => return Ok(Some(failed(report))),
     };
     if level >= VerifyLevel::Image {
         for disk in &manifest.disks {
@@ -54,7 +66,20 @@ pub async fn verify(
             }
         }
     }
-    Ok(if report.findings.is_empty() { report } else { failed(report) })
+    if level >= VerifyLevel::Boot && report.findings.is_empty() {
+        let Some(seen) = boot::boot_test(tools, dir, &manifest, boot_options, cancel).await? else {
+            return Ok(None);
+        };
+        if seen.marker_after_ms.is_none() {
+            let why = match seen.stopped_after_ms {
+                Some(ms) => format!("the guest stopped after {ms} ms without printing `{}`", seen.marker),
+                None => format!("no `{}` on the serial console within {} s", seen.marker, seen.timeout_s),
+            };
+            report.findings.push(Finding::new("boot_timeout", None, why));
+        }
+        report.boot = Some(seen);
+    }
+    Ok(Some(if report.findings.is_empty() { report } else { failed(report) }))
 }
 
 fn failed(mut report: VerifyReport) -> VerifyReport {

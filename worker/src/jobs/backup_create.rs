@@ -1,11 +1,12 @@
 //! `backup.create`: a full copy of one VM into `<dir>/<vm>/<id>/`.
 //!
 //! A running (or paused) VM goes through libvirt's push backup; a shut-off
-//! one through `qemu-img convert`, disk by disk. Everything is written into
+//! one through `qemu-img convert`, disk by disk (a cancel kills the copy). Everything is written into
 //! `<id>.partial/` (removed first on a retry, with any libvirt job an earlier
 //! attempt left behind), fsynced, the manifest last, then renamed. An attempt
 //! that finds `<id>/` already complete (its predecessor died before
-//! recording) records it instead of copying again. The new backup is then
+//! recording) records it instead of copying again. A domain's `<nvram>` is
+//! copied as `nvram.fd`. The new backup is then
 //! verified at `backups.verify_new`.
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ use serde_json::json;
 
 use super::{Job, JobContext};
 use crate::backup::{
+    boot::{BootOptions, NVRAM},
     disks::{self, Disk},
     files::{self, Layout, io_failure},
     live,
@@ -136,9 +138,17 @@ async fn create(
                 if ctx.cancel.is_cancelled() {
                     return Ok(None);
                 }
-                tools.convert(&d.source, &d.format, &disk_path(&layout.partial, d)).await?;
+                // A cancel stops the copy itself: dropping it kills `qemu-img`.
+                let target = disk_path(&layout.partial, d);
+                tokio::select! {
+                    copied = tools.convert(&d.source, &d.format, &target) => copied?,
+                    () = ctx.cancel.cancelled() => return Ok(None),
+                }
             }
         }
+    }
+    if ctx.cancel.is_cancelled() {
+        return Ok(None);
     }
     // The inactive definition, as libvirt gives it without secrets.
     let inactive = domain_xml(ctx, vm, virt::sys::VIR_DOMAIN_XML_INACTIVE).await?;
@@ -162,17 +172,30 @@ async fn create(
             virtual_size,
         });
     }
-    let rel: Vec<String> =
+    let mut rel: Vec<String> =
         manifest_disks.iter().map(|d| d.path.clone()).chain(std::iter::once("domain.xml".to_owned())).collect();
-    let partial = layout.partial.clone();
+    // The firmware's variables (UEFI boot entries, Secure Boot keys): without them an EFI guest may not boot.
+    if let Some(vars) =
+        disks::nvram(&inactive).map_err(|m| JobFailure::new(ErrorClass::Permanent, "unsupported_disk", m))?
+    {
+        std::fs::copy(&vars, layout.partial.join(NVRAM)).map_err(|e| io_failure("copying the nvram", &e))?;
+        rel.push(NVRAM.to_owned());
+    }
+    let (partial, stop) = (layout.partial.clone(), ctx.cancel.clone());
     let hashed = tokio::task::spawn_blocking(move || {
-        let listed = files::sync_and_hash(&partial, &rel)?;
+        let listed = files::sync_and_hash(&partial, &rel, &stop)?;
         files::sync_path(&partial.join("disks"))?;
         Ok::<_, std::io::Error>(listed)
     })
     .await
-    .map_err(|e| JobFailure::new(ErrorClass::Transient, "backup_io", format!("hashing panicked: {e}")))?
-    .map_err(|e| io_failure("hashing the backup", &e))?;
+    .map_err(|e| JobFailure::new(ErrorClass::Transient, "backup_io", format!("hashing panicked: {e}")))?;
+    let hashed = match hashed {
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Ok(None),
+        other => other.map_err(|e| io_failure("hashing the backup", &e))?,
+    };
+    if ctx.cancel.is_cancelled() {
+        return Ok(None);
+    }
     let manifest = Manifest {
         format: Manifest::FORMAT,
         backup_id: id,
@@ -229,7 +252,11 @@ async fn verify_new(
     sha256: &str,
 ) -> Result<serde_json::Value, JobFailure> {
     let started_at = ctx.store.now();
-    let report = verify::verify(tools, dir, sha256, ctx.backups.verify_new).await?;
+    let boot = BootOptions::new(&ctx.backups, None, None)?;
+    let Some(report) = verify::verify(tools, dir, sha256, ctx.backups.verify_new, &boot, &ctx.cancel).await? else {
+        // Cancelled while boot-testing the new backup: it stays, complete and unverified.
+        return Ok(json!({ "level": ctx.backups.verify_new, "result": null, "cancelled": true }));
+    };
     let record = ctx.store.backup(id).await.map_err(|e| transient(&e))?;
     let v = NewVerification { backup: id, operation: op.id, started_at, report: &report };
     ctx.app.record_verification(&record, v).await.map_err(|e| transient(&e))?;

@@ -1,14 +1,15 @@
 //! `backup.verify`: verifies one complete backup at a level — or, without a
 //! backup, plans: every complete backup on this host never verified or
-//! `outdated`, oldest first — and records each result with the alert it
-//! implies. A bad backup is a successful operation whose result says
+//! `outdated`, oldest first, at most at level `image` but for the newest of
+//! each VM's, which is boot-tested when the level is `boot` — and records
+//! each result with the alert it implies. A bad backup is a successful operation whose result says
 //! `failed` (the verification ran); the operation fails only when it could
 //! not verify.
 
 use std::path::Path;
 
 use hyperfleet_core::{
-    backup::{BackupState, VerifyParams, VerifyReport, VerifyResult},
+    backup::{BackupState, VerifyLevel, VerifyParams, VerifyReport, VerifyResult},
     operation::{ErrorClass, JobFailure, Operation, OperationKind},
     outcome::Finish,
     store::{BackupRecord, NewVerification},
@@ -19,7 +20,7 @@ use super::{
     Job, JobContext,
     backup_create::{tools, transient},
 };
-use crate::backup::verify;
+use crate::backup::{boot::BootOptions, verify};
 
 pub struct BackupVerify;
 
@@ -34,7 +35,7 @@ impl Job for BackupVerify {
         };
         match result {
             Ok(Some(result)) => Finish::Succeeded(result),
-            Ok(None) => Finish::Cancelled("cancel requested between verifications".into()),
+            Ok(None) => Finish::Cancelled("cancel requested; the verification did not finish".into()),
             Err(f) => Finish::Failed(f),
         }
     }
@@ -62,7 +63,9 @@ async fn one(
         let message = format!("backup {} is on host {}, not {}", backup.id, backup.host, ctx.host);
         return Err(JobFailure::new(ErrorClass::Permanent, "wrong_host", message));
     }
-    let report = verify_and_record(ctx, op, &backup, params).await?;
+    let Some(report) = verify_and_record(ctx, op, &backup, params, params.level).await? else {
+        return Ok(None);
+    };
     Ok(Some(json!({
         "backup_id": backup.id,
         "level": report.level,
@@ -70,6 +73,7 @@ async fn one(
         "code": report.code(),
         "findings": report.findings,
         "warnings": report.warnings,
+        "boot": report.boot,
     })))
 }
 
@@ -81,13 +85,17 @@ async fn planned(
 ) -> Result<Option<serde_json::Value>, JobFailure> {
     let plan = ctx.app.verification_plan(&ctx.host).await.map_err(|e| transient(&e))?;
     let (mut ok, mut failed, mut errors) = (Vec::new(), Vec::new(), Vec::new());
-    for backup in &plan {
+    for (i, backup) in plan.iter().enumerate() {
         if ctx.cancel.is_cancelled() {
             return Ok(None);
         }
-        match verify_and_record(ctx, op, backup, params).await {
-            Ok(r) if r.result == VerifyResult::Ok => ok.push(backup.id),
-            Ok(r) => failed.push(json!({ "backup_id": backup.id, "vm": backup.vm, "code": r.code() })),
+        // The plan is oldest first: the VM's newest is the last of its in the plan.
+        let newest = !plan[i + 1..].iter().any(|later| later.vm == backup.vm);
+        let level = if newest { params.level } else { params.level.min(VerifyLevel::Image) };
+        match verify_and_record(ctx, op, backup, params, level).await {
+            Ok(None) => return Ok(None),
+            Ok(Some(r)) if r.result == VerifyResult::Ok => ok.push(backup.id),
+            Ok(Some(r)) => failed.push(json!({ "backup_id": backup.id, "vm": backup.vm, "code": r.code() })),
             Err(e) => errors.push(format!("backup {}: {e}", backup.id)),
         }
     }
@@ -103,21 +111,26 @@ async fn verify_and_record(
     op: &Operation,
     backup: &BackupRecord,
     params: &VerifyParams,
-) -> Result<VerifyReport, JobFailure> {
+    level: VerifyLevel,
+) -> Result<Option<VerifyReport>, JobFailure> {
     let Some(sha256) = backup.manifest_sha256.as_deref() else {
         let message = format!("backup {} has no manifest hash in the ledger", backup.id);
         return Err(JobFailure::new(ErrorClass::Permanent, "backup_not_complete", message));
     };
     let started_at = ctx.store.now();
-    let report = verify::verify(&tools(ctx), Path::new(&backup.dir), sha256, params.level).await?;
+    let boot = BootOptions::new(&ctx.backups, params.boot_marker.as_deref(), params.boot_timeout_s)?;
+    let dir = Path::new(&backup.dir);
+    let Some(report) = verify::verify(&tools(ctx), dir, sha256, level, &boot, &ctx.cancel).await? else {
+        return Ok(None);
+    };
     if report.result == VerifyResult::Failed {
         // A prune (of the VM, in its own turn) may have deleted it meanwhile: that is no bad backup.
         let now = ctx.store.backup(backup.id).await.map_err(|e| transient(&e))?;
         if now.state != BackupState::Complete {
-            return Ok(report);
+            return Ok(Some(report));
         }
     }
     let v = NewVerification { backup: backup.id, operation: op.id, started_at, report: &report };
     ctx.app.record_verification(backup, v).await.map_err(|e| transient(&e))?;
-    Ok(report)
+    Ok(Some(report))
 }

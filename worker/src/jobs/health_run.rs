@@ -1,4 +1,5 @@
-//! `health.run`: measures this host's health checks and records the run
+//! `health.run`: measures this host's health checks (with the backup checks
+//! of each VM that has backups) and records the run
 //! (hysteresis, state, transitions and their alerts) in the ledger.
 
 use hyperfleet_core::{
@@ -17,7 +18,13 @@ impl Job for HealthRun {
 
     async fn run(ctx: &JobContext, op: &Operation, _params: NoParams) -> Finish {
         let started = ctx.store.now();
-        let measurements = crate::health::measure(&ctx.hypervisor, &ctx.health, &ctx.dirs).await;
+        let mut measurements = crate::health::measure(&ctx.hypervisor, &ctx.health, &ctx.dirs).await;
+        match ctx.app.backup_health(&ctx.host, ctx.backups.max_age_h).await {
+            Ok(checks) => measurements.extend(checks),
+            Err(e) => {
+                return Finish::Failed(JobFailure::new(ErrorClass::Transient, "health_record_failed", e.to_string()));
+            }
+        }
         match ctx.app.record_health_run(op.id, &ctx.host, started, &measurements).await {
             Ok(run) => Finish::Succeeded(json!({
                 "health_run": run.id,
