@@ -3,8 +3,8 @@
 
 pub mod bench;
 pub mod bench_alerts;
-pub mod bench_ledger;
 pub mod bench_backups;
+pub mod bench_ledger;
 pub mod bench_silences;
 pub mod boot_sector;
 mod private_files;

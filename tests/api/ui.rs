@@ -29,6 +29,13 @@ impl Page {
     }
 
     /// The CSRF token the page's forms carry.
+    /// The buttons of the page's own content (the top bar's Live and Log out
+    /// are everyone's): what a role may do here.
+    pub(crate) fn buttons_in_main(&self) -> usize {
+        let main = self.body.split_once("<main>").map_or("", |(_, rest)| rest);
+        main.split_once("</main>").map_or(main, |(m, _)| m).matches("<button").count()
+    }
+
     pub(crate) fn csrf(&self) -> String {
         let at = self.body.find(r#"name="csrf" value=""#).unwrap_or_else(|| panic!("no CSRF field: {}", self.body));
         let rest = &self.body[at + r#"name="csrf" value=""#.len()..];

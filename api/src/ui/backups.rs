@@ -7,7 +7,7 @@ use hyperfleet_core::{
     BackupId,
     app::BackupView,
     auth::Role,
-    backup::{VerificationState, VerifyLevel},
+    backup::{VerificationState, VerifyLevel, VerifyParams},
     store::{BackupFilter, VerificationRecord},
     vm::{HostName, VmName},
 };
@@ -227,7 +227,8 @@ pub async fn verify(
     let submit = async {
         let id = BackupId::parse(&id)?;
         let level = given(&form.level).map(|l| VerifyLevel::parse(&l)).transpose()?.unwrap_or(VerifyLevel::Checksum);
-        state.app.backup_verify(id, level, origin(state, &who)).await
+        let params = VerifyParams { backup_id: None, level, boot_marker: None, boot_timeout_s: None };
+        state.app.backup_verify(id, params, origin(state, &who)).await
     };
     match submit.await {
         Ok(s) => see_other(&format!("/ui/operations/{}", s.operation.id)),

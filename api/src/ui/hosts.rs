@@ -164,7 +164,7 @@ fn render(p: &HostPage, now: Timestamp) -> Markup {
         @if p.running.is_empty() {
             p.empty { "None." }
         } @else {
-            table.operations { tbody { @for op in &p.running { (operation_row(op)) } } }
+            table.operations { tbody { @for op in &p.running { (operation_row(op, false, now)) } } }
         }
         h2 { "Health checks" }
         (check_states(&p.checks))

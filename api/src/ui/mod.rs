@@ -14,11 +14,11 @@
 mod admin;
 mod alerts;
 mod backups;
+mod bulk;
+mod events;
 mod forms;
 mod health;
 mod hosts;
-mod bulk;
-mod events;
 mod layout;
 mod login;
 mod operation;

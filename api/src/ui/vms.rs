@@ -5,6 +5,7 @@
 //! asks even without JavaScript.
 
 use hyperfleet_core::{
+    Timestamp,
     auth::Role,
     operation::Operation,
     store::{OperationFilter, VmFilter, VmRecord},
@@ -166,7 +167,7 @@ fn power_actions(who: &UiSession, vm: &VmRecord) -> Markup {
     }
 }
 
-fn render(who: &UiSession, vm: &VmRecord, recent: &[Operation]) -> Markup {
+fn render(who: &UiSession, vm: &VmRecord, recent: &[Operation], now: Timestamp) -> Markup {
     let all_ops = format!("/ui/operations?host={}&vm={}", vm.host, vm.name);
     html! {
         (power_actions(who, vm))
@@ -189,7 +190,7 @@ fn render(who: &UiSession, vm: &VmRecord, recent: &[Operation]) -> Markup {
                     th { "id" } th { "kind" } th { "target" } th { "status" } th { "attempts" }
                     th { "requested by" } th { "created" } th { "last error" }
                 } }
-                tbody { @for op in recent { (operation_row(op)) } }
+                tbody { @for op in recent { (operation_row(op, false, now)) } }
             }
         }
         p {
@@ -218,9 +219,10 @@ pub async fn detail(
         Err(answer) => return answer,
     };
     match read_vm(state, &host, &name).await {
-        Ok((vm, recent)) => {
-            html_response(StatusCode::OK, page(&format!("VM {}", vm.name), Some(&who), render(&who, &vm, &recent)))
-        }
+        Ok((vm, recent)) => html_response(
+            StatusCode::OK,
+            page(&format!("VM {}", vm.name), Some(&who), render(&who, &vm, &recent, state.app.now())),
+        ),
         Err(e) => error_page(Some(&who), e),
     }
 }
