@@ -176,7 +176,7 @@ async fn sources_raise_and_resolve_alerts(backend: Backend) {
     assert!(a["message"].as_str().unwrap().contains("noop_failure"), "{a:#}");
 
     // A backup verification schedule checks its parameters when asked.
-    let body = json!({"name": "verify", "cron": "0 0 1 1 *", "kind": "backup.verify", "params": {"level": "boot"}});
+    let body = json!({"name": "verify", "cron": "0 0 1 1 *", "kind": "backup.verify", "params": {"level": "deep"}});
     let s = app.post("/api/v1/schedules", body).await;
     assert_eq!((s.status, s.body["code"].as_str()), (422, Some("invalid_parameters")), "{}", s.body);
 
