@@ -2,7 +2,7 @@
 
 use hyperfleet_core::{
     Error, OperationId, Timestamp,
-    operation::{OperationKind, OperationStatus},
+    operation::{ErrorClass, OperationKind, OperationStatus},
     store::OperationFilter,
 };
 use poem_openapi::{
@@ -54,6 +54,15 @@ impl OperationsApi {
         since: Query<Option<chrono::DateTime<chrono::Utc>>>,
         /// Created before this time (RFC 3339).
         until: Query<Option<chrono::DateTime<chrono::Utc>>>,
+        /// Only operations whose last error is of this class.
+        error_class: Query<Option<ErrorClass>>,
+        /// Only operations requested by this principal: a token's name, or
+        /// `schedule:NAME` for a schedule's fires.
+        #[oai(validator(pattern = "^[A-Za-z0-9._@:-]{1,80}$"))]
+        requested_by: Query<Option<String>>,
+        /// Only operations whose last error contains this text (ASCII case ignored).
+        #[oai(validator(min_length = 1, max_length = 200))]
+        error_text: Query<Option<String>>,
         /// Page size, 1-500 (default 50).
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
         limit: Query<Option<u32>>,
@@ -68,6 +77,9 @@ impl OperationsApi {
             vm: vm.0,
             since: since.0.map(Timestamp),
             until: until.0.map(Timestamp),
+            error_class: error_class.0,
+            requested_by: requested_by.0,
+            error_text: error_text.0,
             cursor: cursor.0.map(OperationId),
             limit,
         };

@@ -327,7 +327,26 @@ async fn operations_page_lists_what_the_api_lists_with_the_same_filters(backend:
     let api_ids = |body: &serde_json::Value| -> Vec<String> {
         body["items"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap().to_owned()).collect()
     };
-    for filter in ["", "status=failed", "status=succeeded&kind=noop", "host=hv1", "vm=nowhere", "limit=2"] {
+    let hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let range = format!("since={}&until={}", enc(&hour_ago), enc(&later));
+    let before = format!("until={}", enc(&hour_ago));
+    for filter in [
+        "",
+        "status=failed",
+        "status=succeeded&kind=noop",
+        "host=hv1",
+        "vm=nowhere",
+        "limit=2",
+        "error_class=transient",
+        "error_class=timeout",
+        "error_text=ON%20PURPOSE",
+        "error_text=50%25",
+        "requested_by=admin",
+        "requested_by=schedule%3Anightly",
+        &range,
+        &before,
+    ] {
         let api = app.get(&format!("/api/v1/operations?{filter}")).await;
         assert_eq!(api.status, 200, "{filter}: {}", api.body);
         let page = browser.get(&format!("/ui/operations?{filter}")).await;
@@ -335,6 +354,21 @@ async fn operations_page_lists_what_the_api_lists_with_the_same_filters(backend:
         assert_eq!(page.operation_ids(), api_ids(&api.body), "{filter}");
     }
     assert_eq!(browser.get("/ui/operations?status=failed").await.operation_ids().len(), 2);
+    assert_eq!(browser.get("/ui/operations?error_text=on+purpose").await.operation_ids().len(), 2);
+    assert_eq!(browser.get(&format!("/ui/operations?{range}&requested_by=admin")).await.operation_ids().len(), 5);
+    // A browser's datetime-local field (UTC, to the minute) reads like RFC 3339.
+    let minute = (chrono::Utc::now() - chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M");
+    assert_eq!(browser.get(&format!("/ui/operations?since={minute}")).await.operation_ids().len(), 5);
+    for (bad, code) in [
+        ("error_class=fatal", "invalid_error_class"),
+        ("requested_by=a%20b", "invalid_requested_by"),
+        ("since=yesterday", "invalid_since"),
+    ] {
+        let page = browser.get(&format!("/ui/operations?{bad}")).await;
+        assert!(page.status == 422 || page.status == 400, "{bad}: {}", page.status);
+        assert!(page.body.contains(code), "{bad}: {}", page.body);
+        assert!(app.get(&format!("/api/v1/operations?{bad}")).await.status / 100 == 4, "{bad}");
+    }
 
     // Cursor paging walks the same pages, newest first.
     let (mut ui_all, mut path) = (Vec::new(), "/ui/operations?limit=2".to_owned());
@@ -350,6 +384,11 @@ async fn operations_page_lists_what_the_api_lists_with_the_same_filters(backend:
     let bad = browser.get("/ui/operations?status=bogus").await;
     assert!(bad.status == 422 && bad.body.contains("bogus"), "{}: {}", bad.status, bad.body);
     app.stop().await;
+}
+
+/// A query-string value, percent-encoded.
+fn enc(value: &str) -> String {
+    value.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }
 
 async fn retry_from_the_detail_page_is_recorded_with_the_token_name(backend: Backend) {

@@ -34,6 +34,11 @@ fn filter_fields(f: &OperationFilter) -> Markup {
         @if let Some(k) = f.kind { input type="hidden" name="kind" value=(k.as_str()); }
         @if let Some(h) = &f.host { input type="hidden" name="host" value=(h); }
         @if let Some(v) = &f.vm { input type="hidden" name="vm" value=(v); }
+        @if let Some(c) = f.error_class { input type="hidden" name="error_class" value=(c.as_str()); }
+        @if let Some(r) = &f.requested_by { input type="hidden" name="requested_by" value=(r); }
+        @if let Some(t) = &f.error_text { input type="hidden" name="error_text" value=(t); }
+        @if let Some(t) = f.since { input type="hidden" name="since" value=(t.0.to_rfc3339()); }
+        @if let Some(t) = f.until { input type="hidden" name="until" value=(t.0.to_rfc3339()); }
     }
 }
 
@@ -76,6 +81,11 @@ async fn asked(state: &AppState, form: &[(String, String)]) -> hyperfleet_core::
             kind: get("kind").map(Into::into),
             host: get("host").map(Into::into),
             vm: get("vm").map(Into::into),
+            error_class: get("error_class").map(Into::into),
+            requested_by: get("requested_by").map(Into::into),
+            error_text: get("error_text").map(Into::into),
+            since: get("since").map(Into::into),
+            until: get("until").map(Into::into),
             cursor: None,
             limit: Some(BULK_CAP.to_string()),
         };

@@ -35,7 +35,7 @@ pub fn host_status(h: &HostRecord, now: Timestamp) -> &'static str {
     }
 }
 
-fn age(now: Timestamp, t: Timestamp) -> String {
+pub fn age(now: Timestamp, t: Timestamp) -> String {
     let s = (now.0 - t.0).num_seconds().max(0);
     match s {
         0..=119 => format!("{s} s ago"),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use hyperfleet_core::{
     OperationId, Timestamp,
     auth::Role,
-    operation::{Operation, OperationKind, OperationStatus},
+    operation::{ErrorClass, Operation, OperationKind, OperationStatus},
     store::OperationFilter,
     vm::{HostName, VmName},
 };
@@ -36,6 +36,11 @@ pub struct ListQuery {
     pub(super) kind: Option<String>,
     pub(super) host: Option<String>,
     pub(super) vm: Option<String>,
+    pub(super) error_class: Option<String>,
+    pub(super) requested_by: Option<String>,
+    pub(super) error_text: Option<String>,
+    pub(super) since: Option<String>,
+    pub(super) until: Option<String>,
     pub(super) cursor: Option<String>,
     pub(super) limit: Option<String>,
 }
@@ -56,14 +61,58 @@ pub(super) fn filter_of(q: &ListQuery) -> hyperfleet_core::Result<OperationFilte
         kind: given(&q.kind).map(OperationKind::parse).transpose()?,
         host: given(&q.host).map(HostName::parse).transpose()?.map(HostName::into_string),
         vm: given(&q.vm).map(|v| VmName::parse(v).map(|n| n.as_str().to_owned())).transpose()?,
-        since: None,
-        until: None,
+        since: given(&q.since).map(|t| instant("since", t)).transpose()?,
+        until: given(&q.until).map(|t| instant("until", t)).transpose()?,
+        error_class: given(&q.error_class).map(ErrorClass::parse).transpose()?,
+        requested_by: given(&q.requested_by).map(requester).transpose()?,
+        error_text: given(&q.error_text).map(error_text).transpose()?,
         cursor: given(&q.cursor).map(OperationId::parse).transpose()?,
         limit: crate::operations::page_limit(limit)?,
     })
 }
 
-/// The list's URL for `f` with `status` (every value is validated, so none needs escaping).
+/// A time as the API takes it (RFC 3339), or as a browser's
+/// `datetime-local` field sends it (`2026-11-30T14:05`, taken as UTC).
+fn instant(name: &str, text: &str) -> hyperfleet_core::Result<Timestamp> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M").map(|t| t.and_utc()))
+        .map(Timestamp)
+        .map_err(|_| {
+            hyperfleet_core::Error::invalid(
+                format!("invalid_{name}"),
+                format!("`{name}` must be an RFC 3339 time or YYYY-MM-DDTHH:MM (UTC)"),
+            )
+        })
+}
+
+/// `requested_by` under the API's pattern `^[A-Za-z0-9._@:-]{1,80}$`.
+fn requester(text: &str) -> hyperfleet_core::Result<String> {
+    let ok = text.len() <= 80 && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"._@:-".contains(&b));
+    ok.then(|| text.to_owned()).ok_or_else(|| {
+        hyperfleet_core::Error::invalid("invalid_requested_by", "`requested_by` is 1-80 of A-Z a-z 0-9 . _ @ : -")
+    })
+}
+
+/// `error_text` under the API's limit (1-200 characters).
+fn error_text(text: &str) -> hyperfleet_core::Result<String> {
+    (text.chars().count() <= 200)
+        .then(|| text.to_owned())
+        .ok_or_else(|| hyperfleet_core::Error::invalid("invalid_error_text", "`error_text` is at most 200 characters"))
+}
+
+/// A query-string value, percent-encoded but for RFC 3986's unreserved characters.
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The list's URL for `f` with `status`.
 fn link(f: &OperationFilter, status: Option<OperationStatus>, cursor: Option<OperationId>) -> String {
     let mut parts = Vec::new();
     if let Some(s) = status {
@@ -77,6 +126,21 @@ fn link(f: &OperationFilter, status: Option<OperationStatus>, cursor: Option<Ope
     }
     if let Some(v) = &f.vm {
         parts.push(format!("vm={v}"));
+    }
+    if let Some(c) = f.error_class {
+        parts.push(format!("error_class={}", c.as_str()));
+    }
+    if let Some(r) = &f.requested_by {
+        parts.push(format!("requested_by={}", encode(r)));
+    }
+    if let Some(t) = &f.error_text {
+        parts.push(format!("error_text={}", encode(t)));
+    }
+    if let Some(t) = f.since {
+        parts.push(format!("since={}", encode(&t.0.to_rfc3339())));
+    }
+    if let Some(t) = f.until {
+        parts.push(format!("until={}", encode(&t.0.to_rfc3339())));
     }
     if f.limit != 50 {
         parts.push(format!("limit={}", f.limit));
@@ -110,9 +174,25 @@ fn filters(f: &OperationFilter) -> Markup {
             } }
             label { "host " input type="text" name="host" value=[f.host.as_deref()]; }
             label { "VM " input type="text" name="vm" value=[f.vm.as_deref()]; }
+            label { "error class " select name="error_class" {
+                option value="" { "any" }
+                @for c in ErrorClass::ALL {
+                    option value=(c.as_str()) selected[f.error_class == Some(*c)] { (c.as_str()) }
+                }
+            } }
+            label { "requested by " input type="text" name="requested_by" maxlength="80" value=[f.requested_by.as_deref()]; }
+            label { "error contains " input type="search" name="error_text" maxlength="200" value=[f.error_text.as_deref()]; }
+            label { "created from " input type="datetime-local" name="since" value=[f.since.map(local)]; }
+            label { "to " input type="datetime-local" name="until" value=[f.until.map(local)]; }
+            span.hint { "(UTC)" }
             button type="submit" { "Filter" }
         }
     }
+}
+
+/// A time as a `datetime-local` field shows it (UTC, to the minute).
+fn local(t: Timestamp) -> String {
+    t.0.format("%Y-%m-%dT%H:%M").to_string()
 }
 
 /// How long it ran (or has run so far), to the second.

@@ -27,7 +27,7 @@ pub use admin::Actor;
 pub use backups::BackupView;
 pub use bulk::{BULK_CAP, BulkAction, BulkReport};
 pub use ledger::ReapReport;
-pub use overview::{OVERVIEW_WINDOW, Overview};
+pub use overview::{CHART_BUCKET, ChartBar, OVERVIEW_WINDOW, Overview};
 pub use sessions::Session;
 pub use submit::Origin;
 

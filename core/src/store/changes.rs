@@ -61,6 +61,11 @@ impl OperationFilter {
             && self.vm.as_ref().is_none_or(|v| op.vm.as_ref() == Some(v))
             && self.since.is_none_or(|t| op.created_at >= t)
             && self.until.is_none_or(|t| op.created_at < t)
+            && self.error_class.is_none_or(|c| op.error_class == Some(c))
+            && self.requested_by.as_ref().is_none_or(|r| &op.requested_by == r)
+            && self.error_text.as_ref().is_none_or(|t| {
+                op.last_error.as_ref().is_some_and(|e| e.to_ascii_lowercase().contains(&t.to_ascii_lowercase()))
+            })
     }
 }
 
@@ -113,5 +118,20 @@ mod tests {
         assert!(!web.matches(&op(OperationStatus::Queued, Some("hv1"), None)));
         let other_kind = OperationKind::ALL.iter().find(|k| **k != queued.kind).copied();
         assert!(!OperationFilter { kind: other_kind, ..Default::default() }.matches(&queued));
+    }
+
+    #[test]
+    fn error_filters_match_the_class_the_requester_and_the_text_case_ignored() {
+        let mut failed = op(OperationStatus::Failed, Some("hv1"), Some("web"));
+        failed.error_class = Some(crate::operation::ErrorClass::Timeout);
+        failed.last_error = Some("Guest did not shut down in 5 s".into());
+        let timeout = OperationFilter { error_class: failed.error_class, ..Default::default() };
+        assert!(timeout.matches(&failed));
+        assert!(!timeout.matches(&op(OperationStatus::Failed, Some("hv1"), Some("web"))));
+        let text = |t: &str| OperationFilter { error_text: Some(t.into()), ..Default::default() };
+        assert!(text("did NOT shut").matches(&failed));
+        assert!(!text("reboot").matches(&failed));
+        let by = |r: &str| OperationFilter { requested_by: Some(r.into()), ..Default::default() };
+        assert!(by("t").matches(&failed) && !by("admin").matches(&failed));
     }
 }

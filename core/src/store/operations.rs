@@ -10,7 +10,7 @@ use super::{
 };
 use crate::{
     Error, OperationId, Result, Timestamp,
-    operation::{Attempt, NewOperation, Operation, OperationKind, OperationStatus},
+    operation::{Attempt, ErrorClass, NewOperation, Operation, OperationKind, OperationStatus},
     queue::queue_for,
 };
 
@@ -30,6 +30,12 @@ pub struct OperationFilter {
     pub vm: Option<String>,
     pub since: Option<Timestamp>,
     pub until: Option<Timestamp>,
+    /// Only operations whose last error is of this class.
+    pub error_class: Option<ErrorClass>,
+    /// Only operations requested by this principal (a token's name, `schedule:NAME`, …).
+    pub requested_by: Option<String>,
+    /// Only operations whose last error contains this text (case ignored for ASCII).
+    pub error_text: Option<String>,
     /// Return operations older than this one (the previous page's last id).
     pub cursor: Option<OperationId>,
     pub limit: u32,
@@ -45,6 +51,21 @@ enum Param {
     Text(String),
     Time(Timestamp),
     Id(OperationId),
+}
+
+/// `%text%` for `LIKE … ESCAPE '\'`: the text's own `%`, `_` and `\` match
+/// themselves; lowered like the column it is compared with.
+fn like_pattern(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('%');
+    for c in text.to_ascii_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
 }
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {
@@ -161,6 +182,15 @@ impl Store {
         }
         if let Some(t) = filter.until {
             push("created_at < ?", Param::Time(t));
+        }
+        if let Some(c) = filter.error_class {
+            push("error_class = ?", Param::Text(c.as_str().into()));
+        }
+        if let Some(r) = &filter.requested_by {
+            push("requested_by = ?", Param::Text(r.clone()));
+        }
+        if let Some(t) = &filter.error_text {
+            push("LOWER(last_error) LIKE ? ESCAPE '\\'", Param::Text(like_pattern(t)));
         }
         if let Some(c) = filter.cursor {
             push("id < ?", Param::Id(c));

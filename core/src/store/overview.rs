@@ -2,7 +2,7 @@
 //! over a window, and firing alerts by severity. Grouped counts only; the
 //! app adds the hosts.
 
-use super::{Store, read_db};
+use super::{BackendKind, Store, read_db};
 use crate::{Result, Timestamp, alert::Severity, operation::OperationStatus};
 
 /// Counts for the overview page.
@@ -55,5 +55,26 @@ impl Store {
             .await
         })?;
         Ok(LedgerCounts { unfinished, finished, firing })
+    }
+
+    /// Operations finished at or after `since`, counted per `bucket` (whole
+    /// seconds) since then and by final status: `(bucket index, status, n)`.
+    /// One range read of the `finished_at` index, grouped in the database.
+    pub async fn finished_buckets(&self, since: Timestamp, bucket_s: u32) -> Result<Vec<(i64, OperationStatus, i64)>> {
+        let index = match self.kind() {
+            BackendKind::Sqlite => "CAST((julianday(finished_at) - julianday($1)) * 86400 / $2 AS INTEGER)",
+            BackendKind::Postgres => "FLOOR(EXTRACT(EPOCH FROM (finished_at - $1)) / $2)::BIGINT",
+        };
+        let sql = format!(
+            "SELECT {index} AS bucket, status, COUNT(*) FROM operations WHERE finished_at >= $1 \
+             GROUP BY bucket, status"
+        );
+        Ok(read_db!(self, |pool, Db| {
+            sqlx::query_as::<Db, (i64, OperationStatus, i64)>(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(since)
+                .bind(f64::from(bucket_s))
+                .fetch_all(pool)
+                .await
+        })?)
     }
 }
