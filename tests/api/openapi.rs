@@ -7,7 +7,7 @@ async fn committed_spec_is_up_to_date() {
     let committed = std::fs::read_to_string(path).unwrap_or_default();
     assert!(
         committed.trim_end() == generated.trim_end(),
-        "openapi/hyperfleet.json is out of date; regenerate it with:\n  cargo run -q -- openapi > openapi/hyperfleet.json"
+        "openapi/hyperfleet.json is out of date; regenerate it with:\n  cargo run -q -- openapi > /tmp/hyperfleet.json && mv /tmp/hyperfleet.json openapi/hyperfleet.json"
     );
     let spec: serde_json::Value = serde_json::from_str(&generated).unwrap();
     // serde_json keeps the last of duplicate keys; generators reject them or drop one.

@@ -73,16 +73,14 @@ pub(super) fn filter_of(q: &ListQuery) -> hyperfleet_core::Result<OperationFilte
 
 /// A time as the API takes it (RFC 3339), or as a browser's
 /// `datetime-local` field sends it (`2026-11-30T14:05`, taken as UTC).
-fn instant(name: &str, text: &str) -> hyperfleet_core::Result<Timestamp> {
+fn instant(name: &'static str, text: &str) -> hyperfleet_core::Result<Timestamp> {
+    let code = if name == "since" { "invalid_since" } else { "invalid_until" };
     chrono::DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&chrono::Utc))
         .or_else(|_| chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M").map(|t| t.and_utc()))
         .map(Timestamp)
         .map_err(|_| {
-            hyperfleet_core::Error::invalid(
-                format!("invalid_{name}"),
-                format!("`{name}` must be an RFC 3339 time or YYYY-MM-DDTHH:MM (UTC)"),
-            )
+            hyperfleet_core::Error::invalid(code, format!("`{name}` must be an RFC 3339 time or YYYY-MM-DDTHH:MM (UTC)"))
         })
 }
 
