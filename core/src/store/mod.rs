@@ -46,7 +46,7 @@ pub use backups::{BackupFilter, BackupRecord, NewVerification, VerificationRecor
 pub use bench_fill::{DrainFigures, Fill};
 pub use health::{HealthEventRecord, HealthResultRecord, HealthRunRecord, HealthStateRecord};
 pub use inventory::{DiskUsage, HostRecord, IsoRecord, SystemInfo, VmRecord};
-pub use ledger::{Claim, TakenBack};
+pub use ledger::{Claim, ClaimGroup, TakenBack};
 pub use operations::{OperationFilter, OperationPage, Submitted};
 pub use overview::LedgerCounts;
 pub use page::Page;
