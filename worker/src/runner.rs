@@ -63,7 +63,7 @@ struct Inner {
     ended: mpsc::UnboundedSender<Ended>,
     slots: HashMap<WorkClass, Arc<tokio::sync::Semaphore>>,
     /// Told whenever a slot may have come free.
-    freed: tokio::sync::Notify,
+    freed: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Debug, Clone)]
@@ -72,13 +72,19 @@ struct Leased {
     lost: CancellationToken,
 }
 
-/// An attempt that ended, waiting for the completer to record it.
+/// An attempt that ended, waiting for the completer to record it. The
+/// completer frees its slot once the outcome is committed (the slots of a
+/// batch all at once, so that the next claim takes them together), or hands
+/// the slot back with the error.
 #[derive(Debug)]
 struct Ended {
     op: Operation,
     finish: Finish,
-    recorded: oneshot::Sender<hyperfleet_core::Result<Recorded>>,
+    slot: OwnedSemaphorePermit,
+    recorded: oneshot::Sender<Reply>,
 }
+
+type Reply = Result<Recorded, (hyperfleet_core::Error, OwnedSemaphorePermit)>;
 
 /// The free slots of each class (up to [`MAX_BATCH`]), held while a queue
 /// claims: the claim takes at most that many operations of each class, each
@@ -109,7 +115,8 @@ impl Reserved {
 impl Runner {
     pub fn new(app: App, hypervisor: Arc<Hypervisor>, worker_id: String, cfg: &crate::WorkerConfig) -> Self {
         let (ended, inbox) = mpsc::unbounded_channel();
-        tokio::spawn(complete(app.clone(), worker_id.clone(), cfg.backoff, inbox));
+        let freed = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(complete(app.clone(), worker_id.clone(), cfg.backoff, inbox, freed.clone()));
         let this = Self {
             inner: Arc::new(Inner {
                 store: app.store().clone(),
@@ -130,7 +137,7 @@ impl Runner {
                     .iter()
                     .map(|c| (*c, Arc::new(tokio::sync::Semaphore::new(cfg.slots.of(*c)))))
                     .collect(),
-                freed: tokio::sync::Notify::new(),
+                freed,
             }),
         };
         tokio::spawn(keep_leases(Arc::downgrade(&this.inner)));
@@ -186,14 +193,17 @@ impl Runner {
         self.lock().insert(id, leased.clone());
         let this = self.clone();
         self.inner.tracker.spawn(async move {
-            this.execute(*operation, leased).await;
+            // The slot comes back unless the completer freed it.
+            let slot = this.execute(*operation, leased, slot).await;
             this.lock().remove(&id);
-            drop(slot);
-            this.slots_freed();
+            if let Some(slot) = slot {
+                drop(slot);
+                this.slots_freed();
+            }
         });
     }
 
-    async fn execute(&self, op: Operation, leased: Leased) {
+    async fn execute(&self, op: Operation, leased: Leased, slot: OwnedSemaphorePermit) -> Option<OwnedSemaphorePermit> {
         let Leased { cancel, lost: lease_lost } = leased;
         let inner = &self.inner;
         let span = tracing::info_span!("operation", id = %op.id, kind = %op.kind, host = ?op.host, vm = ?op.vm, attempt = op.attempt_count, request_id = ?op.request_id);
@@ -212,7 +222,7 @@ impl Runner {
             finish = jobs::run(&ctx, &op) => finish,
             () = lease_lost.cancelled() => {
                 tracing::warn!(parent: &span, "lease lost while running; the reaper has taken the operation back");
-                return;
+                return Some(slot);
             }
         };
         match &finish {
@@ -224,28 +234,45 @@ impl Runner {
         }
         // Recording the outcome must not be lost to a database blip: retry a
         // few times, then leave it to the reaper (the lease expires).
+        let mut slot = slot;
         for delay_ms in RECORD_TRIES_MS {
-            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-            match self.record(&op, finish.clone()).await {
+            if delay_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            }
+            match self.record(&op, finish.clone(), slot).await {
                 Ok(Recorded::Status(status)) => {
                     tracing::info!(parent: &span, status = status.as_str(), "recorded");
-                    return;
+                    return None;
                 }
                 Ok(Recorded::LeaseLost) => {
                     tracing::warn!(parent: &span, "lease lost before the outcome was recorded");
-                    return;
+                    return None;
                 }
-                Err(e) => tracing::error!(parent: &span, error = %e, "could not record the outcome; retrying"),
+                Err((e, back)) => {
+                    tracing::error!(parent: &span, error = %e, "could not record the outcome; retrying");
+                    slot = back?;
+                }
             }
         }
+        Some(slot)
     }
 
     /// Hands the outcome to the completer and waits until it is committed.
-    async fn record(&self, op: &Operation, finish: Finish) -> hyperfleet_core::Result<Recorded> {
+    /// On an error the slot comes back, unless the completer has stopped.
+    async fn record(
+        &self,
+        op: &Operation,
+        finish: Finish,
+        slot: OwnedSemaphorePermit,
+    ) -> Result<Recorded, (hyperfleet_core::Error, Option<OwnedSemaphorePermit>)> {
         let (recorded, answer) = oneshot::channel();
         let gone = || hyperfleet_core::Error::internal("the completer has stopped");
-        self.inner.ended.send(Ended { op: op.clone(), finish, recorded }).map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
+        let ended = Ended { op: op.clone(), finish, slot, recorded };
+        self.inner.ended.send(ended).map_err(|e| (gone(), Some(e.0.slot)))?;
+        match answer.await {
+            Ok(reply) => reply.map_err(|(e, slot)| (e, Some(slot))),
+            Err(_) => Err((gone(), None)),
+        }
     }
 
     /// Stops taking work, waits up to `grace` for running operations, then hands the rest back.
@@ -315,25 +342,45 @@ async fn keep_leases(runner: std::sync::Weak<Inner>) {
 
 /// The completer: records the outcomes that ended meanwhile in one
 /// transaction, and answers each job once its outcome is committed (or not).
-async fn complete(app: App, worker: String, backoff: Backoff, mut inbox: mpsc::UnboundedReceiver<Ended>) {
+async fn complete(
+    app: App,
+    worker: String,
+    backoff: Backoff,
+    mut inbox: mpsc::UnboundedReceiver<Ended>,
+    freed: Arc<tokio::sync::Notify>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while inbox.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let ended: Vec<(&Operation, Finish)> = batch.iter().map(|e| (&e.op, e.finish.clone())).collect();
         match app.finish_many(&ended, &worker, &backoff).await {
             Ok(recorded) => {
+                let mut slots = Vec::with_capacity(batch.len());
                 for (e, r) in batch.drain(..).zip(recorded) {
+                    slots.push(e.slot);
                     let _ = e.recorded.send(Ok(r));
                 }
+                drop(slots);
+                freed.notify_waiters();
             }
             Err(e) if batch.len() == 1 => {
-                let _ = batch.pop().map(|one| one.recorded.send(Err(e)));
+                if let Some(one) = batch.pop() {
+                    let _ = one.recorded.send(Err((e, one.slot)));
+                }
             }
             // One outcome may be what failed (e.g. its alert): record each alone.
             Err(e) => {
                 tracing::warn!(error = %e, outcomes = batch.len(), "recording a batch failed; recording each alone");
                 for one in batch.drain(..) {
-                    let r = app.finish(&one.op, &worker, one.finish.clone(), &backoff).await;
-                    let _ = one.recorded.send(r);
+                    match app.finish(&one.op, &worker, one.finish.clone(), &backoff).await {
+                        Ok(r) => {
+                            drop(one.slot);
+                            freed.notify_waiters();
+                            let _ = one.recorded.send(Ok(r));
+                        }
+                        Err(e) => {
+                            let _ = one.recorded.send(Err((e, one.slot)));
+                        }
+                    }
                 }
             }
         }

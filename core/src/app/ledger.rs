@@ -44,10 +44,33 @@ impl App {
         backoff: &Backoff,
     ) -> Result<Vec<Recorded>> {
         let mut tx = self.store.begin().await?;
+        let outcomes: Vec<Outcome> =
+            ended.iter().map(|(op, finish)| Outcome::of(op, finish.clone(), backoff, tx.now())).collect();
+        let pairs: Vec<(&Operation, &Outcome)> = ended.iter().map(|(op, _)| *op).zip(&outcomes).collect();
+        let started = tx.record_outcomes(&pairs, worker).await?;
         let mut deltas = Vec::new();
         let mut recorded = Vec::with_capacity(ended.len());
-        for (op, finish) in ended {
-            recorded.push(record_finish(&mut tx, op, worker, finish.clone(), backoff, &mut deltas).await?);
+        for ((op, outcome), started) in pairs.into_iter().zip(started) {
+            let Some(started) = started else {
+                recorded.push(Recorded::LeaseLost);
+                continue;
+            };
+            let finished = outcome.status.is_terminal().then_some(outcome.status);
+            let seconds = tx.now().millis_since(started) / 1000.0;
+            deltas.extend(metrics::attempt_ended(op.kind, outcome.attempt, seconds, finished));
+            if outcome.failed_for_good() {
+                let failed = FailedOperation {
+                    id: op.id,
+                    kind: op.kind,
+                    host: op.host.as_deref(),
+                    vm: op.vm.as_deref(),
+                    params: &op.params,
+                    code: outcome.error_code.as_deref().unwrap_or("failed"),
+                    message: outcome.message.as_deref().unwrap_or("failed"),
+                };
+                alert_failure(&mut tx, &failed).await?;
+            }
+            recorded.push(Recorded::Status(outcome.status));
         }
         tx.add_counters(&metrics::merge(deltas)).await?;
         tx.commit().await?;
@@ -141,37 +164,6 @@ impl App {
         };
         self.store.prune(&cutoffs).await
     }
-}
-
-/// Records one attempt's end in `tx`; its counters are added to `deltas`.
-async fn record_finish(
-    tx: &mut Tx,
-    op: &Operation,
-    worker: &str,
-    finish: Finish,
-    backoff: &Backoff,
-    deltas: &mut Vec<metrics::Delta>,
-) -> Result<Recorded> {
-    let outcome = Outcome::of(op, finish, backoff, tx.now());
-    let Some(started) = tx.record_outcome(op, worker, &outcome).await? else {
-        return Ok(Recorded::LeaseLost);
-    };
-    let finished = outcome.status.is_terminal().then_some(outcome.status);
-    let seconds = tx.now().millis_since(started) / 1000.0;
-    deltas.extend(metrics::attempt_ended(op.kind, outcome.attempt, seconds, finished));
-    if outcome.failed_for_good() {
-        let failed = FailedOperation {
-            id: op.id,
-            kind: op.kind,
-            host: op.host.as_deref(),
-            vm: op.vm.as_deref(),
-            params: &op.params,
-            code: outcome.error_code.as_deref().unwrap_or("failed"),
-            message: outcome.message.as_deref().unwrap_or("failed"),
-        };
-        alert_failure(tx, &failed).await?;
-    }
-    Ok(Recorded::Status(outcome.status))
 }
 
 /// Writes the alert an operation failing for good implies, and marks the

@@ -207,49 +207,6 @@ pub struct TakenBack {
 }
 
 impl super::Tx {
-    /// Records `outcome` for attempt `op.attempt_count`, if `worker` still
-    /// holds the lease (`None`: it does not, and nothing was written); closes
-    /// the attempt row and announces the queue when a retry or the next
-    /// operation on the VM waits on it. Returns when the attempt started.
-    #[tracing::instrument(skip(self, op, outcome), fields(id = %op.id, attempt = op.attempt_count))]
-    pub async fn record_outcome(
-        &mut self,
-        op: &Operation,
-        worker: &str,
-        outcome: &Outcome,
-    ) -> Result<Option<Timestamp>> {
-        let now = self.now();
-        let finished_at = outcome.status.is_terminal().then_some(now);
-        let updated = on_tx!(self, |c, Db| {
-            sqlx::query::<Db>(
-                "UPDATE operations SET status = $3, result = $4, error_class = $5, error_code = $6, last_error = $7, \
-                 next_attempt_at = $8, finished_at = $9, lease_owner = NULL, lease_expires_at = NULL, updated_at = $10 \
-                 WHERE id = $1 AND status = 'running' AND lease_owner = $2",
-            )
-            .bind(op.id)
-            .bind(worker)
-            .bind(outcome.status.as_str())
-            .bind(outcome.result.as_ref().map(Json))
-            .bind(outcome.error_class.map(ErrorClass::as_str))
-            .bind(outcome.error_code.as_deref())
-            .bind(outcome.message.as_deref())
-            .bind(outcome.next_attempt_at)
-            .bind(finished_at)
-            .bind(now)
-            .execute(&mut *c)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
-        if updated == 0 {
-            return Ok(None);
-        }
-        let started = self.close_attempt(op.id, op.attempt_count, outcome).await?;
-        if outcome.next_attempt_at.is_some() || op.vm.is_some() {
-            self.announce(&crate::queue::queue_for(op.host.as_deref())).await?;
-        }
-        Ok(Some(started.unwrap_or(now)))
-    }
-
     /// Takes running operation `id` from `owner` (a stopping worker handing it
     /// back) or, with `None`, from whoever let its lease expire.
     pub async fn take_back(&mut self, id: OperationId, owner: Option<&str>) -> Result<Option<TakenBack>> {

@@ -16,6 +16,7 @@ mod inventory;
 mod ledger;
 mod metrics;
 mod operations;
+mod outcomes;
 mod overview;
 mod page;
 mod reconcilers;
