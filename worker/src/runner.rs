@@ -64,6 +64,9 @@ struct Inner {
     slots: HashMap<WorkClass, Arc<tokio::sync::Semaphore>>,
     /// Told whenever a slot may have come free.
     freed: Arc<tokio::sync::Notify>,
+    /// Told when running work gave its slot back (not a reservation): a queue
+    /// that found nothing it had slots for looks again then.
+    done: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +95,8 @@ type Reply = Result<Recorded, (hyperfleet_core::Error, OwnedSemaphorePermit)>;
 #[derive(Debug)]
 pub struct Reserved {
     permits: Vec<(WorkClass, Vec<OwnedSemaphorePermit>)>,
+    /// Some class had no free slot: its work, if any, waits for one.
+    pub some_class_full: bool,
 }
 
 impl Reserved {
@@ -116,7 +121,9 @@ impl Runner {
     pub fn new(app: App, hypervisor: Arc<Hypervisor>, worker_id: String, cfg: &crate::WorkerConfig) -> Self {
         let (ended, inbox) = mpsc::unbounded_channel();
         let freed = Arc::new(tokio::sync::Notify::new());
-        tokio::spawn(complete(app.clone(), worker_id.clone(), cfg.backoff, inbox, freed.clone()));
+        let done = Arc::new(tokio::sync::Notify::new());
+        let signals = (freed.clone(), done.clone());
+        tokio::spawn(complete(app.clone(), worker_id.clone(), cfg.backoff, inbox, signals));
         let this = Self {
             inner: Arc::new(Inner {
                 store: app.store().clone(),
@@ -138,6 +145,7 @@ impl Runner {
                     .map(|c| (*c, Arc::new(tokio::sync::Semaphore::new(cfg.slots.of(*c)))))
                     .collect(),
                 freed,
+                done,
             }),
         };
         tokio::spawn(keep_leases(Arc::downgrade(&this.inner)));
@@ -174,7 +182,8 @@ impl Runner {
                 .filter(|(_, permits)| !permits.is_empty())
                 .collect();
             if !permits.is_empty() {
-                return Some(Reserved { permits });
+                let some_class_full = permits.len() < self.inner.slots.len();
+                return Some(Reserved { permits, some_class_full });
             }
             freed.await;
         }
@@ -183,6 +192,11 @@ impl Runner {
     /// Says that slots may have come free (a reservation was given back).
     pub fn slots_freed(&self) {
         self.inner.freed.notify_waiters();
+    }
+
+    /// What is told when running work gives its slot back.
+    pub fn work_done(&self) -> Arc<tokio::sync::Notify> {
+        self.inner.done.clone()
     }
 
     /// Runs a claimed operation in its slot, in the background.
@@ -199,6 +213,7 @@ impl Runner {
             if let Some(slot) = slot {
                 drop(slot);
                 this.slots_freed();
+                this.inner.done.notify_waiters();
             }
         });
     }
@@ -347,7 +362,7 @@ async fn complete(
     worker: String,
     backoff: Backoff,
     mut inbox: mpsc::UnboundedReceiver<Ended>,
-    freed: Arc<tokio::sync::Notify>,
+    (freed, done): (Arc<tokio::sync::Notify>, Arc<tokio::sync::Notify>),
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while inbox.recv_many(&mut batch, MAX_BATCH).await > 0 {
@@ -361,6 +376,7 @@ async fn complete(
                 }
                 drop(slots);
                 freed.notify_waiters();
+                done.notify_waiters();
             }
             Err(e) if batch.len() == 1 => {
                 if let Some(one) = batch.pop() {
@@ -375,6 +391,7 @@ async fn complete(
                         Ok(r) => {
                             drop(one.slot);
                             freed.notify_waiters();
+                            done.notify_waiters();
                             let _ = one.recorded.send(Ok(r));
                         }
                         Err(e) => {

@@ -130,6 +130,13 @@ impl Fetch {
                 () = self.stop.cancelled() => return None,
                 reserved = self.runner.reserve() => reserved?,
             };
+            // Registered before the claim: work that ends meanwhile frees a slot
+            // a kind this claim could not take may now use.
+            let done = self.runner.work_done();
+            let slot_back = done.notified();
+            tokio::pin!(slot_back);
+            slot_back.as_mut().enable();
+            let some_class_full = reserved.some_class_full;
             let (host, worker, lease) = self.runner.identity();
             let wait = match self.store.claim(&self.queue, &reserved.groups(), worker, host, lease).await {
                 Ok(Claim::Claimed(operations)) => {
@@ -181,6 +188,7 @@ impl Fetch {
                 () = self.stop.cancelled() => return None,
                 _ = self.wakes.next() => {}
                 () = tokio::time::sleep(wait) => {}
+                () = &mut slot_back, if some_class_full => {}
             }
         }
     }
