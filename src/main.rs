@@ -94,12 +94,20 @@ enum Command {
     Bench {
         #[arg(long)]
         database: String,
+        /// `submit`: through the submit path while the worker runs them;
+        /// `drain`: all inserted by one statement, then drained.
+        #[arg(long, value_enum, default_value_t = bench::Mode::Submit)]
+        mode: bench::Mode,
+        /// How many operations (drain: up to 1,000,000 and more).
         #[arg(long, default_value_t = 2000)]
         ops: usize,
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
         #[arg(long, default_value_t = 200)]
         idle_samples: usize,
+        /// First write this many finished operations (with attempt rows): the ledger's history.
+        #[arg(long, default_value_t = 0)]
+        prefill_finished: usize,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -334,8 +342,9 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&hyperfleet::bench_backups::run(args).await?)?);
             Ok(())
         }
-        Command::Bench { database, ops, concurrency, idle_samples, json } => {
-            let report = bench::run(bench::BenchArgs { database, ops, concurrency, idle_samples }).await?;
+        Command::Bench { database, mode, ops, concurrency, idle_samples, prefill_finished, json } => {
+            let args = bench::BenchArgs { database, mode, ops, concurrency, idle_samples, prefill_finished };
+            let report = bench::run(args).await?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {

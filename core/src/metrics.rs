@@ -67,6 +67,23 @@ pub fn attempt_ended(
     out
 }
 
+/// Sums increments of the same series, so that many attempts' counters are
+/// added by one statement (which must name each series once); first-seen order.
+pub fn merge(deltas: Vec<Delta>) -> Vec<Delta> {
+    let mut out: Vec<Delta> = Vec::new();
+    let mut at: std::collections::HashMap<(&'static str, String), usize> = std::collections::HashMap::new();
+    for d in deltas {
+        match at.get(&(d.name, d.labels.clone())) {
+            Some(&i) => out[i].value += d.value,
+            None => {
+                at.insert((d.name, d.labels.clone()), out.len());
+                out.push(d);
+            }
+        }
+    }
+    out
+}
+
 /// One metric family for the text format.
 #[derive(Debug, Clone)]
 pub struct Family {
@@ -211,6 +228,24 @@ pub fn render(families: &[Family]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn merged_attempts_name_each_series_once_with_the_sum() {
+        let fast =
+            attempt_ended(OperationKind::Noop, AttemptOutcome::Succeeded, 0.001, Some(OperationStatus::Succeeded));
+        let slow = attempt_ended(OperationKind::Noop, AttemptOutcome::Succeeded, 2.0, Some(OperationStatus::Succeeded));
+        let merged = merge(fast.iter().chain(&slow).cloned().collect());
+        let value = |name: &str, labels: &str| {
+            let found: Vec<&Delta> = merged.iter().filter(|d| d.name == name && d.labels == labels).collect();
+            assert_eq!(found.len(), 1, "{name}{{{labels}}} once");
+            found[0].value
+        };
+        assert_eq!(value("hyperfleet_attempts_total", "kind=\"noop\",outcome=\"succeeded\""), 2.0);
+        assert_eq!(value("hyperfleet_attempt_duration_seconds_bucket", "kind=\"noop\",le=\"0.005\""), 1.0);
+        assert_eq!(value("hyperfleet_attempt_duration_seconds_bucket", "kind=\"noop\",le=\"+Inf\""), 2.0);
+        assert!((value("hyperfleet_attempt_duration_seconds_sum", "kind=\"noop\"") - 2.001).abs() < 1e-9);
+        assert_eq!(value("hyperfleet_operations_finished_total", "kind=\"noop\",status=\"succeeded\""), 2.0);
+    }
 
     #[test]
     fn an_attempt_counts_once_with_its_duration_in_every_bucket_above_it() {

@@ -1,8 +1,15 @@
 //! The runner carries out claimed operations: it runs each job under a renewed
 //! lease and records how the attempt ended. Each class of work has slots of
 //! its own (`[worker.slots]`): a queue claims only kinds whose class has a
-//! free slot, so a flood of one class never delays another. It tracks what
-//! runs so that shutdown can wait for it or hand it back.
+//! free slot — as many as are free, in one statement — so a flood of one class
+//! never delays another. It tracks what runs so that shutdown can wait for it
+//! or hand it back.
+//!
+//! The database work is batched: one task renews the leases of everything
+//! running in one statement, and one completer records the outcomes that
+//! ended meanwhile in one transaction. A slot is free only once its outcome
+//! is committed; if a batch fails, each outcome is recorded alone, so one bad
+//! outcome never holds back the others.
 
 use std::{
     collections::HashMap,
@@ -14,11 +21,11 @@ use hyperfleet_core::{
     OperationId,
     app::App,
     backoff::Backoff,
-    operation::{OperationKind, WorkClass},
+    operation::{Operation, OperationKind, WorkClass},
     outcome::{Finish, Recorded},
-    store::Store,
+    store::{ClaimGroup, Store},
 };
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{jobs, libvirt::Hypervisor, transport::Claimed};
@@ -26,6 +33,10 @@ use crate::{jobs, libvirt::Hypervisor, transport::Claimed};
 /// How often recording an outcome is tried before the lease is left to expire
 /// (the reaper then retries the operation), and the pause before each try.
 const RECORD_TRIES_MS: [u64; 5] = [0, 200, 1_000, 2_000, 5_000];
+
+/// At most this many operations of one class are claimed by one statement,
+/// and at most this many outcomes are committed by one transaction.
+const MAX_BATCH: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct Runner {
@@ -46,35 +57,74 @@ struct Inner {
     backups: Arc<hyperfleet_core::settings::BackupSettings>,
     dirs: crate::system::WatchedDirs,
     notifier: Arc<crate::alerts::Notifier>,
-    running: Mutex<HashMap<OperationId, CancellationToken>>,
+    /// What runs: its cancel request, and the sign that its lease was lost.
+    running: Mutex<HashMap<OperationId, Leased>>,
+    /// The completer's inbox.
+    ended: mpsc::UnboundedSender<Ended>,
     slots: HashMap<WorkClass, Arc<tokio::sync::Semaphore>>,
     /// Told whenever a slot may have come free.
-    freed: tokio::sync::Notify,
+    freed: Arc<tokio::sync::Notify>,
+    /// Told when running work gave its slot back (not a reservation): a queue
+    /// that found nothing it had slots for looks again then.
+    done: Arc<tokio::sync::Notify>,
 }
 
-/// One free slot of each class that had one, held while a queue claims: the
-/// claim takes only kinds of these classes, and keeps the slot of the one it got.
+#[derive(Debug, Clone)]
+struct Leased {
+    cancel: CancellationToken,
+    lost: CancellationToken,
+}
+
+/// An attempt that ended, waiting for the completer to record it. The
+/// completer frees its slot once the outcome is committed (the slots of a
+/// batch all at once, so that the next claim takes them together), or hands
+/// the slot back with the error.
+#[derive(Debug)]
+struct Ended {
+    op: Operation,
+    finish: Finish,
+    slot: OwnedSemaphorePermit,
+    recorded: oneshot::Sender<Reply>,
+}
+
+type Reply = Result<Recorded, (hyperfleet_core::Error, OwnedSemaphorePermit)>;
+
+/// The free slots of each class (up to [`MAX_BATCH`]), held while a queue
+/// claims: the claim takes at most that many operations of each class, each
+/// keeps one slot, and the rest are released when this is dropped.
 #[derive(Debug)]
 pub struct Reserved {
-    permits: Vec<(WorkClass, OwnedSemaphorePermit)>,
+    permits: Vec<(WorkClass, Vec<OwnedSemaphorePermit>)>,
+    /// Some class had no free slot: its work, if any, waits for one.
+    pub some_class_full: bool,
 }
 
 impl Reserved {
-    /// The kinds a claim may take.
-    pub fn kinds(&self) -> Vec<OperationKind> {
-        OperationKind::ALL.iter().copied().filter(|k| self.permits.iter().any(|(c, _)| *c == k.class())).collect()
+    /// What a claim may take: per class with free slots, its kinds and how many.
+    pub fn groups(&self) -> Vec<ClaimGroup> {
+        self.permits
+            .iter()
+            .map(|(class, permits)| ClaimGroup {
+                kinds: OperationKind::ALL.iter().copied().filter(|k| k.class() == *class).collect(),
+                limit: permits.len(),
+            })
+            .collect()
     }
 
-    /// The slot of `class`; the others are released.
-    pub fn take(mut self, class: WorkClass) -> Option<OwnedSemaphorePermit> {
-        let i = self.permits.iter().position(|(c, _)| *c == class)?;
-        Some(self.permits.swap_remove(i).1)
+    /// One slot of `class`, if one is left.
+    pub fn take(&mut self, class: WorkClass) -> Option<OwnedSemaphorePermit> {
+        self.permits.iter_mut().find(|(c, _)| *c == class)?.1.pop()
     }
 }
 
 impl Runner {
     pub fn new(app: App, hypervisor: Arc<Hypervisor>, worker_id: String, cfg: &crate::WorkerConfig) -> Self {
-        Self {
+        let (ended, inbox) = mpsc::unbounded_channel();
+        let freed = Arc::new(tokio::sync::Notify::new());
+        let done = Arc::new(tokio::sync::Notify::new());
+        let signals = (freed.clone(), done.clone());
+        tokio::spawn(complete(app.clone(), worker_id.clone(), cfg.backoff, inbox, signals));
+        let this = Self {
             inner: Arc::new(Inner {
                 store: app.store().clone(),
                 app,
@@ -89,13 +139,17 @@ impl Runner {
                 dirs: cfg.dirs.clone(),
                 notifier: Arc::new(crate::alerts::Notifier::new(cfg.alerts.clone(), cfg.public_url.clone())),
                 running: Mutex::default(),
+                ended,
                 slots: WorkClass::ALL
                     .iter()
                     .map(|c| (*c, Arc::new(tokio::sync::Semaphore::new(cfg.slots.of(*c)))))
                     .collect(),
-                freed: tokio::sync::Notify::new(),
+                freed,
+                done,
             }),
-        }
+        };
+        tokio::spawn(keep_leases(Arc::downgrade(&this.inner)));
+        this
     }
 
     pub fn worker_id(&self) -> &str {
@@ -117,14 +171,19 @@ impl Runner {
             if self.inner.tracker.is_closed() {
                 return None;
             }
-            let permits: Vec<(WorkClass, OwnedSemaphorePermit)> = self
+            let permits: Vec<(WorkClass, Vec<OwnedSemaphorePermit>)> = self
                 .inner
                 .slots
                 .iter()
-                .filter_map(|(class, slots)| slots.clone().try_acquire_owned().ok().map(|p| (*class, p)))
+                .map(|(class, slots)| {
+                    let free = std::iter::from_fn(|| slots.clone().try_acquire_owned().ok()).take(MAX_BATCH);
+                    (*class, free.collect::<Vec<_>>())
+                })
+                .filter(|(_, permits)| !permits.is_empty())
                 .collect();
             if !permits.is_empty() {
-                return Some(Reserved { permits });
+                let some_class_full = permits.len() < self.inner.slots.len();
+                return Some(Reserved { permits, some_class_full });
             }
             freed.await;
         }
@@ -135,22 +194,32 @@ impl Runner {
         self.inner.freed.notify_waiters();
     }
 
+    /// What is told when running work gives its slot back.
+    pub fn work_done(&self) -> Arc<tokio::sync::Notify> {
+        self.inner.done.clone()
+    }
+
     /// Runs a claimed operation in its slot, in the background.
     pub fn start(&self, claimed: Claimed) {
         let Claimed { operation, slot } = claimed;
         let id = operation.id;
-        let cancel = CancellationToken::new();
-        self.lock().insert(id, cancel.clone());
+        let leased = Leased { cancel: CancellationToken::new(), lost: CancellationToken::new() };
+        self.lock().insert(id, leased.clone());
         let this = self.clone();
         self.inner.tracker.spawn(async move {
-            this.execute(*operation, cancel).await;
+            // The slot comes back unless the completer freed it.
+            let slot = this.execute(*operation, leased, slot).await;
             this.lock().remove(&id);
-            drop(slot);
-            this.slots_freed();
+            if let Some(slot) = slot {
+                drop(slot);
+                this.slots_freed();
+                this.inner.done.notify_waiters();
+            }
         });
     }
 
-    async fn execute(&self, op: hyperfleet_core::operation::Operation, cancel: CancellationToken) {
+    async fn execute(&self, op: Operation, leased: Leased, slot: OwnedSemaphorePermit) -> Option<OwnedSemaphorePermit> {
+        let Leased { cancel, lost: lease_lost } = leased;
         let inner = &self.inner;
         let span = tracing::info_span!("operation", id = %op.id, kind = %op.kind, host = ?op.host, vm = ?op.vm, attempt = op.attempt_count, request_id = ?op.request_id);
         let ctx = jobs::JobContext {
@@ -164,24 +233,13 @@ impl Runner {
             dirs: inner.dirs.clone(),
             notifier: inner.notifier.clone(),
         };
-        let lease_lost = CancellationToken::new();
-        let keeper = tokio::spawn(keep_lease(
-            inner.store.clone(),
-            op.id,
-            inner.worker_id.clone(),
-            inner.lease,
-            cancel.clone(),
-            lease_lost.clone(),
-        ));
         let finish = tokio::select! {
             finish = jobs::run(&ctx, &op) => finish,
             () = lease_lost.cancelled() => {
                 tracing::warn!(parent: &span, "lease lost while running; the reaper has taken the operation back");
-                keeper.abort();
-                return;
+                return Some(slot);
             }
         };
-        keeper.abort();
         match &finish {
             Finish::Failed(f) => {
                 tracing::warn!(parent: &span, code = %f.code, class = f.class.as_str(), "attempt failed: {}", f.message)
@@ -191,19 +249,44 @@ impl Runner {
         }
         // Recording the outcome must not be lost to a database blip: retry a
         // few times, then leave it to the reaper (the lease expires).
+        let mut slot = slot;
         for delay_ms in RECORD_TRIES_MS {
-            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-            match inner.app.finish(&op, &inner.worker_id, finish.clone(), &inner.backoff).await {
+            if delay_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            }
+            match self.record(&op, finish.clone(), slot).await {
                 Ok(Recorded::Status(status)) => {
                     tracing::info!(parent: &span, status = status.as_str(), "recorded");
-                    return;
+                    return None;
                 }
                 Ok(Recorded::LeaseLost) => {
                     tracing::warn!(parent: &span, "lease lost before the outcome was recorded");
-                    return;
+                    return None;
                 }
-                Err(e) => tracing::error!(parent: &span, error = %e, "could not record the outcome; retrying"),
+                Err((e, back)) => {
+                    tracing::error!(parent: &span, error = %e, "could not record the outcome; retrying");
+                    slot = back?;
+                }
             }
+        }
+        Some(slot)
+    }
+
+    /// Hands the outcome to the completer and waits until it is committed.
+    /// On an error the slot comes back, unless the completer has stopped.
+    async fn record(
+        &self,
+        op: &Operation,
+        finish: Finish,
+        slot: OwnedSemaphorePermit,
+    ) -> Result<Recorded, (hyperfleet_core::Error, Option<OwnedSemaphorePermit>)> {
+        let (recorded, answer) = oneshot::channel();
+        let gone = || hyperfleet_core::Error::internal("the completer has stopped");
+        let ended = Ended { op: op.clone(), finish, slot, recorded };
+        self.inner.ended.send(ended).map_err(|e| (gone(), Some(e.0.slot)))?;
+        match answer.await {
+            Ok(reply) => reply.map_err(|(e, slot)| (e, Some(slot))),
+            Err(_) => Err((gone(), None)),
         }
     }
 
@@ -229,32 +312,94 @@ impl Runner {
         futures::future::join_all(hand_back).await;
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<OperationId, CancellationToken>> {
-        self.inner.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<OperationId, Leased>> {
+        self.inner.lock()
     }
 }
 
-/// Renews the lease while the job runs, relays cancel requests, and signals
-/// `lost` if another party took the operation back.
-async fn keep_lease(
-    store: Store,
-    id: OperationId,
-    worker: String,
-    lease: Duration,
-    cancel: CancellationToken,
-    lost: CancellationToken,
-) {
-    let every = (lease / 3).min(Duration::from_secs(1));
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<OperationId, Leased>> {
+        self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Renews the leases of everything the runner runs, in one statement per
+/// round; relays cancel requests, and tells a job whose lease another party
+/// took back. Ends with the runner.
+async fn keep_leases(runner: std::sync::Weak<Inner>) {
     loop {
+        let Some(inner) = runner.upgrade() else { return };
+        let every = (inner.lease / 3).min(Duration::from_secs(1));
+        drop(inner);
         tokio::time::sleep(every).await;
-        match store.renew_lease(id, &worker, lease).await {
-            Ok(Some(true)) => cancel.cancel(),
-            Ok(Some(false)) => {}
-            Ok(None) => {
-                lost.cancel();
-                return;
+        let Some(inner) = runner.upgrade() else { return };
+        let running: Vec<(OperationId, Leased)> = inner.lock().iter().map(|(id, l)| (*id, l.clone())).collect();
+        if running.is_empty() {
+            continue;
+        }
+        let ids: Vec<OperationId> = running.iter().map(|(id, _)| *id).collect();
+        match inner.store.renew_leases(&ids, &inner.worker_id, inner.lease).await {
+            Ok(held) => {
+                for (id, leased) in &running {
+                    match held.iter().find(|(h, _)| h == id) {
+                        Some((_, true)) => leased.cancel.cancel(),
+                        Some((_, false)) => {}
+                        // Not held: taken back, or its outcome was recorded just now
+                        // (then the job has ended and nobody waits on this).
+                        None => leased.lost.cancel(),
+                    }
+                }
             }
-            Err(e) => tracing::warn!(operation = %id, error = %e, "lease renewal failed"),
+            Err(e) => tracing::warn!(error = %e, running = ids.len(), "lease renewal failed"),
+        }
+    }
+}
+
+/// The completer: records the outcomes that ended meanwhile in one
+/// transaction, and answers each job once its outcome is committed (or not).
+async fn complete(
+    app: App,
+    worker: String,
+    backoff: Backoff,
+    mut inbox: mpsc::UnboundedReceiver<Ended>,
+    (freed, done): (Arc<tokio::sync::Notify>, Arc<tokio::sync::Notify>),
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while inbox.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let ended: Vec<(&Operation, Finish)> = batch.iter().map(|e| (&e.op, e.finish.clone())).collect();
+        match app.finish_many(&ended, &worker, &backoff).await {
+            Ok(recorded) => {
+                let mut slots = Vec::with_capacity(batch.len());
+                for (e, r) in batch.drain(..).zip(recorded) {
+                    slots.push(e.slot);
+                    let _ = e.recorded.send(Ok(r));
+                }
+                drop(slots);
+                freed.notify_waiters();
+                done.notify_waiters();
+            }
+            Err(e) if batch.len() == 1 => {
+                if let Some(one) = batch.pop() {
+                    let _ = one.recorded.send(Err((e, one.slot)));
+                }
+            }
+            // One outcome may be what failed (e.g. its alert): record each alone.
+            Err(e) => {
+                tracing::warn!(error = %e, outcomes = batch.len(), "recording a batch failed; recording each alone");
+                for one in batch.drain(..) {
+                    match app.finish(&one.op, &worker, one.finish.clone(), &backoff).await {
+                        Ok(r) => {
+                            drop(one.slot);
+                            freed.notify_waiters();
+                            done.notify_waiters();
+                            let _ = one.recorded.send(Ok(r));
+                        }
+                        Err(e) => {
+                            let _ = one.recorded.send(Err((e, one.slot)));
+                        }
+                    }
+                }
+            }
         }
     }
 }

@@ -1,10 +1,11 @@
 //! The ledger is the queue, and apalis runs the worker over it: each queue is
-//! an apalis backend (apalis-core's `CustomBackend`) whose task stream claims
-//! the next runnable operation straight from `operations` — no second job
-//! table to keep in step or to prune.
+//! an apalis backend (apalis-core's `Backend`) whose task stream claims
+//! runnable operations straight from `operations` — no second job table to
+//! keep in step or to prune.
 //!
-//! The stream claims only when the runner has a free slot, so a claimed
-//! operation starts at once. Between claims it waits for a wake-up (a commit in
+//! The stream claims only when the runner has free slots, as many operations
+//! as there are free slots, in one statement; one apalis task is one such
+//! batch, so every claimed operation starts at once. Between claims it waits for a wake-up (a commit in
 //! this process, a PostgreSQL NOTIFY from another), the earliest due retry, or
 //! the poll interval. A database error never ends it: the queue is marked as
 //! not served (readiness, the heartbeat), the stream backs off and fetches
@@ -30,19 +31,24 @@ use tokio_util::sync::CancellationToken;
 
 use crate::runner::Runner;
 
-/// A claimed operation and the runner slot it runs in: the apalis task.
+/// A claimed operation and the runner slot it runs in.
 #[derive(Debug)]
 pub struct Claimed {
     pub operation: Box<Operation>,
     pub slot: OwnedSemaphorePermit,
 }
 
+/// What one claim took: the apalis task.
+type Batch = Vec<Claimed>;
+
 /// Fetch failures back off from this to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-async fn handle(claimed: Claimed, runner: Data<Runner>) -> Result<(), BoxDynError> {
-    runner.start(claimed);
+async fn handle(batch: Batch, runner: Data<Runner>) -> Result<(), BoxDynError> {
+    for claimed in batch {
+        runner.start(claimed);
+    }
     Ok(())
 }
 
@@ -59,15 +65,15 @@ pub async fn serve(store: Store, queue: String, runner: Runner, poll: Duration, 
     }
 }
 
-/// One queue of the ledger as an apalis backend: its tasks are claimed operations.
+/// One queue of the ledger as an apalis backend: its tasks are batches of claimed operations.
 struct LedgerQueue {
     claims: ClaimStream,
 }
 
-type ClaimStream = std::pin::Pin<Box<dyn Stream<Item = Claimed> + Send>>;
+type ClaimStream = std::pin::Pin<Box<dyn Stream<Item = Batch> + Send>>;
 
 impl Backend for LedgerQueue {
-    type Task = Task<Claimed>;
+    type Task = Task<Batch>;
     type Error = std::convert::Infallible;
 
     fn poll_ready(&mut self, _: &mut Context<'_>, _: &WorkerContext) -> Poll<Result<(), Self::Error>> {
@@ -84,7 +90,7 @@ impl Backend for LedgerQueue {
 }
 
 impl BackendConfig for LedgerQueue {
-    type Args = Claimed;
+    type Args = Batch;
     type Id = RandomId;
     /// The outcome is recorded by the runner in the ledger, not by apalis.
     type Kind = Ephemeral;
@@ -117,26 +123,38 @@ struct Fetch {
 }
 
 impl Fetch {
-    /// Waits for a slot and a runnable operation; `None` once stopped.
-    async fn next_claim(&mut self) -> Option<Claimed> {
+    /// Waits for free slots and runnable operations; `None` once stopped.
+    async fn next_claim(&mut self) -> Option<Batch> {
         loop {
-            let reserved = tokio::select! {
+            let mut reserved = tokio::select! {
                 () = self.stop.cancelled() => return None,
                 reserved = self.runner.reserve() => reserved?,
             };
+            // Registered before the claim: work that ends meanwhile frees a slot
+            // a kind this claim could not take may now use.
+            let done = self.runner.work_done();
+            let slot_back = done.notified();
+            tokio::pin!(slot_back);
+            slot_back.as_mut().enable();
+            let some_class_full = reserved.some_class_full;
             let (host, worker, lease) = self.runner.identity();
-            let wait = match self.store.claim_next(&self.queue, &reserved.kinds(), worker, host, lease).await {
-                Ok(Claim::Claimed(operation)) => {
+            let wait = match self.store.claim(&self.queue, &reserved.groups(), worker, host, lease).await {
+                Ok(Claim::Claimed(operations)) => {
                     self.served();
-                    // The claim took a kind of a reserved class: its slot is there.
-                    let Some(slot) = reserved.take(operation.kind.class()) else {
-                        // Cannot happen (the claim took only reserved classes); the
-                        // lease then expires and the reaper gives the work back.
-                        tracing::error!(operation = %operation.id, "claimed a kind without a reserved slot");
-                        continue;
-                    };
+                    let mut batch = Vec::with_capacity(operations.len());
+                    for operation in operations {
+                        // The claim took at most the reserved slots of each class.
+                        let Some(slot) = reserved.take(operation.kind.class()) else {
+                            // Cannot happen (the claim took only reserved classes); the
+                            // lease then expires and the reaper gives the work back.
+                            tracing::error!(operation = %operation.id, "claimed a kind without a reserved slot");
+                            continue;
+                        };
+                        batch.push(Claimed { operation: Box::new(operation), slot });
+                    }
+                    drop(reserved);
                     self.runner.slots_freed();
-                    return Some(Claimed { operation, slot });
+                    return Some(batch);
                 }
                 Ok(Claim::Contended) => {
                     self.served();
@@ -170,6 +188,7 @@ impl Fetch {
                 () = self.stop.cancelled() => return None,
                 _ = self.wakes.next() => {}
                 () = tokio::time::sleep(wait) => {}
+                () = &mut slot_back, if some_class_full => {}
             }
         }
     }

@@ -30,28 +30,51 @@ impl App {
     /// its alert). A lost lease is said apart from every error.
     #[tracing::instrument(skip(self, op, finish, backoff), fields(id = %op.id, attempt = op.attempt_count))]
     pub async fn finish(&self, op: &Operation, worker: &str, finish: Finish, backoff: &Backoff) -> Result<Recorded> {
+        let mut recorded = self.finish_many(&[(op, finish)], worker, backoff).await?;
+        recorded.pop().ok_or_else(|| crate::Error::internal("no outcome recorded"))
+    }
+
+    /// [`App::finish`] for many attempts in one transaction (one commit), the
+    /// counters they add in one statement; the answers in the same order. An
+    /// error records none of them.
+    pub async fn finish_many(
+        &self,
+        ended: &[(&Operation, Finish)],
+        worker: &str,
+        backoff: &Backoff,
+    ) -> Result<Vec<Recorded>> {
         let mut tx = self.store.begin().await?;
-        let outcome = Outcome::of(op, finish, backoff, tx.now());
-        let Some(started) = tx.record_outcome(op, worker, &outcome).await? else {
-            return Ok(Recorded::LeaseLost);
-        };
-        let finished = outcome.status.is_terminal().then_some(outcome.status);
-        let seconds = tx.now().millis_since(started) / 1000.0;
-        tx.add_counters(&metrics::attempt_ended(op.kind, outcome.attempt, seconds, finished)).await?;
-        if outcome.failed_for_good() {
-            let failed = FailedOperation {
-                id: op.id,
-                kind: op.kind,
-                host: op.host.as_deref(),
-                vm: op.vm.as_deref(),
-                params: &op.params,
-                code: outcome.error_code.as_deref().unwrap_or("failed"),
-                message: outcome.message.as_deref().unwrap_or("failed"),
+        let outcomes: Vec<Outcome> =
+            ended.iter().map(|(op, finish)| Outcome::of(op, finish.clone(), backoff, tx.now())).collect();
+        let pairs: Vec<(&Operation, &Outcome)> = ended.iter().map(|(op, _)| *op).zip(&outcomes).collect();
+        let started = tx.record_outcomes(&pairs, worker).await?;
+        let mut deltas = Vec::new();
+        let mut recorded = Vec::with_capacity(ended.len());
+        for ((op, outcome), started) in pairs.into_iter().zip(started) {
+            let Some(started) = started else {
+                recorded.push(Recorded::LeaseLost);
+                continue;
             };
-            alert_failure(&mut tx, &failed).await?;
+            let finished = outcome.status.is_terminal().then_some(outcome.status);
+            let seconds = tx.now().millis_since(started) / 1000.0;
+            deltas.extend(metrics::attempt_ended(op.kind, outcome.attempt, seconds, finished));
+            if outcome.failed_for_good() {
+                let failed = FailedOperation {
+                    id: op.id,
+                    kind: op.kind,
+                    host: op.host.as_deref(),
+                    vm: op.vm.as_deref(),
+                    params: &op.params,
+                    code: outcome.error_code.as_deref().unwrap_or("failed"),
+                    message: outcome.message.as_deref().unwrap_or("failed"),
+                };
+                alert_failure(&mut tx, &failed).await?;
+            }
+            recorded.push(Recorded::Status(outcome.status));
         }
+        tx.add_counters(&metrics::merge(deltas)).await?;
         tx.commit().await?;
-        Ok(Recorded::Status(outcome.status))
+        Ok(recorded)
     }
 
     /// Hands a running operation back: `owner` = this worker on shutdown, or

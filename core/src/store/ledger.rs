@@ -23,92 +23,119 @@ use crate::{
 /// What a worker got when it asked its queue for work.
 #[derive(Debug)]
 pub enum Claim {
-    /// Now running under this worker's lease, as attempt `operation.attempt_count`.
-    Claimed(Box<Operation>),
+    /// Now running under this worker's lease, each as attempt
+    /// `operation.attempt_count`; oldest first, never empty.
+    Claimed(Vec<Operation>),
     /// Nothing runnable now; the earliest waiting retry is due then, if any.
     Idle(Option<Timestamp>),
     /// Another worker took the same operation at the same moment: ask again.
     Contended,
 }
 
+/// Up to `limit` operations of `kinds`: what one class's free slots can take.
+#[derive(Debug, Clone)]
+pub struct ClaimGroup {
+    pub kinds: Vec<crate::operation::OperationKind>,
+    pub limit: usize,
+}
+
 /// attempt_count, max_attempts, queue, host, vm, lease_owner, kind, params
 type LeaseRow =
     (i32, i32, String, Option<String>, Option<String>, Option<String>, crate::operation::OperationKind, Json<Value>);
 
+/// The runnable operations of queue `$1` among `kinds`, oldest first: queued
+/// or due for a retry (`$4` is now), and not behind another operation on its
+/// VM (FIFO per VM; one runs at a time). Written so that both backends read
+/// it from the partial indexes of the runnable and the active-per-VM sets.
+fn runnable(kinds: &[crate::operation::OperationKind]) -> String {
+    // The kinds' names are the closed set's own literals, never input.
+    let kinds = kinds.iter().map(|k| format!("'{}'", k.as_str())).collect::<Vec<_>>().join(", ");
+    format!(
+        "SELECT o.id FROM operations o WHERE o.queue = $1 AND o.kind IN ({kinds}) \
+         AND (o.status = 'queued' OR (o.status = 'retrying' AND o.next_attempt_at <= $4)) \
+         AND (o.vm IS NULL OR NOT EXISTS (SELECT 1 FROM operations o2 WHERE o2.host = o.host AND o2.vm = o.vm \
+         AND o2.status IN ('queued', 'retrying', 'running') AND o2.vm IS NOT NULL \
+         AND o2.id <> o.id AND (o2.status = 'running' OR o2.id < o.id))) ORDER BY o.id"
+    )
+}
+
 impl Store {
-    /// Claims the next runnable operation of `queue` for `worker` on `host`:
-    /// the oldest one that is queued or due for a retry, and not behind another
-    /// operation on its VM (VM operations keep their order; one runs at a time).
-    /// Only `kinds` are taken (those whose class has a free slot). Marks it
-    /// running under a lease and opens its attempt row, in one transaction.
+    /// Claims for `worker` on `host` up to each group's limit of the oldest
+    /// runnable operations of `queue`, in one statement: marks them running
+    /// under a lease and opens their attempt rows, in one transaction.
     #[tracing::instrument(skip(self), level = "debug")]
-    pub async fn claim_next(
+    pub async fn claim(
         &self,
         queue: &str,
-        kinds: &[crate::operation::OperationKind],
+        groups: &[ClaimGroup],
         worker: &str,
         host: &str,
         lease: Duration,
     ) -> Result<Claim> {
-        if kinds.is_empty() {
+        let groups: Vec<&ClaimGroup> = groups.iter().filter(|g| g.limit > 0 && !g.kinds.is_empty()).collect();
+        if groups.is_empty() {
             return Ok(Claim::Idle(None));
         }
-        // The kinds' names are the closed set's own literals, never input.
-        let kinds = kinds.iter().map(|k| format!("'{}'", k.as_str())).collect::<Vec<_>>().join(", ");
         // PostgreSQL: workers of several processes share a queue; each skips
-        // the row another is claiming instead of queueing behind its lock.
+        // the rows another is claiming instead of queueing behind their locks.
         let lock = match self.kind() {
             super::BackendKind::Postgres => "FOR UPDATE SKIP LOCKED",
             super::BackendKind::Sqlite => "",
         };
+        // One candidate set per group, each under its own limit; MATERIALIZED
+        // so that each is read (and locked) exactly once.
+        let ctes: Vec<String> = groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| format!("g{i} AS MATERIALIZED ({} LIMIT {} {lock})", runnable(&g.kinds), g.limit))
+            .collect();
+        let picked: Vec<String> = (0..groups.len()).map(|i| format!("SELECT id FROM g{i}")).collect();
         let sql = format!(
-            "UPDATE operations SET status = 'running', attempt_count = attempt_count + 1, lease_owner = $2, \
+            "WITH {} UPDATE operations SET status = 'running', attempt_count = attempt_count + 1, lease_owner = $2, \
              lease_expires_at = $3, started_at = COALESCE(started_at, $4), updated_at = $4, next_attempt_at = NULL \
-             WHERE id = (SELECT o.id FROM operations o WHERE o.queue = $1 AND o.kind IN ({kinds}) \
-             AND (o.status = 'queued' OR (o.status = 'retrying' AND o.next_attempt_at <= $4)) \
-             AND (o.vm IS NULL OR NOT EXISTS (SELECT 1 FROM operations o2 WHERE o2.host = o.host AND o2.vm = o.vm \
-             AND o2.id <> o.id AND (o2.status = 'running' OR (o2.id < o.id AND o2.status IN ('queued', 'retrying'))))) \
-             ORDER BY o.id LIMIT 1 {lock}) \
-             AND status IN ('queued', 'retrying') RETURNING {OPERATION_COLUMNS}"
+             WHERE id IN ({}) AND status IN ('queued', 'retrying') RETURNING {OPERATION_COLUMNS}",
+            ctes.join(", "),
+            picked.join(" UNION ALL ")
         );
-        let claimed: Option<OperationRow> = with_db!(self, |pool, Db| {
+        let claimed: Vec<OperationRow> = with_db!(self, |pool, Db| {
             let mut tx = pool.begin().await?;
             let now = self.now();
-            let row = match sqlx::query_as::<Db, OperationRow>(AssertSqlSafe(sql.as_str()))
+            let mut rows = match sqlx::query_as::<Db, OperationRow>(AssertSqlSafe(sql.as_str()))
                 .bind(queue)
                 .bind(worker)
                 .bind(now.plus(lease))
                 .bind(now)
-                .fetch_optional(&mut *tx)
+                .fetch_all(&mut *tx)
                 .await
             {
-                Ok(row) => row,
-                // The one-running-per-VM index: a concurrent claim won this VM.
+                Ok(rows) => rows,
+                // The one-running-per-VM index: a concurrent claim won a VM.
                 Err(sqlx::Error::Database(db)) if db.is_unique_violation() => return Ok(Claim::Contended),
                 Err(e) => return Err(e.into()),
             };
-            if let Some(row) = &row {
+            rows.sort_by_key(|r| r.id);
+            if !rows.is_empty() {
                 // Read after the claim saw the VM's previous operation finished (its
                 // end was stamped before that commit): an attempt never starts
                 // before the one it follows ended, on either backend.
                 let started = self.now();
-                sqlx::query::<Db>(
-                    "INSERT INTO operation_attempts (operation_id, attempt, worker, host, started_at) \
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(row.id)
-                .bind(row.attempt_count)
-                .bind(worker)
-                .bind(host)
-                .bind(started)
-                .execute(&mut *tx)
-                .await?;
+                let values: Vec<String> =
+                    (0..rows.len()).map(|i| format!("(${}, ${}, $1, $2, $3)", 2 * i + 4, 2 * i + 5)).collect();
+                let insert = format!(
+                    "INSERT INTO operation_attempts (operation_id, attempt, worker, host, started_at) VALUES {}",
+                    values.join(", ")
+                );
+                let mut q = sqlx::query::<Db>(AssertSqlSafe(insert)).bind(worker).bind(host).bind(started);
+                for row in &rows {
+                    q = q.bind(row.id).bind(row.attempt_count);
+                }
+                q.execute(&mut *tx).await?;
             }
             tx.commit().await?;
-            row
+            rows
         });
-        if let Some(row) = claimed {
-            return Ok(Claim::Claimed(Box::new(row.into())));
+        if !claimed.is_empty() {
+            return Ok(Claim::Claimed(claimed.into_iter().map(Into::into).collect()));
         }
         let next_due: Option<Timestamp> = read_db!(self, |pool, Db| {
             sqlx::query_scalar::<Db, Option<Timestamp>>(
@@ -121,22 +148,34 @@ impl Store {
         Ok(Claim::Idle(next_due))
     }
 
-    /// Extends the lease. `None`: the lease was lost (the reaper took the
-    /// operation back); `Some(cancel_requested)` otherwise.
-    pub async fn renew_lease(&self, id: OperationId, worker: &str, lease: Duration) -> Result<Option<bool>> {
+    /// Extends the leases `worker` holds on `ids`, in one statement; returns
+    /// each operation still held, with whether a cancel was requested. An id
+    /// missing from the answer lost its lease (the reaper took it back).
+    pub async fn renew_leases(
+        &self,
+        ids: &[OperationId],
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Vec<(OperationId, bool)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let now = self.now();
-        let row: Option<bool> = with_db!(self, |pool, Db| {
-            sqlx::query_scalar::<Db, bool>(
-                "UPDATE operations SET lease_expires_at = $3 WHERE id = $1 AND lease_owner = $2 AND status = 'running' \
-                 RETURNING cancel_requested",
-            )
-            .bind(id)
-            .bind(worker)
-            .bind(now.plus(lease))
-            .fetch_optional(pool)
-            .await
-        })?;
-        Ok(row)
+        let list: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 3)).collect();
+        let sql = format!(
+            "UPDATE operations SET lease_expires_at = $2 WHERE lease_owner = $1 AND status = 'running' \
+             AND id IN ({}) RETURNING id, cancel_requested",
+            list.join(", ")
+        );
+        Ok(with_db!(self, |pool, Db| {
+            let mut q = sqlx::query_as::<Db, (OperationId, bool)>(AssertSqlSafe(sql.as_str()))
+                .bind(worker)
+                .bind(now.plus(lease));
+            for id in ids {
+                q = q.bind(*id);
+            }
+            q.fetch_all(pool).await
+        })?)
     }
 
     /// Running operations whose lease expired (their worker died or hung), oldest first.
@@ -168,49 +207,6 @@ pub struct TakenBack {
 }
 
 impl super::Tx {
-    /// Records `outcome` for attempt `op.attempt_count`, if `worker` still
-    /// holds the lease (`None`: it does not, and nothing was written); closes
-    /// the attempt row and announces the queue when a retry or the next
-    /// operation on the VM waits on it. Returns when the attempt started.
-    #[tracing::instrument(skip(self, op, outcome), fields(id = %op.id, attempt = op.attempt_count))]
-    pub async fn record_outcome(
-        &mut self,
-        op: &Operation,
-        worker: &str,
-        outcome: &Outcome,
-    ) -> Result<Option<Timestamp>> {
-        let now = self.now();
-        let finished_at = outcome.status.is_terminal().then_some(now);
-        let updated = on_tx!(self, |c, Db| {
-            sqlx::query::<Db>(
-                "UPDATE operations SET status = $3, result = $4, error_class = $5, error_code = $6, last_error = $7, \
-                 next_attempt_at = $8, finished_at = $9, lease_owner = NULL, lease_expires_at = NULL, updated_at = $10 \
-                 WHERE id = $1 AND status = 'running' AND lease_owner = $2",
-            )
-            .bind(op.id)
-            .bind(worker)
-            .bind(outcome.status.as_str())
-            .bind(outcome.result.as_ref().map(Json))
-            .bind(outcome.error_class.map(ErrorClass::as_str))
-            .bind(outcome.error_code.as_deref())
-            .bind(outcome.message.as_deref())
-            .bind(outcome.next_attempt_at)
-            .bind(finished_at)
-            .bind(now)
-            .execute(&mut *c)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
-        if updated == 0 {
-            return Ok(None);
-        }
-        let started = self.close_attempt(op.id, op.attempt_count, outcome).await?;
-        if outcome.next_attempt_at.is_some() || op.vm.is_some() {
-            self.announce(&crate::queue::queue_for(op.host.as_deref())).await?;
-        }
-        Ok(Some(started.unwrap_or(now)))
-    }
-
     /// Takes running operation `id` from `owner` (a stopping worker handing it
     /// back) or, with `None`, from whoever let its lease expire.
     pub async fn take_back(&mut self, id: OperationId, owner: Option<&str>) -> Result<Option<TakenBack>> {

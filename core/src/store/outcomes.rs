@@ -1,0 +1,108 @@
+//! Recording how attempts ended, many in one go: one statement moves every
+//! operation whose lease the worker still holds, one closes their attempt
+//! rows. What a completer commits in one transaction.
+
+use std::collections::{BTreeSet, HashMap};
+
+use sqlx::{AssertSqlSafe, types::Json};
+
+use super::tx::on_tx;
+use crate::{
+    OperationId, Result, Timestamp,
+    operation::{ErrorClass, Operation},
+    outcome::Outcome,
+};
+
+/// `(...), (...)` rows of `width` placeholders, numbered after the first `skip`.
+fn values(rows: usize, width: usize, skip: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let row: Vec<String> = (0..width).map(|c| format!("${}", skip + r * width + c + 1)).collect();
+            format!("({})", row.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl super::Tx {
+    /// Records each `(op, outcome)` for attempt `op.attempt_count`, where
+    /// `worker` still holds the lease; closes those attempt rows, and announces
+    /// the queues where a retry or the next operation on a VM waits. Answers in
+    /// the same order: when the attempt started, or `None` when the lease was
+    /// lost (nothing written for it).
+    pub async fn record_outcomes(
+        &mut self,
+        ended: &[(&Operation, &Outcome)],
+        worker: &str,
+    ) -> Result<Vec<Option<Timestamp>>> {
+        if ended.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = self.now();
+        let sql = format!(
+            "WITH v(id, status, result, error_class, error_code, last_error, next_attempt_at, finished_at) AS \
+             (VALUES {}) UPDATE operations SET status = v.status, result = v.result, error_class = v.error_class, \
+             error_code = v.error_code, last_error = v.last_error, next_attempt_at = v.next_attempt_at, \
+             finished_at = v.finished_at, lease_owner = NULL, lease_expires_at = NULL, updated_at = $1 \
+             FROM v WHERE operations.id = v.id AND operations.status = 'running' AND operations.lease_owner = $2 \
+             RETURNING operations.id",
+            values(ended.len(), 8, 2)
+        );
+        let held: Vec<OperationId> = on_tx!(self, |c, Db| {
+            let mut q = sqlx::query_scalar::<Db, OperationId>(AssertSqlSafe(sql.as_str())).bind(now).bind(worker);
+            for (op, o) in ended {
+                q = q
+                    .bind(op.id)
+                    .bind(o.status.as_str())
+                    .bind(o.result.as_ref().map(Json))
+                    .bind(o.error_class.map(ErrorClass::as_str))
+                    .bind(o.error_code.as_deref())
+                    .bind(o.message.as_deref())
+                    .bind(o.next_attempt_at)
+                    .bind(o.status.is_terminal().then_some(now));
+            }
+            q.fetch_all(&mut *c).await
+        })?;
+        let held: BTreeSet<OperationId> = held.into_iter().collect();
+        let closing: Vec<&(&Operation, &Outcome)> = ended.iter().filter(|(op, _)| held.contains(&op.id)).collect();
+        let mut started: HashMap<OperationId, Timestamp> = HashMap::new();
+        if !closing.is_empty() {
+            let sql = format!(
+                "WITH v(id, attempt, outcome, error_class, error_code, message) AS (VALUES {}) \
+                 UPDATE operation_attempts SET finished_at = $1, outcome = v.outcome, error_class = v.error_class, \
+                 error_code = v.error_code, message = v.message FROM v \
+                 WHERE operation_attempts.operation_id = v.id AND operation_attempts.attempt = v.attempt \
+                 AND operation_attempts.finished_at IS NULL \
+                 RETURNING operation_attempts.operation_id, operation_attempts.started_at",
+                values(closing.len(), 6, 1)
+            );
+            let rows: Vec<(OperationId, Timestamp)> = on_tx!(self, |c, Db| {
+                let mut q = sqlx::query_as::<Db, (OperationId, Timestamp)>(AssertSqlSafe(sql.as_str())).bind(now);
+                for (op, o) in &closing {
+                    q = q
+                        .bind(op.id)
+                        .bind(op.attempt_count)
+                        .bind(o.attempt.as_str())
+                        .bind(o.error_class.map(ErrorClass::as_str))
+                        .bind(o.error_code.as_deref())
+                        .bind(o.message.as_deref());
+                }
+                q.fetch_all(&mut *c).await
+            })?;
+            started.extend(rows);
+        }
+        let mut queues = BTreeSet::new();
+        for (op, o) in &closing {
+            if o.next_attempt_at.is_some() || op.vm.is_some() {
+                queues.insert(crate::queue::queue_for(op.host.as_deref()));
+            }
+        }
+        for queue in queues {
+            self.announce(&queue).await?;
+        }
+        Ok(ended
+            .iter()
+            .map(|(op, _)| held.contains(&op.id).then(|| started.get(&op.id).copied().unwrap_or(now)))
+            .collect())
+    }
+}
