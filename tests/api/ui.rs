@@ -388,7 +388,10 @@ async fn operations_page_lists_what_the_api_lists_with_the_same_filters(backend:
 
 /// A query-string value, percent-encoded.
 fn enc(value: &str) -> String {
-    value.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+    value
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
 }
 
 async fn retry_from_the_detail_page_is_recorded_with_the_token_name(backend: Backend) {

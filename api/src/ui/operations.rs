@@ -80,7 +80,10 @@ fn instant(name: &'static str, text: &str) -> hyperfleet_core::Result<Timestamp>
         .or_else(|_| chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M").map(|t| t.and_utc()))
         .map(Timestamp)
         .map_err(|_| {
-            hyperfleet_core::Error::invalid(code, format!("`{name}` must be an RFC 3339 time or YYYY-MM-DDTHH:MM (UTC)"))
+            hyperfleet_core::Error::invalid(
+                code,
+                format!("`{name}` must be an RFC 3339 time or YYYY-MM-DDTHH:MM (UTC)"),
+            )
         })
 }
 
