@@ -76,7 +76,9 @@ impl From<Operation> for OperationView {
             idempotency_key: o.idempotency_key,
             attempt_count: o.attempt_count,
             max_attempts: o.max_attempts,
-            next_attempt_at: o.next_attempt_at.map(|t| t.0),
+            // A running operation keeps the due time of the attempt it runs
+            // (for its queue wait); clients see it only while one is pending.
+            next_attempt_at: (o.status == OperationStatus::Retrying).then_some(o.next_attempt_at).flatten().map(|t| t.0),
             cancel_requested: o.cancel_requested,
             result: o.result,
             error_class: o.error_class,

@@ -14,8 +14,70 @@ use crate::{
     operation::{AttemptOutcome, OperationKind, OperationStatus},
 };
 
-/// Upper bounds (seconds) of the attempt-duration histogram.
-pub const DURATION_BUCKETS: [f64; 11] = [0.005, 0.025, 0.1, 0.25, 1.0, 2.5, 10.0, 30.0, 60.0, 300.0, 1800.0];
+/// A histogram kept as database counters: its series and bucket bounds.
+#[derive(Debug)]
+pub struct Histogram {
+    pub name: &'static str,
+    bucket: &'static str,
+    sum: &'static str,
+    count: &'static str,
+    bounds: &'static [f64],
+    help: &'static str,
+}
+
+/// How long attempts ran (seconds), by kind.
+pub const ATTEMPT_DURATION: Histogram = Histogram {
+    name: "hyperfleet_attempt_duration_seconds",
+    bucket: "hyperfleet_attempt_duration_seconds_bucket",
+    sum: "hyperfleet_attempt_duration_seconds_sum",
+    count: "hyperfleet_attempt_duration_seconds_count",
+    bounds: &[0.005, 0.025, 0.1, 0.25, 1.0, 2.5, 10.0, 30.0, 60.0, 300.0, 1800.0],
+    help: "How long attempts ran, by kind.",
+};
+
+/// How long attempts waited in their queue (seconds), by kind.
+pub const QUEUE_WAIT: Histogram = Histogram {
+    name: "hyperfleet_queue_wait_seconds",
+    bucket: "hyperfleet_queue_wait_seconds_bucket",
+    sum: "hyperfleet_queue_wait_seconds_sum",
+    count: "hyperfleet_queue_wait_seconds_count",
+    bounds: &[0.001, 0.005, 0.025, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0, 3600.0],
+    help: "How long attempts waited to start from when their operation became runnable (created, or due for a retry), by kind.",
+};
+
+impl Histogram {
+    /// One observation as counter increments: every bucket it falls in,
+    /// `+Inf`, the sum and the count.
+    fn observe(&self, out: &mut Vec<Delta>, kind: &str, value: f64) {
+        for le in self.bounds.iter().filter(|le| value <= **le) {
+            out.push(Delta { name: self.bucket, labels: format!("kind=\"{kind}\",le=\"{le}\""), value: 1.0 });
+        }
+        out.push(Delta { name: self.bucket, labels: format!("kind=\"{kind}\",le=\"+Inf\""), value: 1.0 });
+        out.push(Delta { name: self.sum, labels: format!("kind=\"{kind}\""), value });
+        out.push(Delta { name: self.count, labels: format!("kind=\"{kind}\""), value: 1.0 });
+    }
+
+    /// Its family from the stored counters: every bucket of every kind seen, in bound order.
+    fn family(&self, counters: &[(String, String, f64)]) -> Family {
+        let value = |name: &str, labels: &str| {
+            counters.iter().find(|(n, l, _)| n == name && l == labels).map_or(0.0, |(_, _, v)| *v)
+        };
+        let mut kinds: Vec<&String> = counters.iter().filter(|(n, _, _)| n == self.count).map(|(_, l, _)| l).collect();
+        kinds.sort();
+        let mut samples = Vec::new();
+        for kind_labels in kinds {
+            let bounds = self.bounds.iter().map(|le| le.to_string()).chain(["+Inf".to_owned()]);
+            for le in bounds {
+                let labels = format!("{kind_labels},le=\"{le}\"");
+                samples.push((self.bucket.to_owned(), labels.clone(), value(self.bucket, &labels)));
+            }
+            for series in [self.sum, self.count] {
+                samples.push((series.to_owned(), kind_labels.clone(), value(series, kind_labels)));
+            }
+        }
+        Family { name: self.name, kind: "histogram", help: self.help, samples }
+    }
+}
 
 /// An increment of one counter series.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,37 +88,27 @@ pub struct Delta {
     pub value: f64,
 }
 
-/// What an attempt that ended adds: one attempt by outcome, its duration in
-/// the histogram, and — when the operation is now finished — one operation by
-/// final status.
+/// What an attempt that ended adds: one attempt by outcome, its duration and
+/// how long it waited in its queue (from when it became runnable — created,
+/// or due for its retry — to its start) in histograms, and — when the
+/// operation is now finished — one operation by final status.
 pub fn attempt_ended(
     kind: OperationKind,
     outcome: AttemptOutcome,
     seconds: f64,
+    waited: Option<f64>,
     finished: Option<OperationStatus>,
 ) -> Vec<Delta> {
     let kind = kind.as_str();
-    let seconds = seconds.max(0.0);
     let mut out = vec![Delta {
         name: "hyperfleet_attempts_total",
         labels: format!("kind=\"{kind}\",outcome=\"{}\"", outcome.as_str()),
         value: 1.0,
     }];
-    for le in DURATION_BUCKETS.iter().filter(|le| seconds <= **le) {
-        out.push(Delta {
-            name: "hyperfleet_attempt_duration_seconds_bucket",
-            labels: format!("kind=\"{kind}\",le=\"{le}\""),
-            value: 1.0,
-        });
+    ATTEMPT_DURATION.observe(&mut out, kind, seconds.max(0.0));
+    if let Some(waited) = waited {
+        QUEUE_WAIT.observe(&mut out, kind, waited.max(0.0));
     }
-    let plain = |name, value| Delta { name, labels: format!("kind=\"{kind}\""), value };
-    out.push(Delta {
-        name: "hyperfleet_attempt_duration_seconds_bucket",
-        labels: format!("kind=\"{kind}\",le=\"+Inf\""),
-        value: 1.0,
-    });
-    out.push(plain("hyperfleet_attempt_duration_seconds_sum", seconds));
-    out.push(plain("hyperfleet_attempt_duration_seconds_count", 1.0));
     if let Some(status) = finished {
         out.push(Delta {
             name: "hyperfleet_operations_finished_total",
@@ -115,28 +167,7 @@ pub fn counter_families(counters: &[(String, String, f64)]) -> Vec<Family> {
         help: "Operations that finished, by kind and final status.",
         samples: of("hyperfleet_operations_finished_total"),
     };
-    let value = |name: &str, labels: &str| {
-        counters.iter().find(|(n, l, _)| n == name && l == labels).map_or(0.0, |(_, _, v)| *v)
-    };
-    let mut duration = Vec::new();
-    for (_, kind_labels, _) in of("hyperfleet_attempt_duration_seconds_count") {
-        let bucket = "hyperfleet_attempt_duration_seconds_bucket";
-        let bounds = DURATION_BUCKETS.iter().map(|le| le.to_string()).chain(["+Inf".to_owned()]);
-        for le in bounds {
-            let labels = format!("{kind_labels},le=\"{le}\"");
-            duration.push((bucket.to_owned(), labels.clone(), value(bucket, &labels)));
-        }
-        for series in ["hyperfleet_attempt_duration_seconds_sum", "hyperfleet_attempt_duration_seconds_count"] {
-            duration.push((series.to_owned(), kind_labels.clone(), value(series, &kind_labels)));
-        }
-    }
-    let duration = Family {
-        name: "hyperfleet_attempt_duration_seconds",
-        kind: "histogram",
-        help: "How long attempts ran, by kind.",
-        samples: duration,
-    };
-    vec![attempts, finished, duration]
+    vec![attempts, finished, ATTEMPT_DURATION.family(counters), QUEUE_WAIT.family(counters)]
 }
 
 /// One backup as the metrics page sees it.
@@ -232,8 +263,9 @@ mod tests {
     #[test]
     fn merged_attempts_name_each_series_once_with_the_sum() {
         let fast =
-            attempt_ended(OperationKind::Noop, AttemptOutcome::Succeeded, 0.001, Some(OperationStatus::Succeeded));
-        let slow = attempt_ended(OperationKind::Noop, AttemptOutcome::Succeeded, 2.0, Some(OperationStatus::Succeeded));
+            attempt_ended(OperationKind::Noop, AttemptOutcome::Succeeded, 0.001, None, Some(OperationStatus::Succeeded));
+        let slow =
+            attempt_ended(OperationKind::Noop, AttemptOutcome::Succeeded, 2.0, None, Some(OperationStatus::Succeeded));
         let merged = merge(fast.iter().chain(&slow).cloned().collect());
         let value = |name: &str, labels: &str| {
             let found: Vec<&Delta> = merged.iter().filter(|d| d.name == name && d.labels == labels).collect();
@@ -249,7 +281,8 @@ mod tests {
 
     #[test]
     fn an_attempt_counts_once_with_its_duration_in_every_bucket_above_it() {
-        let d = attempt_ended(OperationKind::Noop, AttemptOutcome::Succeeded, 0.2, Some(OperationStatus::Succeeded));
+        let d =
+            attempt_ended(OperationKind::Noop, AttemptOutcome::Succeeded, 0.2, Some(0.03), Some(OperationStatus::Succeeded));
         let get = |name: &str, labels: &str| d.iter().find(|x| x.name == name && x.labels == labels).map(|x| x.value);
         assert_eq!(get("hyperfleet_attempts_total", "kind=\"noop\",outcome=\"succeeded\""), Some(1.0));
         assert_eq!(get("hyperfleet_attempt_duration_seconds_bucket", "kind=\"noop\",le=\"0.1\""), None);
@@ -257,8 +290,12 @@ mod tests {
         assert_eq!(get("hyperfleet_attempt_duration_seconds_bucket", "kind=\"noop\",le=\"+Inf\""), Some(1.0));
         assert_eq!(get("hyperfleet_attempt_duration_seconds_sum", "kind=\"noop\""), Some(0.2));
         assert_eq!(get("hyperfleet_operations_finished_total", "kind=\"noop\",status=\"succeeded\""), Some(1.0));
-        let retry = attempt_ended(OperationKind::Noop, AttemptOutcome::Failed, 0.0, None);
+        assert_eq!(get("hyperfleet_queue_wait_seconds_bucket", "kind=\"noop\",le=\"0.025\""), None);
+        assert_eq!(get("hyperfleet_queue_wait_seconds_bucket", "kind=\"noop\",le=\"0.1\""), Some(1.0));
+        assert_eq!(get("hyperfleet_queue_wait_seconds_count", "kind=\"noop\""), Some(1.0));
+        let retry = attempt_ended(OperationKind::Noop, AttemptOutcome::Failed, 0.0, None, None);
         assert!(retry.iter().all(|x| x.name != "hyperfleet_operations_finished_total"));
+        assert!(retry.iter().all(|x| !x.name.starts_with("hyperfleet_queue_wait")), "no wait known, none counted");
     }
 
     #[test]
@@ -313,7 +350,8 @@ mod tests {
             ("hyperfleet_attempt_duration_seconds_bucket".to_owned(), "kind=\"noop\",le=\"+Inf\"".to_owned(), 1.0),
         ];
         let h = &counter_families(&counters)[2];
-        assert_eq!(h.samples.len(), DURATION_BUCKETS.len() + 3, "every bucket, then sum and count");
+        assert_eq!(h.samples.len(), ATTEMPT_DURATION.bounds.len() + 3, "every bucket, then sum and count");
+        assert!(counter_families(&counters)[3].samples.is_empty(), "no queue wait seen, no series");
         assert_eq!(
             h.samples[0],
             ("hyperfleet_attempt_duration_seconds_bucket".into(), "kind=\"noop\",le=\"0.005\"".into(), 0.0)

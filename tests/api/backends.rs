@@ -31,23 +31,27 @@ macro_rules! on_both_backends {
 #[macro_export]
 macro_rules! on_both_backends_with_qemu {
     ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                #[ignore = "needs libvirtd + QEMU: scripts/test.sh runs it with --ignored"]
-                async fn $name() {
-                    super::$name($crate::helpers::Backend::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                #[ignore = "needs libvirtd + QEMU: scripts/test.sh runs it with --ignored"]
-                async fn $name() {
-                    super::$name($crate::helpers::Backend::Postgres).await
-                }
-            )*
+        // Under `qemu::` whatever file they are in: the test command's
+        // real-QEMU lane selects them by that name.
+        mod qemu {
+            mod sqlite {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    #[ignore = "needs libvirtd + QEMU: scripts/test.sh runs it with --ignored"]
+                    async fn $name() {
+                        super::super::$name($crate::helpers::Backend::Sqlite).await
+                    }
+                )*
+            }
+            mod postgres {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    #[ignore = "needs libvirtd + QEMU: scripts/test.sh runs it with --ignored"]
+                    async fn $name() {
+                        super::super::$name($crate::helpers::Backend::Postgres).await
+                    }
+                )*
+            }
         }
     };
 }

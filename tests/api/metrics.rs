@@ -55,6 +55,14 @@ async fn counters_are_exact_after_a_known_workload(backend: Backend) {
     assert_eq!(value(&s, count, json!({"kind": "noop"})), Some(4.0));
     let inf = value(&s, "hyperfleet_attempt_duration_seconds_bucket", json!({"kind": "noop", "le": "+Inf"}));
     assert_eq!(inf, Some(4.0));
+    // Every attempt that ended with an outcome waited in its queue once: from
+    // its creation (first attempts) or from its retry falling due (the second).
+    let waits = "hyperfleet_queue_wait_seconds_count";
+    assert_eq!(value(&s, waits, json!({"kind": "noop"})), Some(4.0), "{text}");
+    assert_eq!(value(&s, waits, json!({"kind": "vm.resume"})), Some(1.0));
+    let wait_inf = value(&s, "hyperfleet_queue_wait_seconds_bucket", json!({"kind": "noop", "le": "+Inf"}));
+    assert_eq!(wait_inf, Some(4.0));
+    assert!(value(&s, "hyperfleet_queue_wait_seconds_sum", json!({"kind": "noop"})).is_some_and(|v| v >= 0.0));
     assert_eq!(value(&s, "hyperfleet_worker_up", json!({"host": "hv1"})), Some(1.0));
     assert!(value(&s, "hyperfleet_vms", json!({"host": "hv1", "state": "running"})).is_some_and(|n| n >= 1.0));
     assert_eq!(value(&s, "hyperfleet_alerts_firing", json!({"severity": "warning"})), Some(1.0), "{text}");

@@ -359,14 +359,14 @@ async fn operations_page_lists_what_the_api_lists_with_the_same_filters(backend:
     // A browser's datetime-local field (UTC, to the minute) reads like RFC 3339.
     let minute = (chrono::Utc::now() - chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M");
     assert_eq!(browser.get(&format!("/ui/operations?since={minute}")).await.operation_ids().len(), 5);
-    for (bad, code) in [
-        ("error_class=fatal", "invalid_error_class"),
-        ("requested_by=a%20b", "invalid_requested_by"),
-        ("since=yesterday", "invalid_since"),
+    for (bad, says) in [
+        ("error_class=fatal", "`fatal` is not an error class"),
+        ("requested_by=a%20b", "`requested_by` is 1-80 of"),
+        ("since=yesterday", "`since` must be an RFC 3339 time"),
     ] {
         let page = browser.get(&format!("/ui/operations?{bad}")).await;
         assert!(page.status == 422 || page.status == 400, "{bad}: {}", page.status);
-        assert!(page.body.contains(code), "{bad}: {}", page.body);
+        assert!(page.body.contains(says), "{bad}: {}", page.body);
         assert!(app.get(&format!("/api/v1/operations?{bad}")).await.status / 100 == 4, "{bad}");
     }
 

@@ -17,7 +17,7 @@ use poem::{
 };
 
 use super::{
-    forms::{ActionForm, given},
+    forms::{ActionForm, given, post},
     layout::{csrf_field, error_page, html_response, message_page, page, see_other, time},
     session::{self, UiSession},
 };
@@ -228,17 +228,11 @@ pub async fn revoke_token(
     form: Option<Form<ActionForm>>,
 ) -> Response {
     let form = form.map(|Form(f)| f).unwrap_or_default();
-    let who = match session::check_post(req, state, form.csrf.as_deref(), Role::Admin).await {
-        Ok(who) => who,
-        Err(answer) => return answer,
-    };
-    let revoke = async {
+    post(req, state, form.csrf.as_deref(), Role::Admin, async |who| {
         let id = TokenId::parse(&id)?;
         let rid = current_request_id();
-        state.app.revoke_token(Actor { name: &who.principal.name, request_id: Some(&rid) }, id).await
-    };
-    match revoke.await {
-        Ok(_) => see_other("/ui/admin"),
-        Err(e) => error_page(Some(&who), e),
-    }
+        state.app.revoke_token(Actor { name: &who.principal.name, request_id: Some(&rid) }, id).await?;
+        Ok("/ui/admin".to_owned())
+    })
+    .await
 }

@@ -17,7 +17,7 @@ use poem::{
 };
 
 use super::{
-    forms::{ActionForm, given},
+    forms::{ActionForm, given, post},
     layout::{action_button, error_page, html_response, page, see_other, time},
     session,
 };
@@ -226,22 +226,16 @@ pub async fn detail(req: &Request, Path(id): Path<String>, Data(state): Data<&Ap
 
 async fn act(req: &Request, state: &AppState, id: &str, form: Option<Form<ActionForm>>, resolving: bool) -> Response {
     let form = form.map(|Form(f)| f).unwrap_or_default();
-    let who = match session::check_post(req, state, form.csrf.as_deref(), Role::Operator).await {
-        Ok(who) => who,
-        Err(answer) => return answer,
-    };
-    let done = async {
+    post(req, state, form.csrf.as_deref(), Role::Operator, async |who| {
         let id = AlertId::parse(id)?;
-        if resolving {
-            state.app.resolve_alert(id, &who.principal.name).await
+        let a = if resolving {
+            state.app.resolve_alert(id, &who.principal.name).await?
         } else {
-            state.app.acknowledge_alert(id, &who.principal.name).await
-        }
-    };
-    match done.await {
-        Ok(a) => see_other(&format!("/ui/alerts/{}", a.id)),
-        Err(e) => error_page(Some(&who), e),
-    }
+            state.app.acknowledge_alert(id, &who.principal.name).await?
+        };
+        Ok(format!("/ui/alerts/{}", a.id))
+    })
+    .await
 }
 
 #[handler]

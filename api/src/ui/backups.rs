@@ -19,7 +19,7 @@ use poem::{
 };
 
 use super::{
-    forms::{given, origin},
+    forms::{given, origin, post},
     layout::{csrf_field, error_page, html_response, page, see_other, time},
     session::{self, UiSession},
 };
@@ -220,20 +220,14 @@ pub async fn verify(
     form: Option<Form<VerifyForm>>,
 ) -> Response {
     let form = form.map(|Form(f)| f).unwrap_or_default();
-    let who = match session::check_post(req, state, form.csrf.as_deref(), Role::Operator).await {
-        Ok(who) => who,
-        Err(answer) => return answer,
-    };
-    let submit = async {
+    post(req, state, form.csrf.as_deref(), Role::Operator, async |who| {
         let id = BackupId::parse(&id)?;
         let level = given(&form.level).map(|l| VerifyLevel::parse(&l)).transpose()?.unwrap_or(VerifyLevel::Checksum);
         let params = VerifyParams { backup_id: None, level, boot_marker: None, boot_timeout_s: None };
-        state.app.backup_verify(id, params, origin(state, &who)).await
-    };
-    match submit.await {
-        Ok(s) => see_other(&format!("/ui/operations/{}", s.operation.id)),
-        Err(e) => error_page(Some(&who), e),
-    }
+        let s = state.app.backup_verify(id, params, origin(state, who)).await?;
+        Ok(format!("/ui/operations/{}", s.operation.id))
+    })
+    .await
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -260,17 +254,11 @@ pub fn create_form(who: &UiSession, host: &str, vm: &str) -> Markup {
 #[handler]
 pub async fn create(req: &Request, Data(state): Data<&AppState>, form: Option<Form<CreateForm>>) -> Response {
     let form = form.map(|Form(f)| f).unwrap_or_default();
-    let who = match session::check_post(req, state, form.csrf.as_deref(), Role::Operator).await {
-        Ok(who) => who,
-        Err(answer) => return answer,
-    };
-    let submit = async {
+    post(req, state, form.csrf.as_deref(), Role::Operator, async |who| {
         let vm = VmName::parse(form.vm.as_deref().unwrap_or_default())?;
         let host = given(&form.host).map(|h| HostName::parse(&h)).transpose()?;
-        state.app.backup_create(&vm, host.as_ref().map(HostName::as_str), origin(state, &who)).await
-    };
-    match submit.await {
-        Ok(s) => see_other(&format!("/ui/operations/{}", s.operation.id)),
-        Err(e) => error_page(Some(&who), e),
-    }
+        let s = state.app.backup_create(&vm, host.as_ref().map(HostName::as_str), origin(state, who)).await?;
+        Ok(format!("/ui/operations/{}", s.operation.id))
+    })
+    .await
 }

@@ -2,10 +2,34 @@
 //! ledger origin of an operation started from the dashboard (the token's name,
 //! as the API records it).
 
-use hyperfleet_core::app::Origin;
+use hyperfleet_core::{app::Origin, auth::Role};
+use poem::{Request, Response};
 
-use super::session::UiSession;
+use super::{
+    layout::{error_page, see_other},
+    session::{self, UiSession},
+};
 use crate::{AppState, request_id::current_request_id};
+
+/// A dashboard POST that changes one thing: checks the session, the CSRF
+/// token and the role, runs `act` as the signed-in token, then sends the
+/// browser to the page `act` names — or shows why it could not be done.
+pub async fn post(
+    req: &Request,
+    state: &AppState,
+    csrf: Option<&str>,
+    role: Role,
+    act: impl AsyncFnOnce(&UiSession) -> hyperfleet_core::Result<String>,
+) -> Response {
+    let who = match session::check_post(req, state, csrf, role).await {
+        Ok(who) => who,
+        Err(answer) => return answer,
+    };
+    match act(&who).await {
+        Ok(location) => see_other(&location),
+        Err(e) => error_page(Some(&who), e),
+    }
+}
 
 /// A query field that was filled in, trimmed.
 pub fn given(v: &Option<String>) -> Option<String> {

@@ -14,7 +14,7 @@ use poem::{
 };
 
 use super::{
-    forms::{ActionForm, origin},
+    forms::{ActionForm, origin, post},
     layout::{action_button, error_page, html_response, page, see_other, time},
     session,
 };
@@ -132,12 +132,9 @@ pub async fn show(req: &Request, Data(state): Data<&AppState>) -> Response {
 #[handler]
 pub async fn run(req: &Request, Data(state): Data<&AppState>, form: Option<Form<ActionForm>>) -> Response {
     let form = form.map(|Form(f)| f).unwrap_or_default();
-    let who = match session::check_post(req, state, form.csrf.as_deref(), Role::Operator).await {
-        Ok(who) => who,
-        Err(answer) => return answer,
-    };
-    match state.app.request_health_runs(None, origin(state, &who)).await {
-        Ok(_) => see_other("/ui/operations?kind=health.run"),
-        Err(e) => error_page(Some(&who), e),
-    }
+    post(req, state, form.csrf.as_deref(), Role::Operator, async |who| {
+        state.app.request_health_runs(None, origin(state, who)).await?;
+        Ok("/ui/operations?kind=health.run".to_owned())
+    })
+    .await
 }

@@ -13,7 +13,7 @@ use poem::{
 };
 
 use super::{
-    forms::ActionForm,
+    forms::{ActionForm, post},
     layout::{action_button, error_page, html_response, page, see_other, time},
     session::{self, UiSession},
 };
@@ -118,15 +118,11 @@ pub async fn trigger(
     form: Option<Form<ActionForm>>,
 ) -> Response {
     let form = form.map(|Form(f)| f).unwrap_or_default();
-    let who = match session::check_post(req, state, form.csrf.as_deref(), Role::Operator).await {
-        Ok(who) => who,
-        Err(answer) => return answer,
-    };
-    let fire = async { state.app.trigger_schedule(ScheduleId::parse(&id)?, &who.principal.name).await };
-    match fire.await {
-        Ok(op) => see_other(&format!("/ui/operations/{}", op.id)),
-        Err(e) => error_page(Some(&who), e),
-    }
+    post(req, state, form.csrf.as_deref(), Role::Operator, async |who| {
+        let op = state.app.trigger_schedule(ScheduleId::parse(&id)?, &who.principal.name).await?;
+        Ok(format!("/ui/operations/{}", op.id))
+    })
+    .await
 }
 
 async fn set_enabled(
@@ -137,11 +133,7 @@ async fn set_enabled(
     enabled: bool,
 ) -> Response {
     let form = form.map(|Form(f)| f).unwrap_or_default();
-    let who = match session::check_post(req, state, form.csrf.as_deref(), Role::Admin).await {
-        Ok(who) => who,
-        Err(answer) => return answer,
-    };
-    let change = async {
+    post(req, state, form.csrf.as_deref(), Role::Admin, async |who| {
         let id = ScheduleId::parse(id)?;
         let s = state.app.schedule(id).await?;
         let def = ScheduleDef {
@@ -156,12 +148,10 @@ async fn set_enabled(
             jitter_s: s.jitter_s.max(0) as u32,
         };
         let rid = current_request_id();
-        state.app.update_schedule(Actor { name: &who.principal.name, request_id: Some(&rid) }, id, &def).await
-    };
-    match change.await {
-        Ok(_) => see_other("/ui/schedules"),
-        Err(e) => error_page(Some(&who), e),
-    }
+        state.app.update_schedule(Actor { name: &who.principal.name, request_id: Some(&rid) }, id, &def).await?;
+        Ok("/ui/schedules".to_owned())
+    })
+    .await
 }
 
 #[handler]

@@ -15,7 +15,7 @@ use poem::{
 };
 
 use super::{
-    forms::{ActionForm, given},
+    forms::{ActionForm, given, post},
     layout::{csrf_field, error_page, see_other, time},
     session::{self, UiSession},
 };
@@ -77,11 +77,7 @@ pub struct SilenceForm {
 #[handler]
 pub async fn create(req: &Request, Data(state): Data<&AppState>, form: Option<Form<SilenceForm>>) -> Response {
     let form = form.map(|Form(f)| f).unwrap_or_default();
-    let who = match session::check_post(req, state, form.csrf.as_deref(), Role::Operator).await {
-        Ok(who) => who,
-        Err(answer) => return answer,
-    };
-    let make = async {
+    post(req, state, form.csrf.as_deref(), Role::Operator, async |who| {
         let op = given(&form.op).map(|o| MatchOp::parse(&o)).transpose()?.unwrap_or(MatchOp::Eq);
         let matcher = Matcher::new(given(&form.name).unwrap_or_default(), op, form.value.clone().unwrap_or_default())?;
         let lasts = parse_token_lifetime(given(&form.duration).as_deref().unwrap_or_default())?;
@@ -93,12 +89,10 @@ pub async fn create(req: &Request, Data(state): Data<&AppState>, form: Option<Fo
             created_by: who.principal.name.clone(),
         };
         let rid = current_request_id();
-        state.app.create_silence(Actor { name: &who.principal.name, request_id: Some(&rid) }, &new).await
-    };
-    match make.await {
-        Ok(_) => see_other("/ui/alerts"),
-        Err(e) => error_page(Some(&who), e),
-    }
+        state.app.create_silence(Actor { name: &who.principal.name, request_id: Some(&rid) }, &new).await?;
+        Ok("/ui/alerts".to_owned())
+    })
+    .await
 }
 
 #[handler]
@@ -109,17 +103,11 @@ pub async fn expire(
     form: Option<Form<ActionForm>>,
 ) -> Response {
     let form = form.map(|Form(f)| f).unwrap_or_default();
-    let who = match session::check_post(req, state, form.csrf.as_deref(), Role::Operator).await {
-        Ok(who) => who,
-        Err(answer) => return answer,
-    };
-    let end = async {
+    post(req, state, form.csrf.as_deref(), Role::Operator, async |who| {
         let id = SilenceId::parse(&id)?;
         let rid = current_request_id();
-        state.app.expire_silence(Actor { name: &who.principal.name, request_id: Some(&rid) }, id).await
-    };
-    match end.await {
-        Ok(_) => see_other("/ui/alerts"),
-        Err(e) => error_page(Some(&who), e),
-    }
+        state.app.expire_silence(Actor { name: &who.principal.name, request_id: Some(&rid) }, id).await?;
+        Ok("/ui/alerts".to_owned())
+    })
+    .await
 }

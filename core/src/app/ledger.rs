@@ -57,7 +57,9 @@ impl App {
             };
             let finished = outcome.status.is_terminal().then_some(outcome.status);
             let seconds = tx.now().millis_since(started) / 1000.0;
-            deltas.extend(metrics::attempt_ended(op.kind, outcome.attempt, seconds, finished));
+            // Runnable since it was created, or since its retry (or hand-back) fell due.
+            let waited = started.millis_since(op.next_attempt_at.unwrap_or(op.created_at)) / 1000.0;
+            deltas.extend(metrics::attempt_ended(op.kind, outcome.attempt, seconds, Some(waited), finished));
             if outcome.failed_for_good() {
                 let failed = FailedOperation {
                     id: op.id,
@@ -88,7 +90,9 @@ impl App {
         let started = tx.record_abandoned(id, &taken, &outcome).await?;
         let finished = outcome.status.is_terminal().then_some(outcome.status);
         let seconds = tx.now().millis_since(started) / 1000.0;
-        tx.add_counters(&metrics::attempt_ended(taken.kind, outcome.attempt, seconds, finished)).await?;
+        // Its queue wait is not known here (the hand-back reads no more than it
+        // needs): an abandoned attempt counts in the duration histogram only.
+        tx.add_counters(&metrics::attempt_ended(taken.kind, outcome.attempt, seconds, None, finished)).await?;
         if outcome.failed_for_good() {
             let failed = FailedOperation {
                 id,

@@ -92,7 +92,7 @@ impl Store {
         let picked: Vec<String> = (0..groups.len()).map(|i| format!("SELECT id FROM g{i}")).collect();
         let sql = format!(
             "WITH {} UPDATE operations SET status = 'running', attempt_count = attempt_count + 1, lease_owner = $2, \
-             lease_expires_at = $3, started_at = COALESCE(started_at, $4), updated_at = $4, next_attempt_at = NULL \
+             lease_expires_at = $3, started_at = COALESCE(started_at, $4), updated_at = $4 \
              WHERE id IN ({}) AND status IN ('queued', 'retrying') RETURNING {OPERATION_COLUMNS}",
             ctes.join(", "),
             picked.join(" UNION ALL ")
