@@ -78,7 +78,10 @@ impl From<Operation> for OperationView {
             max_attempts: o.max_attempts,
             // A running operation keeps the due time of the attempt it runs
             // (for its queue wait); clients see it only while one is pending.
-            next_attempt_at: (o.status == OperationStatus::Retrying).then_some(o.next_attempt_at).flatten().map(|t| t.0),
+            next_attempt_at: (o.status == OperationStatus::Retrying)
+                .then_some(o.next_attempt_at)
+                .flatten()
+                .map(|t| t.0),
             cancel_requested: o.cancel_requested,
             result: o.result,
             error_class: o.error_class,

@@ -262,8 +262,13 @@ mod tests {
 
     #[test]
     fn merged_attempts_name_each_series_once_with_the_sum() {
-        let fast =
-            attempt_ended(OperationKind::Noop, AttemptOutcome::Succeeded, 0.001, None, Some(OperationStatus::Succeeded));
+        let fast = attempt_ended(
+            OperationKind::Noop,
+            AttemptOutcome::Succeeded,
+            0.001,
+            None,
+            Some(OperationStatus::Succeeded),
+        );
         let slow =
             attempt_ended(OperationKind::Noop, AttemptOutcome::Succeeded, 2.0, None, Some(OperationStatus::Succeeded));
         let merged = merge(fast.iter().chain(&slow).cloned().collect());
@@ -281,8 +286,13 @@ mod tests {
 
     #[test]
     fn an_attempt_counts_once_with_its_duration_in_every_bucket_above_it() {
-        let d =
-            attempt_ended(OperationKind::Noop, AttemptOutcome::Succeeded, 0.2, Some(0.03), Some(OperationStatus::Succeeded));
+        let d = attempt_ended(
+            OperationKind::Noop,
+            AttemptOutcome::Succeeded,
+            0.2,
+            Some(0.03),
+            Some(OperationStatus::Succeeded),
+        );
         let get = |name: &str, labels: &str| d.iter().find(|x| x.name == name && x.labels == labels).map(|x| x.value);
         assert_eq!(get("hyperfleet_attempts_total", "kind=\"noop\",outcome=\"succeeded\""), Some(1.0));
         assert_eq!(get("hyperfleet_attempt_duration_seconds_bucket", "kind=\"noop\",le=\"0.1\""), None);

@@ -18,7 +18,7 @@ use poem::{
 
 use super::{
     forms::{ActionForm, given, post},
-    layout::{csrf_field, error_page, html_response, message_page, page, see_other, time},
+    layout::{csrf_field, error_page, html_response, message_page, page, time},
     session::{self, UiSession},
 };
 use crate::{AppState, request_id::current_request_id};

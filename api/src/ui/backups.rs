@@ -20,7 +20,7 @@ use poem::{
 
 use super::{
     forms::{given, origin, post},
-    layout::{csrf_field, error_page, html_response, page, see_other, time},
+    layout::{csrf_field, error_page, html_response, page, time},
     session::{self, UiSession},
 };
 use crate::AppState;

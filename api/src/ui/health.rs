@@ -15,7 +15,7 @@ use poem::{
 
 use super::{
     forms::{ActionForm, origin, post},
-    layout::{action_button, error_page, html_response, page, see_other, time},
+    layout::{action_button, error_page, html_response, page, time},
     session,
 };
 use crate::AppState;

@@ -14,7 +14,7 @@ use poem::{
 
 use super::{
     forms::{ActionForm, post},
-    layout::{action_button, error_page, html_response, page, see_other, time},
+    layout::{action_button, error_page, html_response, page, time},
     session::{self, UiSession},
 };
 use crate::{AppState, request_id::current_request_id};

@@ -16,8 +16,8 @@ use poem::{
 
 use super::{
     forms::{ActionForm, given, post},
-    layout::{csrf_field, error_page, see_other, time},
-    session::{self, UiSession},
+    layout::{csrf_field, time},
+    session::UiSession,
 };
 use crate::{AppState, request_id::current_request_id};
 
