@@ -6,6 +6,7 @@
 
 pub mod alerts;
 pub mod backup;
+mod completer;
 mod health;
 mod isos;
 pub mod jobs;

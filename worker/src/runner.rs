@@ -28,7 +28,12 @@ use hyperfleet_core::{
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{jobs, libvirt::Hypervisor, transport::Claimed};
+use crate::{
+    completer::{Ended, complete},
+    jobs,
+    libvirt::Hypervisor,
+    transport::Claimed,
+};
 
 /// How often recording an outcome is tried before the lease is left to expire
 /// (the reaper then retries the operation), and the pause before each try.
@@ -36,7 +41,7 @@ const RECORD_TRIES_MS: [u64; 5] = [0, 200, 1_000, 2_000, 5_000];
 
 /// At most this many operations of one class are claimed by one statement,
 /// and at most this many outcomes are committed by one transaction.
-const MAX_BATCH: usize = 64;
+pub(crate) const MAX_BATCH: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct Runner {
@@ -74,20 +79,6 @@ struct Leased {
     cancel: CancellationToken,
     lost: CancellationToken,
 }
-
-/// An attempt that ended, waiting for the completer to record it. The
-/// completer frees its slot once the outcome is committed (the slots of a
-/// batch all at once, so that the next claim takes them together), or hands
-/// the slot back with the error.
-#[derive(Debug)]
-struct Ended {
-    op: Operation,
-    finish: Finish,
-    slot: OwnedSemaphorePermit,
-    recorded: oneshot::Sender<Reply>,
-}
-
-type Reply = Result<Recorded, (hyperfleet_core::Error, OwnedSemaphorePermit)>;
 
 /// The free slots of each class (up to [`MAX_BATCH`]), held while a queue
 /// claims: the claim takes at most that many operations of each class, each
@@ -351,55 +342,6 @@ async fn keep_leases(runner: std::sync::Weak<Inner>) {
                 }
             }
             Err(e) => tracing::warn!(error = %e, running = ids.len(), "lease renewal failed"),
-        }
-    }
-}
-
-/// The completer: records the outcomes that ended meanwhile in one
-/// transaction, and answers each job once its outcome is committed (or not).
-async fn complete(
-    app: App,
-    worker: String,
-    backoff: Backoff,
-    mut inbox: mpsc::UnboundedReceiver<Ended>,
-    (freed, done): (Arc<tokio::sync::Notify>, Arc<tokio::sync::Notify>),
-) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while inbox.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let ended: Vec<(&Operation, Finish)> = batch.iter().map(|e| (&e.op, e.finish.clone())).collect();
-        match app.finish_many(&ended, &worker, &backoff).await {
-            Ok(recorded) => {
-                let mut slots = Vec::with_capacity(batch.len());
-                for (e, r) in batch.drain(..).zip(recorded) {
-                    slots.push(e.slot);
-                    let _ = e.recorded.send(Ok(r));
-                }
-                drop(slots);
-                freed.notify_waiters();
-                done.notify_waiters();
-            }
-            Err(e) if batch.len() == 1 => {
-                if let Some(one) = batch.pop() {
-                    let _ = one.recorded.send(Err((e, one.slot)));
-                }
-            }
-            // One outcome may be what failed (e.g. its alert): record each alone.
-            Err(e) => {
-                tracing::warn!(error = %e, outcomes = batch.len(), "recording a batch failed; recording each alone");
-                for one in batch.drain(..) {
-                    match app.finish(&one.op, &worker, one.finish.clone(), &backoff).await {
-                        Ok(r) => {
-                            drop(one.slot);
-                            freed.notify_waiters();
-                            done.notify_waiters();
-                            let _ = one.recorded.send(Ok(r));
-                        }
-                        Err(e) => {
-                            let _ = one.recorded.send(Err((e, one.slot)));
-                        }
-                    }
-                }
-            }
         }
     }
 }
