@@ -50,6 +50,7 @@ mod token_lifetimes;
 mod typed_records;
 mod ui;
 mod ui_admin;
+mod ui_filters;
 mod ui_inventory;
 mod ui_live;
 mod ui_pages;
