@@ -17,7 +17,7 @@ use poem::{
 };
 
 use super::{
-    forms::{ActionForm, given, post},
+    forms::{ActionForm, get, given, paging, post},
     layout::{action_button, error_page, html_response, page, time},
     session,
 };
@@ -89,22 +89,11 @@ fn alert_row(a: &Alert) -> Markup {
 
 #[handler]
 pub async fn list(req: &Request, Data(state): Data<&AppState>, query: Option<Query<ListQuery>>) -> Response {
-    let who = match session::current(req, state).await {
-        Ok(who) => who,
-        Err(answer) => return answer,
-    };
     let query = query.map(|Query(q)| q).unwrap_or_default();
-    let filter = match filter_of(&query) {
-        Ok(f) => f,
-        Err(e) => return error_page(Some(&who), e),
-    };
-    let read =
-        async { Ok::<_, hyperfleet_core::Error>((state.app.alerts(&filter).await?, state.app.silences(false).await?)) };
-    let (alerts, silences) = match read.await {
-        Ok(r) => r,
-        Err(e) => return error_page(Some(&who), e),
-    };
-    let body = html! {
+    get(req, state, "Alerts", async |who| {
+        let filter = filter_of(&query)?;
+        let (alerts, silences) = (state.app.alerts(&filter).await?, state.app.silences(false).await?);
+        Ok(html! {
         (filters(&filter))
         @if alerts.items.is_empty() {
             p.empty { "No alerts match." }
@@ -117,13 +106,12 @@ pub async fn list(req: &Request, Data(state): Data<&AppState>, query: Option<Que
                 tbody { @for a in &alerts.items { (alert_row(a)) } }
             }
         }
-        @if let Some(next) = alerts.next_cursor {
-            p.paging { a rel="next" href=(link(&filter, Some(next))) { "Older →" } }
-        }
+        (paging(alerts.next_cursor.map(|next| link(&filter, Some(next))), "Older →"))
         h2 { "Silences in force" }
-        (super::silences::section(&who, &silences))
-    };
-    html_response(StatusCode::OK, page("Alerts", Some(&who), body))
+        (super::silences::section(who, &silences))
+        })
+    })
+    .await
 }
 
 fn events(items: &[AlertEvent]) -> Markup {

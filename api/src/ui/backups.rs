@@ -19,7 +19,7 @@ use poem::{
 };
 
 use super::{
-    forms::{given, origin, post},
+    forms::{get, given, origin, paging, post},
     layout::{csrf_field, error_page, html_response, page, time},
     session::{self, UiSession},
 };
@@ -103,20 +103,11 @@ fn row(b: &BackupView) -> Markup {
 
 #[handler]
 pub async fn list(req: &Request, Data(state): Data<&AppState>, query: Option<Query<ListQuery>>) -> Response {
-    let who = match session::current(req, state).await {
-        Ok(who) => who,
-        Err(answer) => return answer,
-    };
     let query = query.map(|Query(q)| q).unwrap_or_default();
-    let filter = match filter_of(&query) {
-        Ok(f) => f,
-        Err(e) => return error_page(Some(&who), e),
-    };
-    let found = match state.app.backups(filter.store.clone(), filter.verification).await {
-        Ok(p) => p,
-        Err(e) => return error_page(Some(&who), e),
-    };
-    let body = html! {
+    get(req, state, "Backups", async |_| {
+        let filter = filter_of(&query)?;
+        let found = state.app.backups(filter.store.clone(), filter.verification).await?;
+        Ok(html! {
         (filters(&filter))
         @if found.items.is_empty() {
             p.empty { "No backups match." }
@@ -129,11 +120,10 @@ pub async fn list(req: &Request, Data(state): Data<&AppState>, query: Option<Que
                 tbody { @for b in &found.items { (row(b)) } }
             }
         }
-        @if let Some(next) = found.next_cursor {
-            p.paging { a rel="next" href=(link(&filter, next)) { "Older →" } }
-        }
-    };
-    html_response(StatusCode::OK, page("Backups", Some(&who), body))
+        (paging(found.next_cursor.map(|next| link(&filter, next)), "Older →"))
+        })
+    })
+    .await
 }
 
 fn verify_form(who: &UiSession, id: BackupId) -> Markup {

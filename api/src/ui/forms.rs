@@ -6,10 +6,34 @@ use hyperfleet_core::{app::Origin, auth::Role};
 use poem::{Request, Response};
 
 use super::{
-    layout::{error_page, see_other},
+    layout::{error_page, html_response, page, see_other},
     session::{self, UiSession},
 };
 use crate::{AppState, request_id::current_request_id};
+
+/// A dashboard page that reads: checks the session, runs `read` as the
+/// signed-in token and shows its body in the layout under `title` — or
+/// shows why it could not be read.
+pub async fn get(
+    req: &Request,
+    state: &AppState,
+    title: &str,
+    read: impl AsyncFnOnce(&UiSession) -> hyperfleet_core::Result<maud::Markup>,
+) -> Response {
+    let who = match session::current(req, state).await {
+        Ok(who) => who,
+        Err(answer) => return answer,
+    };
+    match read(&who).await {
+        Ok(body) => html_response(poem::http::StatusCode::OK, page(title, Some(&who), body)),
+        Err(e) => error_page(Some(&who), e),
+    }
+}
+
+/// The link to a list's next page, when there is one.
+pub fn paging(next: Option<String>, label: &str) -> maud::Markup {
+    maud::html! { @if let Some(href) = next { p.paging { a rel="next" href=(href) { (label) } } } }
+}
 
 /// A dashboard POST that changes one thing: checks the session, the CSRF
 /// token and the role, runs `act` as the signed-in token, then sends the

@@ -19,7 +19,7 @@ use poem::{
 };
 
 use super::{
-    forms::{ActionForm, given, origin},
+    forms::{ActionForm, get, given, origin, paging},
     layout::{action_button, csrf_field, error_page, html_response, page, see_other, time},
     operations::row as operation_row,
     session::{self, UiSession},
@@ -116,27 +116,17 @@ pub fn table(vms: &[VmRecord]) -> Markup {
 
 #[handler]
 pub async fn list(req: &Request, Data(state): Data<&AppState>, query: Option<Query<ListQuery>>) -> Response {
-    let who = match session::current(req, state).await {
-        Ok(who) => who,
-        Err(answer) => return answer,
-    };
     let query = query.map(|Query(q)| q).unwrap_or_default();
-    let filter = match filter_of(&query) {
-        Ok(f) => f,
-        Err(e) => return error_page(Some(&who), e),
-    };
-    let found = match state.app.list_vms(&filter).await {
-        Ok(p) => p,
-        Err(e) => return error_page(Some(&who), e),
-    };
-    let body = html! {
-        (filters(&filter))
-        @if found.items.is_empty() { p.empty { "No VMs match." } } @else { (table(&found.items)) }
-        @if let Some(next) = found.next_cursor {
-            p.paging { a rel="next" href=(link(&filter, Some(next.to_string()))) { "Next →" } }
-        }
-    };
-    html_response(StatusCode::OK, page("VMs", Some(&who), body))
+    get(req, state, "VMs", async |_| {
+        let filter = filter_of(&query)?;
+        let found = state.app.list_vms(&filter).await?;
+        Ok(html! {
+            (filters(&filter))
+            @if found.items.is_empty() { p.empty { "No VMs match." } } @else { (table(&found.items)) }
+            (paging(found.next_cursor.map(|next| link(&filter, Some(next.to_string()))), "Next →"))
+        })
+    })
+    .await
 }
 
 /// Which actions make sense in `state` (the worker checks again when it runs).
