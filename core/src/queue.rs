@@ -44,6 +44,9 @@ const ANY: &str = "";
 #[derive(Debug, Default)]
 pub struct Wakes {
     subscribers: Mutex<Vec<(String, UnboundedSender<()>)>>,
+    /// Other processes' workers (PostgreSQL): the store's announcer sends
+    /// them a NOTIFY for each queue [`Wakes::announce`] names.
+    remote: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 impl Wakes {
@@ -62,6 +65,20 @@ impl Wakes {
     /// Wakes the listeners of `queue` (and the watchers of every queue).
     pub fn notify(&self, queue: &str) {
         self.lock().retain(|(q, tx)| (q != queue && q != ANY) || tx.unbounded_send(()).is_ok());
+    }
+
+    /// Says that committed work waits on `queue`: wakes this process's
+    /// listeners now, and other processes' through the announcer, if any.
+    pub fn announce(&self, queue: &str) {
+        self.notify(queue);
+        if let Some(remote) = self.remote.get() {
+            let _ = remote.send(queue.to_owned());
+        }
+    }
+
+    /// Where [`Wakes::announce`] sends the queues other processes are told of.
+    pub fn announce_to(&self, remote: tokio::sync::mpsc::UnboundedSender<String>) {
+        let _ = self.remote.set(remote);
     }
 
     /// Wakes every listener (after work whose queues are not tracked, e.g. the reaper's).

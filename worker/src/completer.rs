@@ -1,18 +1,32 @@
 //! The completer: one task per worker that records the outcomes of the
 //! attempts that ended meanwhile in one transaction, frees their slots once
 //! that is committed, and answers each job (see the runner).
+//!
+//! The same transaction claims the next work for those slots, from the
+//! queues the ended attempts came from: one commit ends a batch and starts
+//! the next, instead of one commit to end it and another to claim. What it
+//! claimed goes to its queue's apalis stream, which starts it like any claim.
 
-use std::sync::Arc;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use hyperfleet_core::{
-    app::App,
+    app::{App, NextClaims},
     backoff::Backoff,
-    operation::Operation,
+    operation::{Operation, OperationKind, WorkClass},
     outcome::{Finish, Recorded},
+    store::ClaimGroup,
 };
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio_util::task::TaskTracker;
 
-use crate::runner::MAX_BATCH;
+use crate::{
+    runner::MAX_BATCH,
+    transport::{Batch, Claimed},
+};
 
 /// An attempt that ended, waiting for the completer to record it. The
 /// completer frees its slot once the outcome is committed (the slots of a
@@ -28,6 +42,74 @@ pub(crate) struct Ended {
 
 pub(crate) type Reply = Result<Recorded, (hyperfleet_core::Error, OwnedSemaphorePermit)>;
 
+/// How many times the completer lets other tasks run, while each turn brings
+/// more ended attempts, before it commits a batch.
+const GATHER_YIELDS: usize = 8;
+
+/// Where the completer's claims go: each queue's apalis stream registers here.
+#[derive(Debug, Default)]
+pub(crate) struct Handoff {
+    queues: Mutex<HashMap<String, mpsc::UnboundedSender<Batch>>>,
+}
+
+impl Handoff {
+    /// What the completer claims for `queue` from now on arrives here.
+    pub(crate) fn register(&self, queue: &str) -> mpsc::UnboundedReceiver<Batch> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        self.lock().insert(queue.to_owned(), sender);
+        receiver
+    }
+
+    fn serves(&self, queue: &str) -> bool {
+        self.lock().get(queue).is_some_and(|q| !q.is_closed())
+    }
+
+    /// Gives `batch` to its queue's stream; hands it back if that has stopped.
+    fn send(&self, queue: &str, batch: Batch) -> Result<(), Batch> {
+        match self.lock().get(queue) {
+            Some(stream) => stream.send(batch).map_err(|e| e.0),
+            None => Err(batch),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::UnboundedSender<Batch>>> {
+        self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Who the completer claims as, and where its claims go.
+#[derive(Debug, Clone)]
+pub(crate) struct Claimer {
+    pub host: String,
+    pub lease: Duration,
+    /// Closed once the runner stops taking work: then nothing more is claimed.
+    pub tracker: TaskTracker,
+    pub handoff: Arc<Handoff>,
+}
+
+impl Claimer {
+    /// Per queue of `batch` still served, a claim for the slots its ended
+    /// attempts held: each class's kinds, as many as its slots.
+    fn next_claims(&self, batch: &[Ended]) -> NextClaims<'_> {
+        let mut slots: HashMap<(&str, WorkClass), usize> = HashMap::new();
+        if !self.tracker.is_closed() {
+            for e in batch.iter().filter(|e| self.handoff.serves(&e.op.queue)) {
+                *slots.entry((e.op.queue.as_str(), e.op.kind.class())).or_default() += 1;
+            }
+        }
+        let mut queues: Vec<(String, Vec<ClaimGroup>)> = Vec::new();
+        for ((queue, class), limit) in slots {
+            let kinds = OperationKind::ALL.iter().copied().filter(|k| k.class() == class).collect();
+            let group = ClaimGroup { kinds, limit };
+            match queues.iter_mut().find(|(q, _)| q == queue) {
+                Some((_, groups)) => groups.push(group),
+                None => queues.push((queue.to_owned(), vec![group])),
+            }
+        }
+        NextClaims { host: &self.host, lease: self.lease, queues }
+    }
+}
+
 /// The completer: records the outcomes that ended meanwhile in one
 /// transaction, and answers each job once its outcome is committed (or not).
 pub(crate) async fn complete(
@@ -36,10 +118,64 @@ pub(crate) async fn complete(
     backoff: Backoff,
     mut inbox: mpsc::UnboundedReceiver<Ended>,
     (freed, done): (Arc<tokio::sync::Notify>, Arc<tokio::sync::Notify>),
+    claimer: Claimer,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while inbox.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // Attempts that started together tend to end together: let those
+        // about to end join this batch rather than wait for the next commit.
+        for _ in 0..GATHER_YIELDS {
+            tokio::task::yield_now().await;
+            let before = batch.len();
+            while batch.len() < MAX_BATCH {
+                match inbox.try_recv() {
+                    Ok(e) => batch.push(e),
+                    Err(_) => break,
+                }
+            }
+            if batch.len() == before {
+                break;
+            }
+        }
         let ended: Vec<(&Operation, Finish)> = batch.iter().map(|e| (&e.op, e.finish.clone())).collect();
+        let next = claimer.next_claims(&batch);
+        if !next.queues.is_empty() {
+            match app.finish_and_claim(&ended, &worker, &backoff, &next).await {
+                Ok((recorded, claimed)) => {
+                    drop(ended);
+                    let mut slots: HashMap<(String, WorkClass), Vec<OwnedSemaphorePermit>> = HashMap::new();
+                    for (e, r) in batch.drain(..).zip(recorded) {
+                        slots.entry((e.op.queue.clone(), e.op.kind.class())).or_default().push(e.slot);
+                        let _ = e.recorded.send(Ok(r));
+                    }
+                    for (queue, operations) in claimed {
+                        let mut started = Vec::with_capacity(operations.len());
+                        for operation in operations {
+                            // The claim took at most the slots of each class it was given.
+                            let Some(slot) = slots.get_mut(&(queue.clone(), operation.kind.class())).and_then(Vec::pop)
+                            else {
+                                tracing::error!(operation = %operation.id, "claimed a kind without a slot; its lease will expire");
+                                continue;
+                            };
+                            started.push(Claimed { operation: Box::new(operation), slot });
+                        }
+                        if let Err(back) = claimer.handoff.send(&queue, started) {
+                            hand_back(&app, &worker, &backoff, back).await;
+                        }
+                    }
+                    // Slots that went straight to new work free nothing: the queues'
+                    // own fetches are woken only for those left over.
+                    if slots.values().any(|left| !left.is_empty()) {
+                        drop(slots);
+                        freed.notify_waiters();
+                        done.notify_waiters();
+                    }
+                    continue;
+                }
+                // Record them without claiming (below), which says what failed.
+                Err(e) => tracing::debug!(error = %e, "recording and claiming together failed"),
+            }
+        }
         match app.finish_many(&ended, &worker, &backoff).await {
             Ok(recorded) => {
                 let mut slots = Vec::with_capacity(batch.len());
@@ -73,6 +209,18 @@ pub(crate) async fn complete(
                     }
                 }
             }
+        }
+    }
+}
+
+/// Gives back work claimed for a queue whose stream has stopped (the worker
+/// is shutting down), at once, as a stopping worker hands back what it runs.
+async fn hand_back(app: &App, worker: &str, backoff: &Backoff, batch: Batch) {
+    for claimed in batch {
+        let id = claimed.operation.id;
+        let why = "the worker stopped before it started the operation; handed back";
+        if let Err(e) = app.abandon(id, Some(worker), why, backoff).await {
+            tracing::error!(operation = %id, error = %e, "could not hand back; its lease will expire");
         }
     }
 }

@@ -29,7 +29,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    completer::{Ended, complete},
+    completer::{Claimer, Ended, Handoff, complete},
     jobs,
     libvirt::Hypervisor,
     transport::Claimed,
@@ -72,6 +72,8 @@ struct Inner {
     /// Told when running work gave its slot back (not a reservation): a queue
     /// that found nothing it had slots for looks again then.
     done: Arc<tokio::sync::Notify>,
+    /// Where the completer sends the work it claims for each queue.
+    handoff: Arc<Handoff>,
 }
 
 #[derive(Debug, Clone)]
@@ -86,8 +88,6 @@ struct Leased {
 #[derive(Debug)]
 pub struct Reserved {
     permits: Vec<(WorkClass, Vec<OwnedSemaphorePermit>)>,
-    /// Some class had no free slot: its work, if any, waits for one.
-    pub some_class_full: bool,
 }
 
 impl Reserved {
@@ -102,6 +102,11 @@ impl Reserved {
             .collect()
     }
 
+    /// How many classes had free slots.
+    pub fn classes(&self) -> usize {
+        self.permits.len()
+    }
+
     /// One slot of `class`, if one is left.
     pub fn take(&mut self, class: WorkClass) -> Option<OwnedSemaphorePermit> {
         self.permits.iter_mut().find(|(c, _)| *c == class)?.1.pop()
@@ -114,7 +119,11 @@ impl Runner {
         let freed = Arc::new(tokio::sync::Notify::new());
         let done = Arc::new(tokio::sync::Notify::new());
         let signals = (freed.clone(), done.clone());
-        tokio::spawn(complete(app.clone(), worker_id.clone(), cfg.backoff, inbox, signals));
+        let tracker = TaskTracker::new();
+        let handoff = Arc::new(Handoff::default());
+        let claimer =
+            Claimer { host: cfg.host.clone(), lease: cfg.lease, tracker: tracker.clone(), handoff: handoff.clone() };
+        tokio::spawn(complete(app.clone(), worker_id.clone(), cfg.backoff, inbox, signals, claimer));
         let this = Self {
             inner: Arc::new(Inner {
                 store: app.store().clone(),
@@ -124,7 +133,7 @@ impl Runner {
                 worker_id,
                 lease: cfg.lease,
                 backoff: cfg.backoff,
-                tracker: TaskTracker::new(),
+                tracker,
                 health: Arc::new(cfg.health.clone()),
                 backups: Arc::new(cfg.backups.clone()),
                 dirs: cfg.dirs.clone(),
@@ -137,6 +146,7 @@ impl Runner {
                     .collect(),
                 freed,
                 done,
+                handoff,
             }),
         };
         tokio::spawn(keep_leases(Arc::downgrade(&this.inner)));
@@ -173,16 +183,25 @@ impl Runner {
                 .filter(|(_, permits)| !permits.is_empty())
                 .collect();
             if !permits.is_empty() {
-                let some_class_full = permits.len() < self.inner.slots.len();
-                return Some(Reserved { permits, some_class_full });
+                return Some(Reserved { permits });
             }
             freed.await;
         }
     }
 
+    /// How many classes have a free slot now.
+    pub fn classes_with_free_slots(&self) -> usize {
+        self.inner.slots.values().filter(|s| s.available_permits() > 0).count()
+    }
+
     /// Says that slots may have come free (a reservation was given back).
     pub fn slots_freed(&self) {
         self.inner.freed.notify_waiters();
+    }
+
+    /// Where the work the completer claims for `queue` arrives (its stream).
+    pub fn handed_over(&self, queue: &str) -> mpsc::UnboundedReceiver<crate::transport::Batch> {
+        self.inner.handoff.register(queue)
     }
 
     /// What is told when running work gives its slot back.

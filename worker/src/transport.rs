@@ -3,7 +3,9 @@
 //! runnable operations straight from `operations` — no second job table to
 //! keep in step or to prune.
 //!
-//! The stream claims only when the runner has free slots, as many operations
+//! The stream also starts what the runner's completer claimed for this queue
+//! in the transaction that recorded the attempts before (see the completer).
+//! Its own claims come only when the runner has free slots, as many operations
 //! as there are free slots, in one statement; one apalis task is one such
 //! batch, so every claimed operation starts at once. Between claims it waits for a wake-up (a commit in
 //! this process, a PostgreSQL NOTIFY from another), the earliest due retry, or
@@ -39,7 +41,7 @@ pub struct Claimed {
 }
 
 /// What one claim took: the apalis task.
-type Batch = Vec<Claimed>;
+pub(crate) type Batch = Vec<Claimed>;
 
 /// Fetch failures back off from this to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -108,7 +110,8 @@ impl BackendConfig for LedgerQueue {
 
 fn claims(store: Store, queue: String, runner: Runner, poll: Duration, stop: CancellationToken) -> ClaimStream {
     let wakes = store.wakes.subscribe(&queue);
-    let state = Fetch { store, queue, runner, poll, stop, wakes, backoff: MIN_BACKOFF };
+    let handed = runner.handed_over(&queue);
+    let state = Fetch { store, queue, runner, poll, stop, wakes, handed, backoff: MIN_BACKOFF, idle: None };
     futures::stream::unfold(state, |mut f| async move { Some((f.next_claim().await?, f)) }).boxed()
 }
 
@@ -119,26 +122,59 @@ struct Fetch {
     poll: Duration,
     stop: CancellationToken,
     wakes: hyperfleet_core::queue::WakeListener,
+    /// What the runner's completer claimed for this queue, to start.
+    handed: tokio::sync::mpsc::UnboundedReceiver<Batch>,
     backoff: Duration,
+    /// Set when the last look found nothing to claim.
+    idle: Option<Idle>,
+}
+
+/// What a queue that found nothing waits for before it looks again.
+#[derive(Debug, Clone, Copy)]
+struct Idle {
+    /// The poll interval's end, or the earliest retry's due time.
+    until: tokio::time::Instant,
+    /// How many classes had free slots then: one more means a full class has one back.
+    classes_free: usize,
 }
 
 impl Fetch {
     /// Waits for free slots and runnable operations; `None` once stopped.
     async fn next_claim(&mut self) -> Option<Batch> {
         loop {
+            if let Some(idle) = self.idle {
+                // The last look found nothing: look again once something may have
+                // changed — a wake-up, the poll interval or due retry, or a slot of
+                // a class that was full coming back (checked after arming, so none
+                // is missed). Work the completer claimed meanwhile starts at once.
+                let done = self.runner.work_done();
+                let slot_back = done.notified();
+                tokio::pin!(slot_back);
+                slot_back.as_mut().enable();
+                if self.runner.classes_with_free_slots() <= idle.classes_free {
+                    tokio::select! {
+                        biased;
+                        // Claimed already: started even when stopping (shutdown then
+                        // waits for it or hands it back).
+                        Some(batch) = self.handed.recv() => return Some(batch),
+                        () = self.stop.cancelled() => return None,
+                        _ = self.wakes.next() => {}
+                        () = tokio::time::sleep_until(idle.until) => {}
+                        () = &mut slot_back => {}
+                    }
+                }
+                self.idle = None;
+            }
             let mut reserved = tokio::select! {
+                biased;
+                Some(batch) = self.handed.recv() => return Some(batch),
                 () = self.stop.cancelled() => return None,
                 reserved = self.runner.reserve() => reserved?,
             };
-            // Registered before the claim: work that ends meanwhile frees a slot
-            // a kind this claim could not take may now use.
-            let done = self.runner.work_done();
-            let slot_back = done.notified();
-            tokio::pin!(slot_back);
-            slot_back.as_mut().enable();
-            let some_class_full = reserved.some_class_full;
+            let classes_free = reserved.classes();
             let (host, worker, lease) = self.runner.identity();
-            let wait = match self.store.claim(&self.queue, &reserved.groups(), worker, host, lease).await {
+            let claimed = self.store.claim(&self.queue, &reserved.groups(), worker, host, lease).await;
+            match claimed {
                 Ok(Claim::Claimed(operations)) => {
                     self.served();
                     let mut batch = Vec::with_capacity(operations.len());
@@ -156,17 +192,17 @@ impl Fetch {
                     self.runner.slots_freed();
                     return Some(batch);
                 }
-                Ok(Claim::Contended) => {
-                    self.served();
-                    continue;
-                }
+                Ok(Claim::Contended) => self.served(),
                 Ok(Claim::Idle(next_due)) => {
                     self.served();
                     let until_due = next_due.map(|due| {
                         let micros = due.0.signed_duration_since(self.store.now().0).num_microseconds().unwrap_or(0);
                         Duration::from_micros(micros.max(0) as u64)
                     });
-                    until_due.map_or(self.poll, |d| d.min(self.poll))
+                    let wait = until_due.map_or(self.poll, |d| d.min(self.poll));
+                    self.idle = Some(Idle { until: tokio::time::Instant::now() + wait, classes_free });
+                    drop(reserved);
+                    self.runner.slots_freed();
                 }
                 Err(e) => {
                     let wait = self.backoff;
@@ -179,16 +215,7 @@ impl Fetch {
                         () = self.stop.cancelled() => return None,
                         () = tokio::time::sleep(wait) => {}
                     }
-                    continue;
                 }
-            };
-            drop(reserved);
-            self.runner.slots_freed();
-            tokio::select! {
-                () = self.stop.cancelled() => return None,
-                _ = self.wakes.next() => {}
-                () = tokio::time::sleep(wait) => {}
-                () = &mut slot_back, if some_class_full => {}
             }
         }
     }

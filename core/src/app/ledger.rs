@@ -13,7 +13,7 @@ use crate::{
     metrics,
     operation::Operation,
     outcome::{Finish, Outcome, Recorded},
-    store::{HealthRunRecord, PruneCutoffs, PruneReport, Tx},
+    store::{ClaimGroup, HealthRunRecord, PruneCutoffs, PruneReport, Tx},
 };
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -44,39 +44,35 @@ impl App {
         backoff: &Backoff,
     ) -> Result<Vec<Recorded>> {
         let mut tx = self.store.begin().await?;
-        let outcomes: Vec<Outcome> =
-            ended.iter().map(|(op, finish)| Outcome::of(op, finish.clone(), backoff, tx.now())).collect();
-        let pairs: Vec<(&Operation, &Outcome)> = ended.iter().map(|(op, _)| *op).zip(&outcomes).collect();
-        let started = tx.record_outcomes(&pairs, worker).await?;
-        let mut deltas = Vec::new();
-        let mut recorded = Vec::with_capacity(ended.len());
-        for ((op, outcome), started) in pairs.into_iter().zip(started) {
-            let Some(started) = started else {
-                recorded.push(Recorded::LeaseLost);
-                continue;
-            };
-            let finished = outcome.status.is_terminal().then_some(outcome.status);
-            let seconds = tx.now().millis_since(started) / 1000.0;
-            // Runnable since it was created, or since its retry (or hand-back) fell due.
-            let waited = started.millis_since(op.next_attempt_at.unwrap_or(op.created_at)) / 1000.0;
-            deltas.extend(metrics::attempt_ended(op.kind, outcome.attempt, seconds, Some(waited), finished));
-            if outcome.failed_for_good() {
-                let failed = FailedOperation {
-                    id: op.id,
-                    kind: op.kind,
-                    host: op.host.as_deref(),
-                    vm: op.vm.as_deref(),
-                    params: &op.params,
-                    code: outcome.error_code.as_deref().unwrap_or("failed"),
-                    message: outcome.message.as_deref().unwrap_or("failed"),
-                };
-                alert_failure(&mut tx, &failed).await?;
-            }
-            recorded.push(Recorded::Status(outcome.status));
-        }
-        tx.add_counters(&metrics::merge(deltas)).await?;
+        let recorded = record_finishes(&mut tx, ended, worker, backoff).await?;
         tx.commit().await?;
         Ok(recorded)
+    }
+
+    /// [`App::finish_many`], and in the same transaction the next work for
+    /// the slots those attempts held (see [`NextClaims`]): one commit ends
+    /// some attempts and starts others. Returns the answers, and what each
+    /// queue claimed. An error records and claims nothing.
+    pub async fn finish_and_claim(
+        &self,
+        ended: &[(&Operation, Finish)],
+        worker: &str,
+        backoff: &Backoff,
+        next: &NextClaims<'_>,
+    ) -> Result<(Vec<Recorded>, Vec<(String, Vec<Operation>)>)> {
+        let mut tx = self.store.begin().await?;
+        let recorded = record_finishes(&mut tx, ended, worker, backoff).await?;
+        let mut claimed = Vec::with_capacity(next.queues.len());
+        for (queue, groups) in &next.queues {
+            // A race lost to another worker claims nothing here; the queue's own fetch looks again.
+            if let Some(ops) = tx.claim(queue, groups, worker, next.host, next.lease).await?
+                && !ops.is_empty()
+            {
+                claimed.push((queue.clone(), ops));
+            }
+        }
+        tx.commit().await?;
+        Ok((recorded, claimed))
     }
 
     /// Hands a running operation back: `owner` = this worker on shutdown, or
@@ -182,4 +178,55 @@ async fn alert_failure(tx: &mut Tx, failed: &FailedOperation<'_>) -> Result<()> 
     }
     tx.raise_alert(&out.alert).await?;
     Ok(())
+}
+
+/// What attempts that ended record, inside `tx`: their outcomes, the alerts
+/// of those that failed for good, and the counters they add (one statement).
+async fn record_finishes(
+    tx: &mut Tx,
+    ended: &[(&Operation, Finish)],
+    worker: &str,
+    backoff: &Backoff,
+) -> Result<Vec<Recorded>> {
+    let outcomes: Vec<Outcome> =
+        ended.iter().map(|(op, finish)| Outcome::of(op, finish.clone(), backoff, tx.now())).collect();
+    let pairs: Vec<(&Operation, &Outcome)> = ended.iter().map(|(op, _)| *op).zip(&outcomes).collect();
+    let started = tx.record_outcomes(&pairs, worker).await?;
+    let mut deltas = Vec::new();
+    let mut recorded = Vec::with_capacity(ended.len());
+    for ((op, outcome), started) in pairs.into_iter().zip(started) {
+        let Some(started) = started else {
+            recorded.push(Recorded::LeaseLost);
+            continue;
+        };
+        let finished = outcome.status.is_terminal().then_some(outcome.status);
+        let seconds = tx.now().millis_since(started) / 1000.0;
+        // Runnable since it was created, or since its retry (or hand-back) fell due.
+        let waited = started.millis_since(op.next_attempt_at.unwrap_or(op.created_at)) / 1000.0;
+        deltas.extend(metrics::attempt_ended(op.kind, outcome.attempt, seconds, Some(waited), finished));
+        if outcome.failed_for_good() {
+            let failed = FailedOperation {
+                id: op.id,
+                kind: op.kind,
+                host: op.host.as_deref(),
+                vm: op.vm.as_deref(),
+                params: &op.params,
+                code: outcome.error_code.as_deref().unwrap_or("failed"),
+                message: outcome.message.as_deref().unwrap_or("failed"),
+            };
+            alert_failure(tx, &failed).await?;
+        }
+        recorded.push(Recorded::Status(outcome.status));
+    }
+    tx.add_counters(&metrics::merge(deltas)).await?;
+    Ok(recorded)
+}
+
+/// Where the slots of attempts that just ended go next: per queue, the
+/// groups a claim may take (each class's kinds, as many as its slots).
+#[derive(Debug, Clone)]
+pub struct NextClaims<'a> {
+    pub host: &'a str,
+    pub lease: Duration,
+    pub queues: Vec<(String, Vec<ClaimGroup>)>,
 }

@@ -26,7 +26,7 @@ use std::sync::Arc;
 pub use admin::Actor;
 pub use backups::BackupView;
 pub use bulk::{BULK_CAP, BulkAction, BulkReport};
-pub use ledger::ReapReport;
+pub use ledger::{NextClaims, ReapReport};
 pub use overview::{CHART_BUCKET, ChartBar, OVERVIEW_WINDOW, Overview};
 pub use sessions::Session;
 pub use submit::Origin;

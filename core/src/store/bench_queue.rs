@@ -76,7 +76,7 @@ impl Store {
             Ok::<_, sqlx::Error>(())
         })?;
         if fill == Fill::Queued {
-            tx.announce(SHARED_QUEUE).await?;
+            tx.announce(SHARED_QUEUE);
         }
         tx.commit().await?;
         // As autovacuum would soon: the planner then knows the table's size.

@@ -47,15 +47,23 @@ type LeaseRow =
 /// or due for a retry (`$4` is now), and not behind another operation on its
 /// VM (FIFO per VM; one runs at a time). Written so that both backends read
 /// it from the partial indexes of the runnable and the active-per-VM sets.
+///
+/// `queue IN ($1, '')` and `ORDER BY queue, id` (no queue is named `''`)
+/// say the same as `queue = $1 ... ORDER BY id`, but only the runnable
+/// index `(queue, id)` gives that order: with `= $1`, PostgreSQL's cached
+/// generic plan (and any plan while its statistics still see a backlog as
+/// queued) walked the primary key from the oldest operation, past every
+/// finished one — a claim 5 ms slower per 20,000 finished operations
+/// (0.08 ms this way).
 fn runnable(kinds: &[crate::operation::OperationKind]) -> String {
     // The kinds' names are the closed set's own literals, never input.
     let kinds = kinds.iter().map(|k| format!("'{}'", k.as_str())).collect::<Vec<_>>().join(", ");
     format!(
-        "SELECT o.id FROM operations o WHERE o.queue = $1 AND o.kind IN ({kinds}) \
+        "SELECT o.id FROM operations o WHERE o.queue IN ($1, '') AND o.kind IN ({kinds}) \
          AND (o.status = 'queued' OR (o.status = 'retrying' AND o.next_attempt_at <= $4)) \
          AND (o.vm IS NULL OR NOT EXISTS (SELECT 1 FROM operations o2 WHERE o2.host = o.host AND o2.vm = o.vm \
          AND o2.status IN ('queued', 'retrying', 'running') AND o2.vm IS NOT NULL \
-         AND o2.id <> o.id AND (o2.status = 'running' OR o2.id < o.id))) ORDER BY o.id"
+         AND o2.id <> o.id AND (o2.status = 'running' OR o2.id < o.id))) ORDER BY o.queue, o.id"
     )
 }
 
@@ -72,70 +80,17 @@ impl Store {
         host: &str,
         lease: Duration,
     ) -> Result<Claim> {
-        let groups: Vec<&ClaimGroup> = groups.iter().filter(|g| g.limit > 0 && !g.kinds.is_empty()).collect();
-        if groups.is_empty() {
+        if groups.iter().all(|g| g.limit == 0 || g.kinds.is_empty()) {
             return Ok(Claim::Idle(None));
         }
-        // PostgreSQL: workers of several processes share a queue; each skips
-        // the rows another is claiming instead of queueing behind their locks.
-        let lock = match self.kind() {
-            super::BackendKind::Postgres => "FOR UPDATE SKIP LOCKED",
-            super::BackendKind::Sqlite => "",
+        let mut tx = self.begin().await?;
+        let claimed = match tx.claim_rows(queue, groups, worker, host, lease, false).await? {
+            Some(claimed) => claimed,
+            None => return Ok(Claim::Contended),
         };
-        // One candidate set per group, each under its own limit; MATERIALIZED
-        // so that each is read (and locked) exactly once.
-        let ctes: Vec<String> = groups
-            .iter()
-            .enumerate()
-            .map(|(i, g)| format!("g{i} AS MATERIALIZED ({} LIMIT {} {lock})", runnable(&g.kinds), g.limit))
-            .collect();
-        let picked: Vec<String> = (0..groups.len()).map(|i| format!("SELECT id FROM g{i}")).collect();
-        let sql = format!(
-            "WITH {} UPDATE operations SET status = 'running', attempt_count = attempt_count + 1, lease_owner = $2, \
-             lease_expires_at = $3, started_at = COALESCE(started_at, $4), updated_at = $4 \
-             WHERE id IN ({}) AND status IN ('queued', 'retrying') RETURNING {OPERATION_COLUMNS}",
-            ctes.join(", "),
-            picked.join(" UNION ALL ")
-        );
-        let claimed: Vec<OperationRow> = with_db!(self, |pool, Db| {
-            let mut tx = pool.begin().await?;
-            let now = self.now();
-            let mut rows = match sqlx::query_as::<Db, OperationRow>(AssertSqlSafe(sql.as_str()))
-                .bind(queue)
-                .bind(worker)
-                .bind(now.plus(lease))
-                .bind(now)
-                .fetch_all(&mut *tx)
-                .await
-            {
-                Ok(rows) => rows,
-                // The one-running-per-VM index: a concurrent claim won a VM.
-                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => return Ok(Claim::Contended),
-                Err(e) => return Err(e.into()),
-            };
-            rows.sort_by_key(|r| r.id);
-            if !rows.is_empty() {
-                // Read after the claim saw the VM's previous operation finished (its
-                // end was stamped before that commit): an attempt never starts
-                // before the one it follows ended, on either backend.
-                let started = self.now();
-                let values: Vec<String> =
-                    (0..rows.len()).map(|i| format!("(${}, ${}, $1, $2, $3)", 2 * i + 4, 2 * i + 5)).collect();
-                let insert = format!(
-                    "INSERT INTO operation_attempts (operation_id, attempt, worker, host, started_at) VALUES {}",
-                    values.join(", ")
-                );
-                let mut q = sqlx::query::<Db>(AssertSqlSafe(insert)).bind(worker).bind(host).bind(started);
-                for row in &rows {
-                    q = q.bind(row.id).bind(row.attempt_count);
-                }
-                q.execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            rows
-        });
+        tx.commit().await?;
         if !claimed.is_empty() {
-            return Ok(Claim::Claimed(claimed.into_iter().map(Into::into).collect()));
+            return Ok(Claim::Claimed(claimed));
         }
         let next_due: Option<Timestamp> = read_db!(self, |pool, Db| {
             sqlx::query_scalar::<Db, Option<Timestamp>>(
@@ -207,6 +162,103 @@ pub struct TakenBack {
 }
 
 impl super::Tx {
+    /// Claims, inside this transaction, up to each group's limit of the oldest
+    /// runnable operations of `queue` for `worker` on `host`, in one statement,
+    /// and opens their attempt rows; oldest first. `None`: a concurrent claim
+    /// won one of the same VMs (the one-running-per-VM index) — then nothing
+    /// was claimed, and the rest of the transaction stands.
+    pub async fn claim(
+        &mut self,
+        queue: &str,
+        groups: &[ClaimGroup],
+        worker: &str,
+        host: &str,
+        lease: Duration,
+    ) -> Result<Option<Vec<Operation>>> {
+        self.claim_rows(queue, groups, worker, host, lease, self.is_postgres()).await
+    }
+
+    /// [`Tx::claim`]; `savepoint`: a lost race rolls back only the claim (on
+    /// PostgreSQL a failed statement aborts the whole transaction otherwise).
+    async fn claim_rows(
+        &mut self,
+        queue: &str,
+        groups: &[ClaimGroup],
+        worker: &str,
+        host: &str,
+        lease: Duration,
+        savepoint: bool,
+    ) -> Result<Option<Vec<Operation>>> {
+        let groups: Vec<&ClaimGroup> = groups.iter().filter(|g| g.limit > 0 && !g.kinds.is_empty()).collect();
+        if groups.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        // PostgreSQL: workers of several processes share a queue; each skips
+        // the rows another is claiming instead of queueing behind their locks.
+        let lock = if self.is_postgres() { "FOR UPDATE SKIP LOCKED" } else { "" };
+        // One candidate set per group, each under its own limit; MATERIALIZED
+        // so that each is read (and locked) exactly once.
+        let ctes: Vec<String> = groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| format!("g{i} AS MATERIALIZED ({} LIMIT {} {lock})", runnable(&g.kinds), g.limit))
+            .collect();
+        let picked: Vec<String> = (0..groups.len()).map(|i| format!("SELECT id FROM g{i}")).collect();
+        let sql = format!(
+            "WITH {} UPDATE operations SET status = 'running', attempt_count = attempt_count + 1, lease_owner = $2, \
+             lease_expires_at = $3, started_at = COALESCE(started_at, $4), updated_at = $4 \
+             WHERE id IN ({}) AND status IN ('queued', 'retrying') RETURNING {OPERATION_COLUMNS}",
+            ctes.join(", "),
+            picked.join(" UNION ALL ")
+        );
+        let now = self.now();
+        if savepoint {
+            on_tx!(self, |c, Db| sqlx::query::<Db>("SAVEPOINT claim").execute(&mut *c).await.map(|_| ()))?;
+        }
+        let claimed = on_tx!(self, |c, Db| {
+            sqlx::query_as::<Db, OperationRow>(AssertSqlSafe(sql.as_str()))
+                .bind(queue)
+                .bind(worker)
+                .bind(now.plus(lease))
+                .bind(now)
+                .fetch_all(&mut *c)
+                .await
+        });
+        let mut rows = match claimed {
+            Ok(rows) => rows,
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                if savepoint {
+                    on_tx!(self, |c, Db| {
+                        sqlx::query::<Db>("ROLLBACK TO SAVEPOINT claim").execute(&mut *c).await.map(|_| ())
+                    })?;
+                }
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        rows.sort_by_key(|r| r.id);
+        if !rows.is_empty() {
+            // Read after the claim saw the VM's previous operation finished (its
+            // end was stamped before that commit, or earlier in this
+            // transaction): an attempt never starts before the one it follows ended.
+            let started = self.clock_now();
+            let values: Vec<String> =
+                (0..rows.len()).map(|i| format!("(${}, ${}, $1, $2, $3)", 2 * i + 4, 2 * i + 5)).collect();
+            let insert = format!(
+                "INSERT INTO operation_attempts (operation_id, attempt, worker, host, started_at) VALUES {}",
+                values.join(", ")
+            );
+            on_tx!(self, |c, Db| {
+                let mut q = sqlx::query::<Db>(AssertSqlSafe(insert)).bind(worker).bind(host).bind(started);
+                for row in &rows {
+                    q = q.bind(row.id).bind(row.attempt_count);
+                }
+                q.execute(&mut *c).await.map(|_| ())
+            })?;
+        }
+        Ok(Some(rows.into_iter().map(Into::into).collect()))
+    }
+
     /// Takes running operation `id` from `owner` (a stopping worker handing it
     /// back) or, with `None`, from whoever let its lease expire.
     pub async fn take_back(&mut self, id: OperationId, owner: Option<&str>) -> Result<Option<TakenBack>> {
@@ -254,7 +306,7 @@ impl super::Tx {
         })?;
         let started = self.close_attempt(id, taken.attempt, outcome).await?;
         if outcome.next_attempt_at.is_some() || taken.vm.is_some() {
-            self.announce(&taken.queue).await?;
+            self.announce(&taken.queue);
         }
         Ok(started.unwrap_or(now))
     }

@@ -13,6 +13,7 @@ mod backups;
 mod bench_fill;
 mod bench_queue;
 mod changes;
+mod group_commit;
 mod health;
 mod inventory;
 mod ledger;
@@ -133,6 +134,8 @@ pub(crate) struct SqlitePools {
 pub struct Store {
     pub(crate) backend: Backend,
     pub wakes: Arc<Wakes>,
+    /// Where submits wait to share a commit.
+    submits: Arc<group_commit::GroupCommit>,
     /// Which of this process's queues are not being served, and why.
     pub serving: Arc<Serving>,
     /// The SQLite file's directory, whose free space readiness reports.
@@ -264,7 +267,18 @@ impl Store {
                 .await?;
             Backend::Postgres(pool)
         };
-        Ok(Self { backend, wakes: Arc::default(), serving: Arc::default(), sqlite_dir, clock: Default::default() })
+        let wakes = Arc::<Wakes>::default();
+        if let Backend::Postgres(pool) = &backend {
+            wakes::spawn_announcer(pool.clone(), &wakes);
+        }
+        Ok(Self {
+            backend,
+            wakes,
+            submits: Arc::default(),
+            serving: Arc::default(),
+            sqlite_dir,
+            clock: Default::default(),
+        })
     }
 
     /// A store that never connects: for code paths that need the type but no
@@ -275,6 +289,7 @@ impl Store {
         Ok(Self {
             backend,
             wakes: Arc::default(),
+            submits: Arc::default(),
             serving: Arc::default(),
             sqlite_dir: None,
             clock: Default::default(),

@@ -3,9 +3,10 @@
 use sqlx::AssertSqlSafe;
 
 use super::{
-    Store, read_db,
+    Store,
+    group_commit::Submit,
+    read_db,
     rows::{ATTEMPT_COLUMNS, AttemptRow, OPERATION_COLUMNS, OperationRow},
-    tx::{LedgerTx, NewRow},
     with_db,
 };
 use crate::{
@@ -85,16 +86,12 @@ impl Store {
             return Ok(existing);
         }
         match self.insert_operation(&new, &hash, retry_of).await {
-            Ok(operation) => {
-                self.wakes.notify(&operation.queue);
-                Ok(Submitted { operation, replayed: false })
-            }
+            Ok(operation) => Ok(Submitted { operation, replayed: false }),
             // A concurrent request with the same key won the race: answer as a replay.
-            Err(InsertError::Sql(e)) if is_unique_violation(&e) && new.idempotency_key.is_some() => {
+            Err(e) if is_unique_violation(&e) && new.idempotency_key.is_some() => {
                 self.replay(&new, &hash).await?.ok_or_else(|| Error::internal(e))
             }
-            Err(InsertError::Sql(e)) => Err(e.into()),
-            Err(InsertError::Other(e)) => Err(e),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -118,22 +115,16 @@ impl Store {
         }
     }
 
+    /// Stores the operation through the group committer (see [`super::group_commit`]).
     async fn insert_operation(
         &self,
         new: &NewOperation,
         hash: &str,
         retry_of: Option<OperationId>,
-    ) -> Result<Operation, InsertError> {
-        let id = OperationId::new();
+    ) -> std::result::Result<Operation, sqlx::Error> {
         let queue = queue_for(new.host.as_deref());
-        let row = NewRow { id, new, hash, queue: &queue, retry_of, schedule_id: None, now: self.now() };
-        let row: OperationRow = with_db!(self, |pool, Db| {
-            let mut tx = pool.begin().await?;
-            let inserted = tx.insert_operation(row).await?;
-            tx.announce(&queue).await.map_err(InsertError::Other)?;
-            tx.commit().await?;
-            inserted
-        });
+        let submit = Submit { new, hash, queue: &queue, retry_of, now: self.now() };
+        let row = self.submits.insert(&self.backend, &self.wakes, submit).await?;
         Ok(row.into())
     }
 
@@ -240,13 +231,14 @@ impl Store {
             .bind(by)
             .fetch_optional(&mut *tx)
             .await?;
-            // The next operation on this VM waits in its host's queue.
-            if let Some((Some(host), Some(_))) = &row {
-                tx.announce(&crate::queue::host_queue(host)).await?;
-            }
             tx.commit().await?;
-            Ok::<_, Error>(row.is_some())
+            Ok::<_, Error>(row)
         })?;
+        // The next operation on this VM waits in its host's queue.
+        if let Some((Some(host), Some(_))) = &cancelled {
+            self.wakes.announce(&crate::queue::host_queue(host));
+        }
+        let cancelled = cancelled.is_some();
         if cancelled {
             self.wakes.notify_all();
         } else {
@@ -294,17 +286,6 @@ impl Store {
             max_attempts: old.max_attempts,
         };
         Ok(self.submit_linked(new, Some(id)).await?.operation)
-    }
-}
-
-enum InsertError {
-    Sql(sqlx::Error),
-    Other(Error),
-}
-
-impl From<sqlx::Error> for InsertError {
-    fn from(e: sqlx::Error) -> Self {
-        Self::Sql(e)
     }
 }
 

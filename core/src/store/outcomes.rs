@@ -98,7 +98,7 @@ impl super::Tx {
             }
         }
         for queue in queues {
-            self.announce(&queue).await?;
+            self.announce(&queue);
         }
         Ok(ended
             .iter()

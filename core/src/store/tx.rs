@@ -12,10 +12,6 @@ pub const WAKE_CHANNEL: &str = "hyperfleet_queue";
 
 /// The ledger's steps inside a caller's transaction.
 pub(crate) trait LedgerTx {
-    /// Tells workers in other processes, at commit, that `queue` has work (or a
-    /// new due time). In-process workers are told by the caller after commit.
-    async fn announce(&mut self, queue: &str) -> Result<()>;
-
     /// Closes the open row of `attempt` with its outcome; returns when the attempt started.
     async fn close_attempt(
         &mut self,
@@ -106,25 +102,10 @@ macro_rules! ledger_tx_common {
 }
 
 impl LedgerTx for SqliteConnection {
-    /// One process writes a SQLite file; its workers are told in-process, and
-    /// workers of other processes find the work at their next poll.
-    async fn announce(&mut self, _queue: &str) -> Result<()> {
-        Ok(())
-    }
-
     ledger_tx_common!(sqlx::Sqlite);
 }
 
 impl LedgerTx for PgConnection {
-    async fn announce(&mut self, queue: &str) -> Result<()> {
-        sqlx::query::<sqlx::Postgres>("SELECT pg_notify($1, $2)")
-            .bind(WAKE_CHANNEL)
-            .bind(queue)
-            .execute(&mut *self)
-            .await?;
-        Ok(())
-    }
-
     ledger_tx_common!(sqlx::Postgres);
 }
 
@@ -135,9 +116,13 @@ impl LedgerTx for PgConnection {
 pub struct Tx {
     pub(crate) inner: TxInner,
     wakes: std::sync::Arc<crate::queue::Wakes>,
+    /// Queues with work for this process's workers and other processes'.
+    announced: std::collections::BTreeSet<String>,
+    /// This process's listeners only (e.g. the alert router).
     woken: std::collections::BTreeSet<String>,
     /// The transaction's instant: every row it writes is stamped with the same time.
     now: Timestamp,
+    clock: crate::time::Clock,
 }
 
 pub(crate) enum TxInner {
@@ -147,7 +132,7 @@ pub(crate) enum TxInner {
 
 impl std::fmt::Debug for Tx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tx").field("woken", &self.woken).finish_non_exhaustive()
+        f.debug_struct("Tx").field("announced", &self.announced).field("woken", &self.woken).finish_non_exhaustive()
     }
 }
 
@@ -181,16 +166,26 @@ impl super::Store {
             super::Backend::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
         };
         // Taken once the writer is ours: nothing committed after this instant precedes it.
-        Ok(Tx { inner, wakes: self.wakes.clone(), woken: Default::default(), now: self.now() })
+        Ok(Tx {
+            inner,
+            wakes: self.wakes.clone(),
+            announced: Default::default(),
+            woken: Default::default(),
+            now: self.now(),
+            clock: self.clock.clone(),
+        })
     }
 }
 
 impl Tx {
-    /// Commits, then wakes this process's listeners of every queue announced.
+    /// Commits, then announces its queues and wakes its listeners.
     pub async fn commit(self) -> Result<()> {
         match self.inner {
             TxInner::Sqlite(t) => t.commit().await?,
             TxInner::Postgres(t) => t.commit().await?,
+        }
+        for queue in &self.announced {
+            self.wakes.announce(queue);
         }
         for queue in &self.woken {
             self.wakes.notify(queue);
@@ -207,12 +202,15 @@ impl Tx {
         self.now
     }
 
-    /// Tells workers of `queue` (other processes at commit through NOTIFY, this
-    /// one after commit) that it has work or a new due time.
-    pub async fn announce(&mut self, queue: &str) -> Result<()> {
-        on_tx!(self, |c, Db| c.announce(queue).await)?;
-        self.woken.insert(queue.to_owned());
-        Ok(())
+    /// The clock's time now (later than [`Tx::now`]).
+    pub fn clock_now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Tells the workers of `queue`, once this commits, that it has work or a
+    /// new due time (see [`crate::queue::Wakes::announce`]).
+    pub fn announce(&mut self, queue: &str) {
+        self.announced.insert(queue.to_owned());
     }
 
     /// Wakes this process's `listener` after commit (e.g. the alert router).
@@ -240,7 +238,7 @@ impl Tx {
             now,
         };
         let row: OperationRow = on_tx!(self, |c, Db| c.insert_operation(row).await)?;
-        self.announce(&queue).await?;
+        self.announce(&queue);
         Ok(row.into())
     }
 }

@@ -1,16 +1,46 @@
-//! PostgreSQL LISTEN for the ledger's wake-ups: commits in other processes
-//! NOTIFY the queue they gave work to (see [`LedgerTx::announce`]), and this
-//! process's queues look at once instead of at their next poll. A lost
-//! connection is re-established with backoff; what it missed meanwhile a look
-//! on reconnecting (and the poll interval) finds.
-//!
-//! [`LedgerTx::announce`]: super::tx::LedgerTx::announce
+//! PostgreSQL wake-ups between processes. Each process NOTIFYs the queues its
+//! commits gave work to (see [`Wakes::announce`]), and LISTENs, so that its
+//! queues look at once instead of at their next poll. A lost connection is
+//! re-established with backoff; what it missed meanwhile a look on
+//! reconnecting (and the poll interval) finds.
 
 use std::time::Duration;
 
-use sqlx::postgres::PgListener;
+use sqlx::{PgPool, postgres::PgListener};
 
 use super::{Store, tx::WAKE_CHANNEL};
+use crate::queue::Wakes;
+
+/// At most this many queues are announced by one statement.
+const MAX_QUEUES: usize = 256;
+
+/// Sends other processes the wake-ups of this one's commits, from one task,
+/// after each commit and coalesced: the queues announced while a round is in
+/// flight go out together in the next one, one NOTIFY per queue. (A NOTIFY in
+/// the committing transaction itself would make PostgreSQL serialise those
+/// commits on its notification queue, so no two could share a WAL flush.) A
+/// NOTIFY lost to a crash right after its commit costs the other processes'
+/// workers their poll interval, never work. Ends when `wakes` is dropped.
+pub(super) fn spawn_announcer(pool: PgPool, wakes: &Wakes) {
+    let (outbox, mut inbox) = tokio::sync::mpsc::unbounded_channel::<String>();
+    wakes.announce_to(outbox);
+    tokio::spawn(async move {
+        let mut queues = Vec::with_capacity(MAX_QUEUES);
+        while inbox.recv_many(&mut queues, MAX_QUEUES).await > 0 {
+            queues.sort_unstable();
+            queues.dedup();
+            let sent = sqlx::query::<sqlx::Postgres>("SELECT pg_notify($1, q) FROM unnest($2::text[]) AS q")
+                .bind(WAKE_CHANNEL)
+                .bind(&queues)
+                .execute(&pool)
+                .await;
+            if let Err(e) = sent {
+                tracing::debug!(error = %e, ?queues, "could not announce work to other processes (they poll)");
+            }
+            queues.clear();
+        }
+    });
+}
 
 impl Store {
     /// Relays wake-ups from other processes to this one's queues until dropped
