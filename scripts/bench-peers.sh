@@ -65,7 +65,14 @@ fresh_db() {
 }
 hyperfleet_drain() {
   fresh_db
-  "$BIN" bench --database "$PG/$db" --mode drain --ops "$ops" --concurrency "$concurrency" --json \
+  "$BIN" bench --database "$PG/$db" --mode drain --ops "$ops" --concurrency "$concurrency" --idle-samples 0 --json \
+    | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["ops_per_sec"], 1))'
+}
+# The same number of operations submitted one by one through the submit path
+# (concurrency submitters) while the worker runs them: submit + run per second.
+hyperfleet_submit() {
+  fresh_db
+  "$BIN" bench --database "$PG/$db" --mode submit --ops "$ops" --concurrency "$concurrency" --idle-samples 0 --json \
     | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["ops_per_sec"], 1))'
 }
 graphile_drain() {
@@ -84,7 +91,7 @@ fresh_file() {
 }
 hyperfleet_sqlite_drain() {
   "$BIN" bench --database "sqlite://$(fresh_file hyperfleet)" --mode drain --ops "$sqlite_ops" \
-    --concurrency "$concurrency" --json \
+    --concurrency "$concurrency" --idle-samples 0 --json \
     | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["ops_per_sec"], 1))'
 }
 apalis_sqlite_drain() {
@@ -134,12 +141,15 @@ JS
 
   for round in $(seq "$rounds"); do
     h=$(hyperfleet_drain); g=$(graphile_drain off); b=$(graphile_drain on); a=$(apalis_postgres_drain)
-    echo "round $round: hyperfleet $h/s, graphile-worker $g/s, graphile-worker batching $b/s, apalis-postgres $a/s"
-    figures[h]+="$h " figures[g]+="$g " figures[b]+="$b " figures[a]+="$a "
+    u=$(hyperfleet_submit)
+    echo "round $round: hyperfleet $h/s, graphile-worker $g/s, graphile-worker batching $b/s, apalis-postgres $a/s, hyperfleet submit+run $u/s"
+    figures[h]+="$h " figures[g]+="$g " figures[b]+="$b " figures[a]+="$a " figures[u]+="$u "
   done
   h=$(median "${figures[h]}") g=$(median "${figures[g]}") b=$(median "${figures[b]}") a=$(median "${figures[a]}")
+  u=$(median "${figures[u]}")
   echo "median of $rounds rounds, $ops jobs, concurrency $concurrency, one PostgreSQL:"
   echo "  hyperfleet drain (full ledger)      $h/s"
+  echo "  hyperfleet submit + run             $u/s   ×$(ratio "$u" "$g") of graphile-worker's default drain"
   echo "  graphile-worker 0.18 default        $g/s   hyperfleet ×$(ratio "$h" "$g")"
   echo "  graphile-worker 0.18 batching on    $b/s   hyperfleet ×$(ratio "$h" "$b")"
   echo "  apalis-postgres 1.0.0 defaults      $a/s   hyperfleet ×$(ratio "$h" "$a")"
