@@ -123,17 +123,15 @@ fn answer(wakes: &Wakes, answers: impl Iterator<Item = (Pending, Result<Operatio
     }
 }
 
-/// Inserts every row of `group` in one transaction; its rows in order.
+/// Inserts every row of `group` with one statement in one transaction; its rows in order.
 async fn insert_all(backend: &Backend, group: &[Pending]) -> Result<Vec<OperationRow>, sqlx::Error> {
     let store = Pools { backend };
     super::with_db!(store, |pool, Db| {
+        let rows: Vec<NewRow<'_>> = group.iter().map(Pending::row).collect();
         let mut tx = pool.begin().await?;
-        let mut rows = Vec::with_capacity(group.len());
-        for pending in group {
-            rows.push(tx.insert_operation(pending.row()).await?);
-        }
+        let inserted = tx.insert_operations(&rows).await?;
         tx.commit().await?;
-        Ok(rows)
+        Ok(inserted)
     })
 }
 

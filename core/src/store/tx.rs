@@ -21,8 +21,9 @@ pub(crate) trait LedgerTx {
         end: AttemptEnd<'_>,
     ) -> Result<Option<Timestamp>>;
 
-    /// Inserts a queued operation row (the caller pushes its wake-up in the same transaction).
-    async fn insert_operation(&mut self, row: NewRow<'_>) -> std::result::Result<OperationRow, sqlx::Error>;
+    /// Inserts queued operation rows with one statement; returns them in the
+    /// order given (the caller announces their queues).
+    async fn insert_operations(&mut self, rows: &[NewRow<'_>]) -> std::result::Result<Vec<OperationRow>, sqlx::Error>;
 }
 
 /// Everything an operation row is created from.
@@ -49,31 +50,49 @@ pub(crate) struct AttemptEnd<'a> {
 /// The backend-independent half of [`LedgerTx`], written once for both connection types.
 macro_rules! ledger_tx_common {
     ($db:ty) => {
-        async fn insert_operation(&mut self, r: NewRow<'_>) -> std::result::Result<OperationRow, sqlx::Error> {
+        async fn insert_operations(
+            &mut self,
+            rows: &[NewRow<'_>],
+        ) -> std::result::Result<Vec<OperationRow>, sqlx::Error> {
+            const WIDTH: usize = 14;
+            let values: Vec<String> = (0..rows.len())
+                .map(|i| {
+                    let p = |k: usize| format!("${}", i * WIDTH + k);
+                    format!(
+                        "({}, {}, {}, {}, {}, 'queued', {}, {}, {}, {}, {}, 0, {}, NULL, FALSE, {}, {}, {}, {})",
+                        p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9), p(10), p(11), p(13), p(12), p(12), p(14)
+                    )
+                })
+                .collect();
             let sql = format!(
                 "INSERT INTO operations (id, kind, host, vm, params, status, queue, requested_by, request_id, \
                  idempotency_key, request_hash, attempt_count, max_attempts, next_attempt_at, cancel_requested, \
-                 retry_of, created_at, updated_at, schedule_id) \
-                 VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, 0, $11, NULL, FALSE, $13, $12, $12, $14) \
-                 RETURNING {OPERATION_COLUMNS}"
+                 retry_of, created_at, updated_at, schedule_id) VALUES {} RETURNING {OPERATION_COLUMNS}",
+                values.join(", ")
             );
-            sqlx::query_as::<$db, OperationRow>(sqlx::AssertSqlSafe(sql))
-                .bind(r.id)
-                .bind(r.new.kind.as_str())
-                .bind(&r.new.host)
-                .bind(&r.new.vm)
-                .bind(Json(&r.new.params))
-                .bind(r.queue)
-                .bind(&r.new.requested_by)
-                .bind(&r.new.request_id)
-                .bind(&r.new.idempotency_key)
-                .bind(r.hash)
-                .bind(r.new.max_attempts)
-                .bind(r.now)
-                .bind(r.retry_of)
-                .bind(r.schedule_id)
-                .fetch_one(&mut *self)
-                .await
+            // One cached statement for the common single row; a group's text varies with its size.
+            let mut q = sqlx::query_as::<$db, OperationRow>(sqlx::AssertSqlSafe(sql)).persistent(rows.len() == 1);
+            for r in rows {
+                q = q
+                    .bind(r.id)
+                    .bind(r.new.kind.as_str())
+                    .bind(&r.new.host)
+                    .bind(&r.new.vm)
+                    .bind(Json(&r.new.params))
+                    .bind(r.queue)
+                    .bind(&r.new.requested_by)
+                    .bind(&r.new.request_id)
+                    .bind(&r.new.idempotency_key)
+                    .bind(r.hash)
+                    .bind(r.new.max_attempts)
+                    .bind(r.now)
+                    .bind(r.retry_of)
+                    .bind(r.schedule_id);
+            }
+            let mut inserted = q.fetch_all(&mut *self).await?;
+            // RETURNING promises no order: answer in the order of `rows`.
+            inserted.sort_by_key(|row| rows.iter().position(|r| r.id == row.id));
+            Ok(inserted)
         }
 
         async fn close_attempt(
@@ -237,7 +256,8 @@ impl Tx {
             schedule_id: links.schedule_id,
             now,
         };
-        let row: OperationRow = on_tx!(self, |c, Db| c.insert_operation(row).await)?;
+        let row: OperationRow =
+            on_tx!(self, |c, Db| c.insert_operations(&[row]).await)?.pop().ok_or(sqlx::Error::RowNotFound)?;
         self.announce(&queue);
         Ok(row.into())
     }
