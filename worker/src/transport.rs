@@ -11,7 +11,8 @@
 //! this process, a PostgreSQL NOTIFY from another), the earliest due retry, or
 //! the poll interval. A database error never ends it: the queue is marked as
 //! not served (readiness, the heartbeat), the stream backs off and fetches
-//! again, and the mark is cleared by the next successful fetch.
+//! again — at once when the wake-up listener reconnects — and the mark is
+//! cleared by the next successful fetch.
 
 use std::time::Duration;
 
@@ -211,8 +212,11 @@ impl Fetch {
                     tracing::warn!(queue = self.queue, error = %e, retry_in = ?wait, "could not fetch from the queue");
                     drop(reserved);
                     self.runner.slots_freed();
+                    // A wake-up ends the wait early: the wake-up listener reconnecting
+                    // (PostgreSQL is back) wakes every queue.
                     tokio::select! {
                         () = self.stop.cancelled() => return None,
+                        _ = self.wakes.next() => {}
                         () = tokio::time::sleep(wait) => {}
                     }
                 }

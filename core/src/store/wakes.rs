@@ -70,7 +70,9 @@ impl Store {
                 Err(e) => {
                     tracing::debug!(error = %e, retry_in = ?backoff, "cannot listen for wake-ups");
                     tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    // At most a second: its reconnect is what tells the queues
+                    // (backing off from failed fetches) that the database is back.
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
                     continue;
                 }
             };
