@@ -66,6 +66,43 @@ async fn idempotency_key_replays_or_conflicts(backend: Backend) {
     app.stop().await;
 }
 
+/// Concurrent submits share commits (group commit). Requests racing with the
+/// same Idempotency-Key end as one operation and its replay, and the other
+/// submits of their group neither fail nor vanish with them.
+async fn concurrent_submits_with_shared_keys_each_get_their_answer(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let keys: Vec<String> = (0..6).map(|i| format!("race-{i}")).collect();
+    // Each key twice, and as many submits without a key, all at once.
+    let sends = keys.iter().chain(&keys).map(Some).chain(std::iter::repeat_n(None, keys.len())).map(|key| {
+        let app = &app;
+        async move {
+            let headers: Vec<(&str, &str)> = key.map(|k| ("Idempotency-Key", k.as_str())).into_iter().collect();
+            (key, app.request("POST", "/api/v1/diagnostics/noop", Some(r#"{"sleep_ms": 0}"#), &headers).await)
+        }
+    });
+    let answers = futures_util::future::join_all(sends).await;
+    for key in &keys {
+        let mine: Vec<_> = answers.iter().filter(|(k, _)| *k == Some(key)).map(|(_, r)| r).collect();
+        let mut statuses: Vec<u16> = mine.iter().map(|r| r.status).collect();
+        statuses.sort_unstable();
+        assert_eq!(
+            statuses,
+            [200, 202],
+            "one stored, one replayed: {:?}",
+            mine.iter().map(|r| &r.body).collect::<Vec<_>>()
+        );
+        assert_eq!(mine[0].body["id"], mine[1].body["id"], "the replay names the stored operation");
+    }
+    let keyless: Vec<_> = answers.iter().filter(|(k, _)| k.is_none()).map(|(_, r)| r).collect();
+    assert!(keyless.iter().all(|r| r.status == 202), "{:?}", keyless.iter().map(|r| &r.body).collect::<Vec<_>>());
+    let mut ids: Vec<&str> = keyless.iter().map(|r| r.body["id"].as_str().unwrap()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), keys.len(), "each keyless submit is its own operation");
+    assert_eq!(app.all_operations().await.len(), 2 * keys.len(), "one per key and one per keyless submit");
+    app.stop().await;
+}
+
 async fn cancel_queued_operation(backend: Backend) {
     // No worker: the operation stays queued.
     let app = TestApp::spawn_with(backend, Options { worker: false, ..Options::default() }).await;
@@ -200,6 +237,7 @@ fn parse(t: &str) -> chrono::DateTime<chrono::FixedOffset> {
 crate::on_both_backends!(
     submit_runs_and_records_its_attempt,
     idempotency_key_replays_or_conflicts,
+    concurrent_submits_with_shared_keys_each_get_their_answer,
     cancel_queued_operation,
     cancel_operation_waiting_to_retry,
     cancel_running_operation_at_a_safe_point,

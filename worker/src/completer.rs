@@ -16,9 +16,9 @@ use std::{
 use hyperfleet_core::{
     app::{App, NextClaims},
     backoff::Backoff,
-    operation::{Operation, OperationKind, WorkClass},
+    operation::{Operation, WorkClass},
     outcome::{Finish, Recorded},
-    store::ClaimGroup,
+    store::claims_after,
 };
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio_util::task::TaskTracker;
@@ -88,24 +88,11 @@ pub(crate) struct Claimer {
 }
 
 impl Claimer {
-    /// Per queue of `batch` still served, a claim for the slots its ended
-    /// attempts held: each class's kinds, as many as its slots.
+    /// What the slots of `batch` claim next (see [`claims_after`]), from the
+    /// queues still served; nothing once the runner stops taking work.
     fn next_claims(&self, batch: &[Ended]) -> NextClaims<'_> {
-        let mut slots: HashMap<(&str, WorkClass), usize> = HashMap::new();
-        if !self.tracker.is_closed() {
-            for e in batch.iter().filter(|e| self.handoff.serves(&e.op.queue)) {
-                *slots.entry((e.op.queue.as_str(), e.op.kind.class())).or_default() += 1;
-            }
-        }
-        let mut queues: Vec<(String, Vec<ClaimGroup>)> = Vec::new();
-        for ((queue, class), limit) in slots {
-            let kinds = OperationKind::ALL.iter().copied().filter(|k| k.class() == class).collect();
-            let group = ClaimGroup { kinds, limit };
-            match queues.iter_mut().find(|(q, _)| q == queue) {
-                Some((_, groups)) => groups.push(group),
-                None => queues.push((queue.to_owned(), vec![group])),
-            }
-        }
+        let served = batch.iter().filter(|e| !self.tracker.is_closed() && self.handoff.serves(&e.op.queue));
+        let queues = claims_after(served.map(|e| (e.op.queue.as_str(), e.op.kind.class())));
         NextClaims { host: &self.host, lease: self.lease, queues }
     }
 }

@@ -21,7 +21,7 @@ use hyperfleet_core::{
     OperationId,
     app::App,
     backoff::Backoff,
-    operation::{Operation, OperationKind, WorkClass},
+    operation::{Operation, WorkClass},
     outcome::{Finish, Recorded},
     store::{ClaimGroup, Store},
 };
@@ -93,13 +93,7 @@ pub struct Reserved {
 impl Reserved {
     /// What a claim may take: per class with free slots, its kinds and how many.
     pub fn groups(&self) -> Vec<ClaimGroup> {
-        self.permits
-            .iter()
-            .map(|(class, permits)| ClaimGroup {
-                kinds: OperationKind::ALL.iter().copied().filter(|k| k.class() == *class).collect(),
-                limit: permits.len(),
-            })
-            .collect()
+        self.permits.iter().map(|(class, permits)| ClaimGroup::of_class(*class, permits.len())).collect()
     }
 
     /// How many classes had free slots.

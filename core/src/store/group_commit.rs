@@ -23,28 +23,35 @@ use crate::{OperationId, Timestamp, operation::NewOperation, queue::Wakes};
 /// At most this many submits share one transaction.
 const MAX_GROUP: usize = 64;
 
+/// What a submit asks to be stored.
+#[derive(Debug)]
+pub(crate) struct Submit {
+    pub new: NewOperation,
+    pub hash: String,
+    pub queue: String,
+    pub retry_of: Option<OperationId>,
+    pub now: Timestamp,
+}
+
 /// A submit waiting for its group's commit.
 #[derive(Debug)]
 struct Pending {
     id: OperationId,
-    new: NewOperation,
-    hash: String,
-    queue: String,
-    retry_of: Option<OperationId>,
-    now: Timestamp,
+    submit: Submit,
     answer: oneshot::Sender<Result<OperationRow, sqlx::Error>>,
 }
 
 impl Pending {
     fn row(&self) -> NewRow<'_> {
+        let s = &self.submit;
         NewRow {
             id: self.id,
-            new: &self.new,
-            hash: &self.hash,
-            queue: &self.queue,
-            retry_of: self.retry_of,
+            new: &s.new,
+            hash: &s.hash,
+            queue: &s.queue,
+            retry_of: s.retry_of,
             schedule_id: None,
-            now: self.now,
+            now: s.now,
         }
     }
 }
@@ -55,16 +62,6 @@ pub(crate) struct GroupCommit {
     inbox: OnceLock<mpsc::UnboundedSender<Pending>>,
 }
 
-/// What a submit asks to be stored.
-#[derive(Debug)]
-pub(crate) struct Submit<'a> {
-    pub new: &'a NewOperation,
-    pub hash: &'a str,
-    pub queue: &'a str,
-    pub retry_of: Option<OperationId>,
-    pub now: Timestamp,
-}
-
 impl GroupCommit {
     /// Stores the operation with whichever submits are waiting alongside it;
     /// returns its row once committed (and its queue announced).
@@ -72,7 +69,7 @@ impl GroupCommit {
         &self,
         backend: &Backend,
         wakes: &Arc<Wakes>,
-        submit: Submit<'_>,
+        submit: Submit,
     ) -> Result<OperationRow, sqlx::Error> {
         let inbox = self.inbox.get_or_init(|| {
             let (inbox, pending) = mpsc::unbounded_channel();
@@ -80,16 +77,7 @@ impl GroupCommit {
             inbox
         });
         let (answer, answered) = oneshot::channel();
-        let pending = Pending {
-            id: OperationId::new(),
-            new: submit.new.clone(),
-            hash: submit.hash.to_owned(),
-            queue: submit.queue.to_owned(),
-            retry_of: submit.retry_of,
-            now: submit.now,
-            answer,
-        };
-        inbox.send(pending).map_err(|_| sqlx::Error::PoolClosed)?;
+        inbox.send(Pending { id: OperationId::new(), submit, answer }).map_err(|_| sqlx::Error::PoolClosed)?;
         answered.await.map_err(|_| sqlx::Error::PoolClosed)?
     }
 }
@@ -116,7 +104,7 @@ async fn commit_groups(backend: Backend, wakes: Arc<Wakes>, mut inbox: mpsc::Unb
 fn answer(wakes: &Wakes, answers: impl Iterator<Item = (Pending, Result<OperationRow, sqlx::Error>)>) {
     for (pending, row) in answers {
         if row.is_ok() {
-            wakes.announce(&pending.queue);
+            wakes.announce(&pending.submit.queue);
         }
         // The caller may have gone (its request was dropped): the row stays.
         let _ = pending.answer.send(row);

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     OperationId, Result, Timestamp,
-    operation::{ErrorClass, Operation},
+    operation::{ErrorClass, Operation, OperationKind, WorkClass},
     outcome::Outcome,
 };
 
@@ -33,10 +33,42 @@ pub enum Claim {
 }
 
 /// Up to `limit` operations of `kinds`: what one class's free slots can take.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimGroup {
     pub kinds: Vec<crate::operation::OperationKind>,
     pub limit: usize,
+}
+
+impl ClaimGroup {
+    /// Up to `limit` operations of any kind of `class`.
+    pub fn of_class(class: WorkClass, limit: usize) -> Self {
+        Self { kinds: OperationKind::ALL.iter().copied().filter(|k| k.class() == class).collect(), limit }
+    }
+}
+
+/// What the slots of attempts that ended go to next: per queue (in the order
+/// first seen), one group per class with as many operations as the ended
+/// attempts of that queue and class held slots. `ended` names each attempt's
+/// queue and class.
+pub fn claims_after<'a>(ended: impl IntoIterator<Item = (&'a str, WorkClass)>) -> Vec<(String, Vec<ClaimGroup>)> {
+    let mut queues: Vec<(String, Vec<(WorkClass, usize)>)> = Vec::new();
+    for (queue, class) in ended {
+        let classes = match queues.iter_mut().find(|(q, _)| q == queue) {
+            Some((_, classes)) => classes,
+            None => {
+                queues.push((queue.to_owned(), Vec::new()));
+                &mut queues.last_mut().expect("just pushed").1
+            }
+        };
+        match classes.iter_mut().find(|(c, _)| *c == class) {
+            Some((_, n)) => *n += 1,
+            None => classes.push((class, 1)),
+        }
+    }
+    queues
+        .into_iter()
+        .map(|(queue, classes)| (queue, classes.into_iter().map(|(c, n)| ClaimGroup::of_class(c, n)).collect()))
+        .collect()
 }
 
 /// attempt_count, max_attempts, queue, host, vm, lease_owner, kind, params
@@ -320,5 +352,31 @@ impl super::Tx {
             message: outcome.message.as_deref(),
         };
         on_tx!(self, |c, Db| c.close_attempt(id, attempt, now, end).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ended_slots_go_to_their_own_queue_and_class() {
+        let (host, shared) = ("hyperfleet.host.hv1", "hyperfleet.shared");
+        let ended =
+            [(host, WorkClass::Vm), (shared, WorkClass::Health), (host, WorkClass::Vm), (host, WorkClass::Alerts)];
+        let claims = claims_after(ended);
+        assert_eq!(
+            claims,
+            vec![
+                (
+                    host.to_owned(),
+                    vec![ClaimGroup::of_class(WorkClass::Vm, 2), ClaimGroup::of_class(WorkClass::Alerts, 1)]
+                ),
+                (shared.to_owned(), vec![ClaimGroup::of_class(WorkClass::Health, 1)]),
+            ]
+        );
+        assert!(claims[0].1[0].kinds.contains(&OperationKind::VmStart));
+        assert!(claims[0].1[0].kinds.iter().all(|k| k.class() == WorkClass::Vm));
+        assert!(claims_after([]).is_empty(), "nothing ended, nothing to claim");
     }
 }

@@ -53,7 +53,7 @@ pub use bench_queue::{DrainFigures, Fill};
 pub use changes::Change;
 pub use health::{HealthEventRecord, HealthResultRecord, HealthRunRecord, HealthStateRecord};
 pub use inventory::{DiskUsage, HostRecord, IsoRecord, SystemInfo, VmRecord};
-pub use ledger::{Claim, ClaimGroup, TakenBack};
+pub use ledger::{Claim, ClaimGroup, TakenBack, claims_after};
 pub use metrics::BackupMetricRow;
 pub use operations::{OperationFilter, OperationPage, Submitted};
 pub use overview::LedgerCounts;

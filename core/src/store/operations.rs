@@ -123,7 +123,7 @@ impl Store {
         retry_of: Option<OperationId>,
     ) -> std::result::Result<Operation, sqlx::Error> {
         let queue = queue_for(new.host.as_deref());
-        let submit = Submit { new, hash, queue: &queue, retry_of, now: self.now() };
+        let submit = Submit { new: new.clone(), hash: hash.to_owned(), queue, retry_of, now: self.now() };
         let row = self.submits.insert(&self.backend, &self.wakes, submit).await?;
         Ok(row.into())
     }
