@@ -43,7 +43,7 @@ impl App {
         worker: &str,
         backoff: &Backoff,
     ) -> Result<Vec<Recorded>> {
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin_queue().await?;
         let recorded = record_finishes(&mut tx, ended, worker, backoff).await?;
         tx.commit().await?;
         Ok(recorded)
@@ -60,15 +60,22 @@ impl App {
         backoff: &Backoff,
         next: &NextClaims<'_>,
     ) -> Result<(Vec<Recorded>, Vec<(String, Vec<Operation>)>)> {
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin_queue().await?;
         let recorded = record_finishes(&mut tx, ended, worker, backoff).await?;
         let mut claimed = Vec::with_capacity(next.queues.len());
         for (queue, groups) in &next.queues {
-            // A race lost to another worker claims nothing here; the queue's own fetch looks again.
-            if let Some(ops) = tx.claim(queue, groups, worker, next.host, next.lease).await?
-                && !ops.is_empty()
-            {
-                claimed.push((queue.clone(), ops));
+            // A race lost to another worker (for one of the same VMs) fails
+            // it all: the caller records the outcomes alone, and the queues'
+            // own fetches look again.
+            match tx.claim(queue, groups, worker, next.host, next.lease).await? {
+                Some(ops) if !ops.is_empty() => claimed.push((queue.clone(), ops)),
+                Some(_) => {}
+                None => {
+                    return Err(crate::Error::conflict(
+                        "claim_contended",
+                        "a concurrent claim took one of the same VMs",
+                    ));
+                }
             }
         }
         tx.commit().await?;

@@ -115,8 +115,8 @@ impl Store {
         if groups.iter().all(|g| g.limit == 0 || g.kinds.is_empty()) {
             return Ok(Claim::Idle(None));
         }
-        let mut tx = self.begin().await?;
-        let claimed = match tx.claim_rows(queue, groups, worker, host, lease, false).await? {
+        let mut tx = self.begin_queue().await?;
+        let claimed = match tx.claim(queue, groups, worker, host, lease).await? {
             Some(claimed) => claimed,
             None => return Ok(Claim::Contended),
         };
@@ -197,8 +197,8 @@ impl super::Tx {
     /// Claims, inside this transaction, up to each group's limit of the oldest
     /// runnable operations of `queue` for `worker` on `host`, in one statement,
     /// and opens their attempt rows; oldest first. `None`: a concurrent claim
-    /// won one of the same VMs (the one-running-per-VM index) — then nothing
-    /// was claimed, and the rest of the transaction stands.
+    /// won one of the same VMs (the one-running-per-VM index) and nothing was
+    /// claimed; on PostgreSQL the transaction is then aborted (roll it back).
     pub async fn claim(
         &mut self,
         queue: &str,
@@ -206,20 +206,6 @@ impl super::Tx {
         worker: &str,
         host: &str,
         lease: Duration,
-    ) -> Result<Option<Vec<Operation>>> {
-        self.claim_rows(queue, groups, worker, host, lease, self.is_postgres()).await
-    }
-
-    /// [`Tx::claim`]; `savepoint`: a lost race rolls back only the claim (on
-    /// PostgreSQL a failed statement aborts the whole transaction otherwise).
-    async fn claim_rows(
-        &mut self,
-        queue: &str,
-        groups: &[ClaimGroup],
-        worker: &str,
-        host: &str,
-        lease: Duration,
-        savepoint: bool,
     ) -> Result<Option<Vec<Operation>>> {
         let groups: Vec<&ClaimGroup> = groups.iter().filter(|g| g.limit > 0 && !g.kinds.is_empty()).collect();
         if groups.is_empty() {
@@ -244,9 +230,6 @@ impl super::Tx {
             picked.join(" UNION ALL ")
         );
         let now = self.now();
-        if savepoint {
-            on_tx!(self, |c, Db| sqlx::query::<Db>("SAVEPOINT claim").execute(&mut *c).await.map(|_| ()))?;
-        }
         let claimed = on_tx!(self, |c, Db| {
             sqlx::query_as::<Db, OperationRow>(AssertSqlSafe(sql.as_str()))
                 .bind(queue)
@@ -258,14 +241,7 @@ impl super::Tx {
         });
         let mut rows = match claimed {
             Ok(rows) => rows,
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                if savepoint {
-                    on_tx!(self, |c, Db| {
-                        sqlx::query::<Db>("ROLLBACK TO SAVEPOINT claim").execute(&mut *c).await.map(|_| ())
-                    })?;
-                }
-                return Ok(None);
-            }
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => return Ok(None),
             Err(e) => return Err(e.into()),
         };
         rows.sort_by_key(|r| r.id);
