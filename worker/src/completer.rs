@@ -99,6 +99,13 @@ impl Claimer {
 
 /// The completer: records the outcomes that ended meanwhile in one
 /// transaction, and answers each job once its outcome is committed (or not).
+///
+/// On PostgreSQL two batches may be under way at once: while one waits for
+/// its commit (the WAL flush), the attempts that ended meanwhile start the
+/// next instead of waiting for it, and the two can share one flush. Their
+/// claims skip each other's rows; their counters are written in one order
+/// and last, so the second waits on the first only for its commit. SQLite has
+/// one writer, so there a second batch would only wait, smaller.
 pub(crate) async fn complete(
     app: App,
     worker: String,
@@ -107,63 +114,77 @@ pub(crate) async fn complete(
     (freed, done): (Arc<tokio::sync::Notify>, Arc<tokio::sync::Notify>),
     claimer: Claimer,
 ) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while inbox.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        // Attempts that started together tend to end together: let those
-        // about to end join this batch rather than wait for the next commit.
-        for _ in 0..GATHER_YIELDS {
-            tokio::task::yield_now().await;
-            let before = batch.len();
-            while batch.len() < MAX_BATCH {
-                match inbox.try_recv() {
-                    Ok(e) => batch.push(e),
-                    Err(_) => break,
+    let lanes = if app.store().kind() == hyperfleet_core::store::BackendKind::Postgres { 2 } else { 1 };
+    let lane = Arc::new(Lane { app, worker, backoff, freed, done, claimer });
+    let mut running = tokio::task::JoinSet::new();
+    loop {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        tokio::select! {
+            biased;
+            Some(ended) = running.join_next(), if !running.is_empty() => {
+                if let Err(e) = ended {
+                    tracing::error!(error = %e, "a batch of outcomes was not recorded; their leases will expire");
                 }
+                continue;
             }
-            if batch.len() == before {
-                break;
+            // Cancel-safe: a batch not taken here stays in the inbox.
+            n = inbox.recv_many(&mut batch, MAX_BATCH), if running.len() < lanes => if n == 0 { break },
+        }
+        gather(&mut inbox, &mut batch).await;
+        let lane = lane.clone();
+        running.spawn(async move { lane.record(batch).await });
+    }
+    while running.join_next().await.is_some() {}
+}
+
+/// Attempts that started together tend to end together: lets those about to
+/// end join `batch` rather than wait for the next commit.
+async fn gather(inbox: &mut mpsc::UnboundedReceiver<Ended>, batch: &mut Vec<Ended>) {
+    for _ in 0..GATHER_YIELDS {
+        tokio::task::yield_now().await;
+        let before = batch.len();
+        while batch.len() < MAX_BATCH {
+            match inbox.try_recv() {
+                Ok(e) => batch.push(e),
+                Err(_) => break,
             }
         }
+        if batch.len() == before {
+            break;
+        }
+    }
+}
+
+/// What recording a batch needs; shared by the batches under way.
+struct Lane {
+    app: App,
+    worker: String,
+    backoff: Backoff,
+    freed: Arc<tokio::sync::Notify>,
+    done: Arc<tokio::sync::Notify>,
+    claimer: Claimer,
+}
+
+impl Lane {
+    /// Records `batch` and claims the next work for its slots in one
+    /// transaction; without claiming if that fails; one by one if the batch
+    /// cannot be recorded at all.
+    async fn record(&self, mut batch: Vec<Ended>) {
+        let (app, worker, backoff, claimer) = (&self.app, self.worker.as_str(), &self.backoff, &self.claimer);
         let ended: Vec<(&Operation, Finish)> = batch.iter().map(|e| (&e.op, e.finish.clone())).collect();
         let next = claimer.next_claims(&batch);
         if !next.queues.is_empty() {
-            match app.finish_and_claim(&ended, &worker, &backoff, &next).await {
+            match app.finish_and_claim(&ended, worker, backoff, &next).await {
                 Ok((recorded, claimed)) => {
                     drop(ended);
-                    let mut slots: HashMap<(String, WorkClass), Vec<OwnedSemaphorePermit>> = HashMap::new();
-                    for (e, r) in batch.drain(..).zip(recorded) {
-                        slots.entry((e.op.queue.clone(), e.op.kind.class())).or_default().push(e.slot);
-                        let _ = e.recorded.send(Ok(r));
-                    }
-                    for (queue, operations) in claimed {
-                        let mut started = Vec::with_capacity(operations.len());
-                        for operation in operations {
-                            // The claim took at most the slots of each class it was given.
-                            let Some(slot) = slots.get_mut(&(queue.clone(), operation.kind.class())).and_then(Vec::pop)
-                            else {
-                                tracing::error!(operation = %operation.id, "claimed a kind without a slot; its lease will expire");
-                                continue;
-                            };
-                            started.push(Claimed { operation: Box::new(operation), slot });
-                        }
-                        if let Err(back) = claimer.handoff.send(&queue, started) {
-                            hand_back(&app, &worker, &backoff, back).await;
-                        }
-                    }
-                    // Slots that went straight to new work free nothing: the queues'
-                    // own fetches are woken only for those left over.
-                    if slots.values().any(|left| !left.is_empty()) {
-                        drop(slots);
-                        freed.notify_waiters();
-                        done.notify_waiters();
-                    }
-                    continue;
+                    self.hand_over(batch, recorded, claimed).await;
+                    return;
                 }
                 // Record them without claiming (below), which says what failed.
                 Err(e) => tracing::debug!(error = %e, "recording and claiming together failed"),
             }
         }
-        match app.finish_many(&ended, &worker, &backoff).await {
+        match app.finish_many(&ended, worker, backoff).await {
             Ok(recorded) => {
                 let mut slots = Vec::with_capacity(batch.len());
                 for (e, r) in batch.drain(..).zip(recorded) {
@@ -171,8 +192,7 @@ pub(crate) async fn complete(
                     let _ = e.recorded.send(Ok(r));
                 }
                 drop(slots);
-                freed.notify_waiters();
-                done.notify_waiters();
+                self.free();
             }
             Err(e) if batch.len() == 1 => {
                 if let Some(one) = batch.pop() {
@@ -183,11 +203,10 @@ pub(crate) async fn complete(
             Err(e) => {
                 tracing::warn!(error = %e, outcomes = batch.len(), "recording a batch failed; recording each alone");
                 for one in batch.drain(..) {
-                    match app.finish(&one.op, &worker, one.finish.clone(), &backoff).await {
+                    match app.finish(&one.op, worker, one.finish.clone(), backoff).await {
                         Ok(r) => {
                             drop(one.slot);
-                            freed.notify_waiters();
-                            done.notify_waiters();
+                            self.free();
                             let _ = one.recorded.send(Ok(r));
                         }
                         Err(e) => {
@@ -197,6 +216,40 @@ pub(crate) async fn complete(
                 }
             }
         }
+    }
+
+    /// Answers each job of `batch`, and gives the slots they held to what was
+    /// claimed for them; the queues' own fetches are woken only for slots
+    /// left over.
+    async fn hand_over(&self, batch: Vec<Ended>, recorded: Vec<Recorded>, claimed: Vec<(String, Vec<Operation>)>) {
+        let mut slots: HashMap<(String, WorkClass), Vec<OwnedSemaphorePermit>> = HashMap::new();
+        for (e, r) in batch.into_iter().zip(recorded) {
+            slots.entry((e.op.queue.clone(), e.op.kind.class())).or_default().push(e.slot);
+            let _ = e.recorded.send(Ok(r));
+        }
+        for (queue, operations) in claimed {
+            let mut started = Vec::with_capacity(operations.len());
+            for operation in operations {
+                // The claim took at most the slots of each class it was given.
+                let Some(slot) = slots.get_mut(&(queue.clone(), operation.kind.class())).and_then(Vec::pop) else {
+                    tracing::error!(operation = %operation.id, "claimed a kind without a slot; its lease will expire");
+                    continue;
+                };
+                started.push(Claimed { operation: Box::new(operation), slot });
+            }
+            if let Err(back) = self.claimer.handoff.send(&queue, started) {
+                hand_back(&self.app, &self.worker, &self.backoff, back).await;
+            }
+        }
+        if slots.values().any(|left| !left.is_empty()) {
+            drop(slots);
+            self.free();
+        }
+    }
+
+    fn free(&self) {
+        self.freed.notify_waiters();
+        self.done.notify_waiters();
     }
 }
 

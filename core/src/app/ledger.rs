@@ -44,7 +44,8 @@ impl App {
         backoff: &Backoff,
     ) -> Result<Vec<Recorded>> {
         let mut tx = self.store.begin_queue().await?;
-        let recorded = record_finishes(&mut tx, ended, worker, backoff).await?;
+        let (recorded, counters) = record_finishes(&mut tx, ended, worker, backoff).await?;
+        tx.add_counters(&counters).await?;
         tx.commit().await?;
         Ok(recorded)
     }
@@ -61,7 +62,7 @@ impl App {
         next: &NextClaims<'_>,
     ) -> Result<(Vec<Recorded>, Vec<(String, Vec<Operation>)>)> {
         let mut tx = self.store.begin_queue().await?;
-        let recorded = record_finishes(&mut tx, ended, worker, backoff).await?;
+        let (recorded, counters) = record_finishes(&mut tx, ended, worker, backoff).await?;
         let mut claimed = Vec::with_capacity(next.queues.len());
         for (queue, groups) in &next.queues {
             // A race lost to another worker (for one of the same VMs) fails
@@ -78,6 +79,8 @@ impl App {
                 }
             }
         }
+        // Last: the counters' rows are what concurrent batches share, locked until the commit.
+        tx.add_counters(&counters).await?;
         tx.commit().await?;
         Ok((recorded, claimed))
     }
@@ -187,14 +190,15 @@ async fn alert_failure(tx: &mut Tx, failed: &FailedOperation<'_>) -> Result<()> 
     Ok(())
 }
 
-/// What attempts that ended record, inside `tx`: their outcomes, the alerts
-/// of those that failed for good, and the counters they add (one statement).
+/// What attempts that ended record, inside `tx`: their outcomes and the
+/// alerts of those that failed for good; returns the answers, and the
+/// counters they add (for the caller to write, see [`Tx::add_counters`]).
 async fn record_finishes(
     tx: &mut Tx,
     ended: &[(&Operation, Finish)],
     worker: &str,
     backoff: &Backoff,
-) -> Result<Vec<Recorded>> {
+) -> Result<(Vec<Recorded>, Vec<metrics::Delta>)> {
     let outcomes: Vec<Outcome> =
         ended.iter().map(|(op, finish)| Outcome::of(op, finish.clone(), backoff, tx.now())).collect();
     let pairs: Vec<(&Operation, &Outcome)> = ended.iter().map(|(op, _)| *op).zip(&outcomes).collect();
@@ -225,8 +229,7 @@ async fn record_finishes(
         }
         recorded.push(Recorded::Status(outcome.status));
     }
-    tx.add_counters(&metrics::merge(deltas)).await?;
-    Ok(recorded)
+    Ok((recorded, metrics::merge(deltas)))
 }
 
 /// Where the slots of attempts that just ended go next: per queue, the

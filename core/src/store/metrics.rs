@@ -75,10 +75,15 @@ impl Store {
 
 impl super::Tx {
     /// Adds `deltas` (distinct series) to their counters, in one statement.
+    /// Its rows are locked in one order (by series) by every writer, so that
+    /// two transactions adding to the same counters never wait on each other
+    /// in a cycle.
     pub async fn add_counters(&mut self, deltas: &[Delta]) -> Result<()> {
         if deltas.is_empty() {
             return Ok(());
         }
+        let mut deltas: Vec<&Delta> = deltas.iter().collect();
+        deltas.sort_unstable_by(|a, b| (a.name, &a.labels).cmp(&(b.name, &b.labels)));
         let rows: Vec<String> =
             (0..deltas.len()).map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3)).collect();
         let sql = format!(
@@ -88,7 +93,7 @@ impl super::Tx {
         );
         on_tx!(self, |c, Db| {
             let mut q = sqlx::query::<Db>(sqlx::AssertSqlSafe(sql.as_str()));
-            for d in deltas {
+            for d in &deltas {
                 q = q.bind(d.name).bind(&d.labels).bind(d.value);
             }
             q.execute(&mut *c).await.map(|r| r.rows_affected())
