@@ -111,15 +111,15 @@ fn answer(wakes: &Wakes, answers: impl Iterator<Item = (Pending, Result<Operatio
     }
 }
 
-/// Inserts every row of `group` with one statement in one transaction; its rows in order.
+/// Inserts every row of `group` with one statement; its rows in order. One
+/// statement outside a transaction block is its own transaction (all its rows
+/// or none, committed before it answers): no `BEGIN` and `COMMIT` round trips.
 async fn insert_all(backend: &Backend, group: &[Pending]) -> Result<Vec<OperationRow>, sqlx::Error> {
     let store = Pools { backend };
     super::with_db!(store, |pool, Db| {
         let rows: Vec<NewRow<'_>> = group.iter().map(Pending::row).collect();
-        let mut tx = pool.begin().await?;
-        let inserted = tx.insert_operations(&rows).await?;
-        tx.commit().await?;
-        Ok(inserted)
+        let mut conn = pool.acquire().await?;
+        conn.insert_operations(&rows).await
     })
 }
 
