@@ -33,6 +33,7 @@ mod openapi;
 mod outage;
 mod pg_cluster;
 mod qemu;
+mod queue_plans;
 mod receivers;
 mod reconcilers;
 mod retention;

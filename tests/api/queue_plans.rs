@@ -1,0 +1,67 @@
+//! The queue's statements read their rows through indexes however small a
+//! table was when they were first planned (PostgreSQL). A prepared
+//! statement's generic plan is made once per connection, at its sixth run,
+//! and kept: made while the attempt rows fitted a page, a sequential scan was
+//! its cheapest plan, and it went on scanning every attempt row of the ledger
+//! to close each batch's (10,000 rows a batch at 20,000 attempts). It takes
+//! statistics from while the table was small (autovacuum's first `ANALYZE`
+//! on a new install, here run by the test): without any, PostgreSQL assumes
+//! at least ten pages and plans the index.
+
+use serde_json::json;
+use sqlx::Connection;
+
+use crate::helpers::{Backend, Options, TestApp};
+
+const OPERATIONS: i64 = 400;
+
+/// The table's counters once its updates are flushed (PostgreSQL's
+/// statistics lag its backends by up to their idle flush interval).
+async fn attempt_reads(db: &mut sqlx::PgConnection, updated: i64) -> (i64, i64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        sqlx::query("SELECT pg_stat_clear_snapshot()").execute(&mut *db).await.unwrap();
+        let (rows, updates): (i64, i64) = sqlx::query_as(
+            "SELECT seq_tup_read, n_tup_upd FROM pg_stat_user_tables WHERE relname = 'operation_attempts'",
+        )
+        .fetch_one(&mut *db)
+        .await
+        .unwrap();
+        if updates >= updated || std::time::Instant::now() > deadline {
+            return (rows, updates);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_queue_drained_from_empty_never_scans_its_attempt_rows() {
+    // A backlog first, then a worker with 16 slots: batches of 16, as a drain runs.
+    let env = vec![("HYPERFLEET__WORKER__SLOTS__DIAGNOSTICS".to_owned(), "16".to_owned())];
+    let mut app = TestApp::spawn_with(Backend::Postgres, Options { worker: false, env, ..Options::default() }).await;
+    let mut db = sqlx::PgConnection::connect(&app.database_url).await.unwrap();
+    for _ in 0..OPERATIONS {
+        let r = app.post("/api/v1/diagnostics/noop", json!({"sleep_ms": 0})).await;
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
+    // As autovacuum does on a new install: statistics taken while the table is small.
+    sqlx::query("ANALYZE operation_attempts").execute(&mut db).await.unwrap();
+    app.spawn_worker_process();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let done: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM operations WHERE status = 'succeeded'")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+        if done == OPERATIONS {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{done} of {OPERATIONS} succeeded");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (read, updates) = attempt_reads(&mut db, OPERATIONS).await;
+    assert!(updates >= OPERATIONS, "the statistics never showed the attempts closed ({updates})");
+    // A scan of the table while it was still empty reads no row; one made on its way reads them all.
+    assert_eq!(read, 0, "attempt rows read by sequential scans while the queue drained");
+    app.stop().await;
+}
