@@ -38,11 +38,7 @@ impl super::Tx {
         if ended.is_empty() {
             return Ok(Vec::new());
         }
-        let (held, started) = if self.is_postgres() {
-            self.close_at_once(ended, worker).await?
-        } else {
-            self.close_in_turn(ended, worker).await?
-        };
+        let (held, started) = self.close(ended, worker).await?;
         let closing: Vec<&(&Operation, &Outcome)> = ended.iter().filter(|(op, _)| held.contains(&op.id)).collect();
         let mut queues = BTreeSet::new();
         for (op, o) in &closing {
@@ -60,27 +56,32 @@ impl super::Tx {
             .collect())
     }
 
-    /// PostgreSQL: moves the operations and closes their attempt rows in one
-    /// statement (one round trip); returns the ids still held and when each
-    /// closed attempt started.
-    async fn close_at_once(&mut self, ended: &[(&Operation, &Outcome)], worker: &str) -> Result<Closed> {
+    /// Moves each operation whose lease `worker` still holds, and closes its
+    /// attempt row: on PostgreSQL in one statement (one round trip), on
+    /// SQLite (whose `WITH` cannot update) the attempt rows by a second.
+    /// Returns the ids still held and when each closed attempt started.
+    async fn close(&mut self, ended: &[(&Operation, &Outcome)], worker: &str) -> Result<Closed> {
         let now = self.now();
-        let sql = format!(
-            "WITH v(id, attempt, status, result, error_class, error_code, last_error, next_attempt_at, finished_at, \
-             outcome) AS (VALUES {}), \
-             fin AS (UPDATE operations SET status = v.status, result = v.result, error_class = v.error_class, \
+        let postgres = self.is_postgres();
+        let update = "UPDATE operations SET status = v.status, result = v.result, error_class = v.error_class, \
              error_code = v.error_code, last_error = v.last_error, next_attempt_at = v.next_attempt_at, \
              finished_at = v.finished_at, lease_owner = NULL, lease_expires_at = NULL, updated_at = $1 \
-             FROM v WHERE operations.id = v.id AND operations.status = 'running' AND operations.lease_owner = $2 \
-             RETURNING operations.id), \
-             att AS (UPDATE operation_attempts SET finished_at = $1, outcome = v.outcome, error_class = v.error_class, \
-             error_code = v.error_code, message = v.last_error FROM v JOIN fin ON fin.id = v.id \
-             WHERE operation_attempts.operation_id = v.id AND operation_attempts.attempt = v.attempt \
-             AND operation_attempts.finished_at IS NULL \
-             RETURNING operation_attempts.operation_id, operation_attempts.started_at) \
-             SELECT fin.id, att.started_at FROM fin LEFT JOIN att ON att.operation_id = fin.id",
-            values(ended.len(), 10, 2)
-        );
+             FROM v WHERE operations.id = v.id AND operations.status = 'running' AND operations.lease_owner = $2";
+        let values = values(ended.len(), 10, 2);
+        let sql = if postgres {
+            format!(
+                "WITH v({OUTCOME_COLUMNS}) AS (VALUES {values}), fin AS ({update} RETURNING operations.id), \
+                 att AS (UPDATE operation_attempts SET finished_at = $1, outcome = v.outcome, \
+                 error_class = v.error_class, error_code = v.error_code, message = v.last_error \
+                 FROM v JOIN fin ON fin.id = v.id \
+                 WHERE operation_attempts.operation_id = v.id AND operation_attempts.attempt = v.attempt \
+                 AND operation_attempts.finished_at IS NULL \
+                 RETURNING operation_attempts.operation_id, operation_attempts.started_at) \
+                 SELECT fin.id, att.started_at FROM fin LEFT JOIN att ON att.operation_id = fin.id"
+            )
+        } else {
+            format!("WITH v({OUTCOME_COLUMNS}) AS (VALUES {values}) {update} RETURNING operations.id, NULL")
+        };
         let rows: Vec<(OperationId, Option<Timestamp>)> = on_tx!(self, |c, Db| {
             let mut q = sqlx::query_as::<Db, (OperationId, Option<Timestamp>)>(AssertSqlSafe(sql.as_str()))
                 .bind(now)
@@ -100,70 +101,47 @@ impl super::Tx {
             }
             q.fetch_all(&mut *c).await
         })?;
-        let held = rows.iter().map(|(id, _)| *id).collect();
-        let started = rows.into_iter().filter_map(|(id, at)| Some((id, at?))).collect();
-        Ok((held, started))
-    }
-
-    /// SQLite (whose `WITH` cannot update): the operations, then their
-    /// attempt rows; the same answer as [`Tx::close_at_once`].
-    async fn close_in_turn(&mut self, ended: &[(&Operation, &Outcome)], worker: &str) -> Result<Closed> {
-        let now = self.now();
-        let sql = format!(
-            "WITH v(id, status, result, error_class, error_code, last_error, next_attempt_at, finished_at) AS \
-             (VALUES {}) UPDATE operations SET status = v.status, result = v.result, error_class = v.error_class, \
-             error_code = v.error_code, last_error = v.last_error, next_attempt_at = v.next_attempt_at, \
-             finished_at = v.finished_at, lease_owner = NULL, lease_expires_at = NULL, updated_at = $1 \
-             FROM v WHERE operations.id = v.id AND operations.status = 'running' AND operations.lease_owner = $2 \
-             RETURNING operations.id",
-            values(ended.len(), 8, 2)
-        );
-        let held: Vec<OperationId> = on_tx!(self, |c, Db| {
-            let mut q = sqlx::query_scalar::<Db, OperationId>(AssertSqlSafe(sql.as_str())).bind(now).bind(worker);
-            for (op, o) in ended {
-                q = q
-                    .bind(op.id)
-                    .bind(o.status.as_str())
-                    .bind(o.result.as_ref().map(Json))
-                    .bind(o.error_class.map(ErrorClass::as_str))
-                    .bind(o.error_code.as_deref())
-                    .bind(o.message.as_deref())
-                    .bind(o.next_attempt_at)
-                    .bind(o.status.is_terminal().then_some(now));
-            }
-            q.fetch_all(&mut *c).await
-        })?;
-        let held: BTreeSet<OperationId> = held.into_iter().collect();
+        let held: BTreeSet<OperationId> = rows.iter().map(|(id, _)| *id).collect();
+        let mut started: HashMap<OperationId, Timestamp> =
+            rows.into_iter().filter_map(|(id, at)| Some((id, at?))).collect();
         let closing: Vec<&(&Operation, &Outcome)> = ended.iter().filter(|(op, _)| held.contains(&op.id)).collect();
-        let mut started = HashMap::new();
-        if !closing.is_empty() {
-            let sql = format!(
-                "WITH v(id, attempt, outcome, error_class, error_code, message) AS (VALUES {}) \
-                 UPDATE operation_attempts SET finished_at = $1, outcome = v.outcome, error_class = v.error_class, \
-                 error_code = v.error_code, message = v.message FROM v \
-                 WHERE operation_attempts.operation_id = v.id AND operation_attempts.attempt = v.attempt \
-                 AND operation_attempts.finished_at IS NULL \
-                 RETURNING operation_attempts.operation_id, operation_attempts.started_at",
-                values(closing.len(), 6, 1)
-            );
-            let rows: Vec<(OperationId, Timestamp)> = on_tx!(self, |c, Db| {
-                let mut q = sqlx::query_as::<Db, (OperationId, Timestamp)>(AssertSqlSafe(sql.as_str())).bind(now);
-                for (op, o) in &closing {
-                    q = q
-                        .bind(op.id)
-                        .bind(op.attempt_count)
-                        .bind(o.attempt.as_str())
-                        .bind(o.error_class.map(ErrorClass::as_str))
-                        .bind(o.error_code.as_deref())
-                        .bind(o.message.as_deref());
-                }
-                q.fetch_all(&mut *c).await
-            })?;
-            started.extend(rows);
+        if !postgres && !closing.is_empty() {
+            started.extend(self.close_attempts(&closing).await?);
         }
         Ok((held, started))
     }
+
+    /// SQLite: closes the attempt rows of `closing`; when each started.
+    async fn close_attempts(&mut self, closing: &[&(&Operation, &Outcome)]) -> Result<Vec<(OperationId, Timestamp)>> {
+        let now = self.now();
+        let sql = format!(
+            "WITH v(id, attempt, outcome, error_class, error_code, message) AS (VALUES {}) \
+             UPDATE operation_attempts SET finished_at = $1, outcome = v.outcome, error_class = v.error_class, \
+             error_code = v.error_code, message = v.message FROM v \
+             WHERE operation_attempts.operation_id = v.id AND operation_attempts.attempt = v.attempt \
+             AND operation_attempts.finished_at IS NULL \
+             RETURNING operation_attempts.operation_id, operation_attempts.started_at",
+            values(closing.len(), 6, 1)
+        );
+        Ok(on_tx!(self, |c, Db| {
+            let mut q = sqlx::query_as::<Db, (OperationId, Timestamp)>(AssertSqlSafe(sql.as_str())).bind(now);
+            for (op, o) in closing {
+                q = q
+                    .bind(op.id)
+                    .bind(op.attempt_count)
+                    .bind(o.attempt.as_str())
+                    .bind(o.error_class.map(ErrorClass::as_str))
+                    .bind(o.error_code.as_deref())
+                    .bind(o.message.as_deref());
+            }
+            q.fetch_all(&mut *c).await
+        })?)
+    }
 }
+
+/// The columns of each ended attempt's row in [`Tx::close`]'s `VALUES`.
+const OUTCOME_COLUMNS: &str =
+    "id, attempt, status, result, error_class, error_code, last_error, next_attempt_at, finished_at, outcome";
 
 /// The operations whose lease was still held (and so were recorded), and
 /// when each of their closed attempts started.
