@@ -4,7 +4,7 @@ use super::{Store, read_db, tx::on_tx};
 use crate::{
     Result, Timestamp,
     backup::{BackupState, VerifyResult},
-    metrics::Delta,
+    metrics::{Delta, in_lock_order},
 };
 
 /// One backup not deleted, as the metrics page counts it.
@@ -74,16 +74,13 @@ impl Store {
 }
 
 impl super::Tx {
-    /// Adds `deltas` (distinct series) to their counters, in one statement.
-    /// Its rows are locked in one order (by series) by every writer, so that
-    /// two transactions adding to the same counters never wait on each other
-    /// in a cycle.
+    /// Adds `deltas` (distinct series) to their counters, in one statement,
+    /// its rows locked in [`in_lock_order`].
     pub async fn add_counters(&mut self, deltas: &[Delta]) -> Result<()> {
         if deltas.is_empty() {
             return Ok(());
         }
-        let mut deltas: Vec<&Delta> = deltas.iter().collect();
-        deltas.sort_unstable_by(|a, b| (a.name, &a.labels).cmp(&(b.name, &b.labels)));
+        let deltas = in_lock_order(deltas);
         let rows: Vec<String> =
             (0..deltas.len()).map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3)).collect();
         let sql = format!(
