@@ -166,3 +166,59 @@ async fn sqlite_and_postgres_schemas_match() {
         only(&postgres.1, &sqlite.1)
     );
 }
+
+/// The migration that indexed the runnable set by class filled in the class
+/// of the rows already kept, from their kind, in SQL: it must agree with the
+/// class the code writes (`OperationKind::class`) for every kind.
+#[tokio::test]
+async fn the_class_backfill_agrees_with_every_kind() {
+    use hyperfleet_core::operation::OperationKind;
+
+    let dir = tempfile::tempdir().unwrap();
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let url = fresh_database(backend, dir.path()).await;
+        let store =
+            hyperfleet_core::store::Store::connect(&url, hyperfleet_core::store::PoolConfig::new(2)).await.unwrap();
+        store.migrate().await.unwrap();
+        store.close().await;
+        let migration = match backend {
+            Backend::Sqlite => include_str!("../../migrations/sqlite/20261201000060_runnable_by_class.sql"),
+            Backend::Postgres => include_str!("../../migrations/postgres/20261201000060_runnable_by_class.sql"),
+        };
+        let backfill = migration.split(';').find(|s| s.contains("UPDATE operations SET class")).expect("the backfill");
+        let rows: Vec<String> = OperationKind::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, kind)| {
+                format!(
+                    "('00000000-0000-4000-8000-{i:012}', '{}', '{{}}', 'succeeded', 'q', 'test', '', 1, 1, FALSE, \
+                     '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', '')",
+                    kind.as_str()
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO operations (id, kind, params, status, queue, requested_by, request_hash, attempt_count, \
+             max_attempts, cancel_requested, created_at, updated_at, class) VALUES {}; {backfill}",
+            rows.join(", ")
+        );
+        let read = "SELECT kind, class FROM operations";
+        let classes: Vec<(String, String)> = match backend {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.unwrap();
+                sqlx::query_as(read).fetch_all(&mut conn).await.unwrap()
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.unwrap();
+                sqlx::query_as(read).fetch_all(&mut conn).await.unwrap()
+            }
+        };
+        assert_eq!(classes.len(), OperationKind::ALL.len());
+        for (kind, class) in classes {
+            let kind = OperationKind::parse(&kind).unwrap();
+            assert_eq!(class, kind.class().as_str(), "{backend:?}: the backfilled class of {kind:?}");
+        }
+    }
+}

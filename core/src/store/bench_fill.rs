@@ -12,7 +12,7 @@ use crate::Result;
 
 /// Column values shared by both backends, over `n` (row number) and `ms`
 /// (creation time in Unix milliseconds).
-const COLUMNS: &str = "id, kind, host, vm, params, status, queue, requested_by, request_hash, attempt_count, \
+const COLUMNS: &str = "id, kind, class, host, vm, params, status, queue, requested_by, request_hash, attempt_count, \
                        max_attempts, error_class, error_code, last_error, created_at, started_at, finished_at, \
                        updated_at";
 
@@ -23,6 +23,8 @@ fn values(id: &str, ts: impl Fn(&str) -> String) -> String {
          CASE n % 10 WHEN 0 THEN 'vm.start' WHEN 1 THEN 'vm.shutdown' WHEN 2 THEN 'vm.reboot' \
            WHEN 3 THEN 'vm.destroy' WHEN 4 THEN 'vm.suspend' WHEN 5 THEN 'vm.resume' WHEN 6 THEN 'health.run' \
            WHEN 7 THEN 'backup.verify' WHEN 8 THEN 'alert.deliver' ELSE 'noop' END, \
+         CASE WHEN n % 10 < 6 THEN 'vm' WHEN n % 10 = 6 THEN 'health' WHEN n % 10 = 7 THEN 'backup' \
+           WHEN n % 10 = 8 THEN 'alerts' ELSE 'diagnostics' END, \
          CASE WHEN n % 10 IN (8, 9) THEN NULL ELSE {host} END, \
          CASE WHEN n % 10 IN (6, 8, 9) THEN NULL ELSE 'vm' || (n % 2003) END, \
          '{{}}', \

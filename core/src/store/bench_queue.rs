@@ -6,7 +6,7 @@ use serde_json::json;
 use sqlx::{AssertSqlSafe, types::Json};
 
 use super::{BackendKind, Store, read_db, with_db};
-use crate::{Result, Timestamp, queue::SHARED_QUEUE};
+use crate::{Result, Timestamp, operation::OperationKind, queue::SHARED_QUEUE};
 
 /// What a benchmark pre-inserts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,8 +41,8 @@ impl Store {
         let sql = format!(
             "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < $2) \
              INSERT INTO operations (id, kind, params, status, queue, requested_by, request_hash, attempt_count, \
-             max_attempts, cancel_requested, created_at, updated_at, started_at, finished_at) \
-             SELECT {id}, 'noop', $3, $4, $5, $6, '', $7, 3, FALSE, $8, $8, $9, $9 FROM s"
+             max_attempts, cancel_requested, created_at, updated_at, started_at, finished_at, class) \
+             SELECT {id}, $10, $3, $4, $5, $6, '', $7, 3, FALSE, $8, $8, $9, $9, $11 FROM s"
         );
         let now = self.now();
         let (status, attempts, done) = match fill {
@@ -61,6 +61,8 @@ impl Store {
                 .bind(attempts)
                 .bind(now)
                 .bind(done)
+                .bind(OperationKind::Noop.as_str())
+                .bind(OperationKind::Noop.class().as_str())
                 .execute(&mut *c)
                 .await?;
             if fill == Fill::Finished {

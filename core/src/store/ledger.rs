@@ -11,12 +11,12 @@ use sqlx::types::Json;
 use super::{
     Store, read_db,
     rows::{OPERATION_COLUMNS, OperationRow},
-    tx::{AttemptEnd, LedgerTx, on_tx},
+    tx::{AttemptEnd, LedgerTx, TxInner, on_tx},
     with_db,
 };
 use crate::{
     OperationId, Result, Timestamp,
-    operation::{ErrorClass, Operation, OperationKind, WorkClass},
+    operation::{ErrorClass, Operation, WorkClass},
     outcome::Outcome,
 };
 
@@ -32,17 +32,17 @@ pub enum Claim {
     Contended,
 }
 
-/// Up to `limit` operations of `kinds`: what one class's free slots can take.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Up to `limit` operations of one class: what that class's free slots can take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClaimGroup {
-    pub kinds: Vec<crate::operation::OperationKind>,
+    pub class: WorkClass,
     pub limit: usize,
 }
 
 impl ClaimGroup {
     /// Up to `limit` operations of any kind of `class`.
     pub fn of_class(class: WorkClass, limit: usize) -> Self {
-        Self { kinds: OperationKind::ALL.iter().copied().filter(|k| k.class() == class).collect(), limit }
+        Self { class, limit }
     }
 }
 
@@ -75,29 +75,69 @@ pub fn claims_after<'a>(ended: impl IntoIterator<Item = (&'a str, WorkClass)>) -
 type LeaseRow =
     (i32, i32, String, Option<String>, Option<String>, Option<String>, crate::operation::OperationKind, Json<Value>);
 
-/// The runnable operations of queue `$1` among `kinds`, oldest first: queued
-/// or due for a retry (`$4` is now), and not behind another operation on its
-/// VM (FIFO per VM; one runs at a time). Written so that both backends read
-/// it from the partial indexes of the runnable and the active-per-VM sets.
+/// The runnable operations of queue `$1` in `class`, oldest first: queued or
+/// due for a retry (`$4` is now), and not behind another operation on its VM
+/// (FIFO per VM; one runs at a time). Both backends read it from the runnable
+/// set's index `(queue, class, id)` — exactly the rows one class's slots may
+/// take, in order, however long another class's backlog or the history — and
+/// the active-per-VM set's.
 ///
-/// `queue IN ($1, '')` and `ORDER BY queue, id` (no queue is named `''`)
-/// say the same as `queue = $1 ... ORDER BY id`, but only the runnable
-/// index `(queue, id)` gives that order: with `= $1`, PostgreSQL's cached
-/// generic plan (and any plan while its statistics still see a backlog as
-/// queued) walked the primary key from the oldest operation, past every
-/// finished one — a claim 5 ms slower per 20,000 finished operations
-/// (0.08 ms this way).
-fn runnable(kinds: &[crate::operation::OperationKind]) -> String {
-    // The kinds' names are the closed set's own literals, never input.
-    let kinds = kinds.iter().map(|k| format!("'{}'", k.as_str())).collect::<Vec<_>>().join(", ");
+/// `queue IN ($1, '')` and `ORDER BY queue, id` (no queue is named `''`) say
+/// the same as `queue = $1 ... ORDER BY id`, but only the runnable index
+/// gives that order. With `= $1` the queue drops out of the order, and
+/// PostgreSQL's generic plan (kept for the connection's life), made while the
+/// statistics saw a backlog of one class, walked the primary key from the
+/// oldest operation past every finished one: 31 million index entries read in
+/// a 20,000-operation drain.
+///
+/// `status IN ('queued', 'retrying')` is the runnable index's predicate word
+/// for word, which SQLite needs to use a partial index (it does not prove it
+/// from the `OR` after it); without it SQLite read every queued row through
+/// the status index and sorted them, each claim.
+fn runnable(class: WorkClass) -> String {
+    // The class's name is the closed set's own literal, never input.
     format!(
-        "SELECT o.id FROM operations o WHERE o.queue IN ($1, '') AND o.kind IN ({kinds}) \
-         AND (o.status = 'queued' OR (o.status = 'retrying' AND o.next_attempt_at <= $4)) \
+        "SELECT o.id FROM operations o WHERE o.queue IN ($1, '') AND o.class = '{}' \
+         AND o.status IN ('queued', 'retrying') AND (o.status = 'queued' OR (o.status = 'retrying' AND o.next_attempt_at <= $4)) \
          AND (o.vm IS NULL OR NOT EXISTS (SELECT 1 FROM operations o2 WHERE o2.host = o.host AND o2.vm = o.vm \
          AND o2.status IN ('queued', 'retrying', 'running') AND o2.vm IS NOT NULL \
-         AND o2.id <> o.id AND (o2.status = 'running' OR o2.id < o.id))) ORDER BY o.queue, o.id"
+         AND o2.id <> o.id AND (o2.status = 'running' OR o2.id < o.id))) ORDER BY o.queue, o.id",
+        class.as_str()
     )
 }
+
+/// The claim: one candidate set per `(class, limit)` — the limit a number
+/// or a parameter — MATERIALIZED so that each is read and locked exactly once.
+fn claim_sql(postgres: bool, groups: &[(WorkClass, String)]) -> String {
+    // PostgreSQL: workers of several processes share a queue; each skips the
+    // rows another is claiming instead of queueing behind their locks.
+    let lock = if postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
+    let ctes: Vec<String> = groups
+        .iter()
+        .enumerate()
+        .map(|(i, (class, limit))| format!("g{i} AS MATERIALIZED ({} LIMIT {limit} {lock})", runnable(*class)))
+        .collect();
+    let picked: Vec<String> = (0..groups.len()).map(|i| format!("SELECT id FROM g{i}")).collect();
+    format!(
+        "WITH {} UPDATE operations SET status = 'running', attempt_count = attempt_count + 1, lease_owner = $2, \
+         lease_expires_at = $3, started_at = COALESCE(started_at, $4), updated_at = $4 \
+         WHERE id IN ({}) AND status IN ('queued', 'retrying') RETURNING {OPERATION_COLUMNS}",
+        ctes.join(", "),
+        picked.join(" UNION ALL ")
+    )
+}
+
+/// PostgreSQL's claim names every class, each limit a parameter (`$5`, `$6`,
+/// … in [`WorkClass::ALL`]'s order; 0 reads nothing): one text whatever the
+/// limits, planned once per connection (see [`Store::begin_queue`]). SQLite
+/// plans a statement in microseconds, but runs a bound `LIMIT` slower (a
+/// claim 0.8 ms against 0.25 ms): its claim names the classes with free slots
+/// and their limits as numbers.
+static CLAIM_POSTGRES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let groups: Vec<(WorkClass, String)> =
+        WorkClass::ALL.iter().enumerate().map(|(i, class)| (*class, format!("${}", i + 5))).collect();
+    claim_sql(true, &groups)
+});
 
 impl Store {
     /// Claims for `worker` on `host` up to each group's limit of the oldest
@@ -112,7 +152,7 @@ impl Store {
         host: &str,
         lease: Duration,
     ) -> Result<Claim> {
-        if groups.iter().all(|g| g.limit == 0 || g.kinds.is_empty()) {
+        if groups.iter().all(|g| g.limit == 0) {
             return Ok(Claim::Idle(None));
         }
         let mut tx = self.begin_queue().await?;
@@ -207,37 +247,28 @@ impl super::Tx {
         host: &str,
         lease: Duration,
     ) -> Result<Option<Vec<Operation>>> {
-        let groups: Vec<&ClaimGroup> = groups.iter().filter(|g| g.limit > 0 && !g.kinds.is_empty()).collect();
-        if groups.is_empty() {
+        if groups.iter().all(|g| g.limit == 0) {
             return Ok(Some(Vec::new()));
         }
-        // PostgreSQL: workers of several processes share a queue; each skips
-        // the rows another is claiming instead of queueing behind their locks.
-        let lock = if self.is_postgres() { "FOR UPDATE SKIP LOCKED" } else { "" };
-        // One candidate set per group, each under its own limit; MATERIALIZED
-        // so that each is read (and locked) exactly once.
-        let ctes: Vec<String> = groups
-            .iter()
-            .enumerate()
-            .map(|(i, g)| format!("g{i} AS MATERIALIZED ({} LIMIT {} {lock})", runnable(&g.kinds), g.limit))
-            .collect();
-        let picked: Vec<String> = (0..groups.len()).map(|i| format!("SELECT id FROM g{i}")).collect();
-        let sql = format!(
-            "WITH {} UPDATE operations SET status = 'running', attempt_count = attempt_count + 1, lease_owner = $2, \
-             lease_expires_at = $3, started_at = COALESCE(started_at, $4), updated_at = $4 \
-             WHERE id IN ({}) AND status IN ('queued', 'retrying') RETURNING {OPERATION_COLUMNS}",
-            ctes.join(", "),
-            picked.join(" UNION ALL ")
-        );
+        let (sql, limits): (std::borrow::Cow<'static, str>, Vec<usize>) = if self.is_postgres() {
+            let limit = |class: WorkClass| groups.iter().filter(|g| g.class == class).map(|g| g.limit).sum();
+            (CLAIM_POSTGRES.as_str().into(), WorkClass::ALL.iter().map(|c| limit(*c)).collect())
+        } else {
+            let groups: Vec<(WorkClass, String)> =
+                groups.iter().filter(|g| g.limit > 0).map(|g| (g.class, g.limit.to_string())).collect();
+            (claim_sql(false, &groups).into(), Vec::new())
+        };
         let now = self.now();
         let claimed = on_tx!(self, |c, Db| {
-            sqlx::query_as::<Db, OperationRow>(AssertSqlSafe(sql.as_str()))
+            let mut q = sqlx::query_as::<Db, OperationRow>(AssertSqlSafe(sql.as_ref()))
                 .bind(queue)
                 .bind(worker)
                 .bind(now.plus(lease))
-                .bind(now)
-                .fetch_all(&mut *c)
-                .await
+                .bind(now);
+            for limit in &limits {
+                q = q.bind(i64::try_from(*limit).unwrap_or(i64::MAX));
+            }
+            q.fetch_all(&mut *c).await
         });
         let mut rows = match claimed {
             Ok(rows) => rows,
@@ -250,21 +281,50 @@ impl super::Tx {
             // end was stamped before that commit, or earlier in this
             // transaction): an attempt never starts before the one it follows ended.
             let started = self.clock_now();
-            let values: Vec<String> =
-                (0..rows.len()).map(|i| format!("(${}, ${}, $1, $2, $3)", 2 * i + 4, 2 * i + 5)).collect();
-            let insert = format!(
-                "INSERT INTO operation_attempts (operation_id, attempt, worker, host, started_at) VALUES {}",
-                values.join(", ")
-            );
-            on_tx!(self, |c, Db| {
-                let mut q = sqlx::query::<Db>(AssertSqlSafe(insert)).bind(worker).bind(host).bind(started);
-                for row in &rows {
-                    q = q.bind(row.id).bind(row.attempt_count);
-                }
-                q.execute(&mut *c).await.map(|_| ())
-            })?;
+            self.open_attempts(&rows, worker, host, started).await?;
         }
         Ok(Some(rows.into_iter().map(Into::into).collect()))
+    }
+
+    /// Opens the attempt rows of the operations just claimed, in one
+    /// statement: on PostgreSQL one text whatever their number (arrays).
+    async fn open_attempts(
+        &mut self,
+        rows: &[OperationRow],
+        worker: &str,
+        host: &str,
+        started: Timestamp,
+    ) -> Result<()> {
+        let head = "INSERT INTO operation_attempts (operation_id, attempt, worker, host, started_at)";
+        match &mut self.inner {
+            TxInner::Postgres(c) => {
+                let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.id.0).collect();
+                let attempts: Vec<i32> = rows.iter().map(|r| r.attempt_count).collect();
+                sqlx::query(AssertSqlSafe(format!(
+                    "{head} SELECT a.id, a.attempt, $1, $2, $3 FROM unnest($4::uuid[], $5::int4[]) AS a(id, attempt)"
+                )))
+                .bind(worker)
+                .bind(host)
+                .bind(started)
+                .bind(ids)
+                .bind(attempts)
+                .execute(&mut **c)
+                .await?;
+            }
+            TxInner::Sqlite(c) => {
+                let values: Vec<String> =
+                    (0..rows.len()).map(|i| format!("(${}, ${}, $1, $2, $3)", 2 * i + 4, 2 * i + 5)).collect();
+                let mut q = sqlx::query(AssertSqlSafe(format!("{head} VALUES {}", values.join(", "))))
+                    .bind(worker)
+                    .bind(host)
+                    .bind(started);
+                for row in rows {
+                    q = q.bind(row.id).bind(row.attempt_count);
+                }
+                q.execute(&mut **c).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Takes running operation `id` from `owner` (a stopping worker handing it
@@ -351,8 +411,6 @@ mod tests {
                 (shared.to_owned(), vec![ClaimGroup::of_class(WorkClass::Health, 1)]),
             ]
         );
-        assert!(claims[0].1[0].kinds.contains(&OperationKind::VmStart));
-        assert!(claims[0].1[0].kinds.iter().all(|k| k.class() == WorkClass::Vm));
         assert!(claims_after([]).is_empty(), "nothing ended, nothing to claim");
     }
 }

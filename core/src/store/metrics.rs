@@ -1,11 +1,12 @@
 //! Metric counters as stored, and the current figures the gauges show.
 
-use super::{Store, read_db, tx::on_tx};
+use super::{Store, read_db, tx::TxInner};
 use crate::{
     Result, Timestamp,
     backup::{BackupState, VerifyResult},
     metrics::{Delta, in_lock_order},
 };
+use sqlx::AssertSqlSafe;
 
 /// One backup not deleted, as the metrics page counts it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -81,20 +82,33 @@ impl super::Tx {
             return Ok(());
         }
         let deltas = in_lock_order(deltas);
-        let rows: Vec<String> =
-            (0..deltas.len()).map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3)).collect();
-        let sql = format!(
-            "INSERT INTO metric_counters (name, labels, value) VALUES {} \
-             ON CONFLICT (name, labels) DO UPDATE SET value = metric_counters.value + excluded.value",
-            rows.join(", ")
-        );
-        on_tx!(self, |c, Db| {
-            let mut q = sqlx::query::<Db>(sqlx::AssertSqlSafe(sql.as_str()));
-            for d in &deltas {
-                q = q.bind(d.name).bind(&d.labels).bind(d.value);
+        let upsert = "ON CONFLICT (name, labels) DO UPDATE SET value = metric_counters.value + excluded.value";
+        match &mut self.inner {
+            // One text whatever the number of series (arrays), its rows taken in the order given.
+            TxInner::Postgres(c) => {
+                sqlx::query(AssertSqlSafe(format!(
+                    "INSERT INTO metric_counters (name, labels, value) SELECT d.name, d.labels, d.value \
+                     FROM unnest($1::text[], $2::text[], $3::float8[]) WITH ORDINALITY AS d(name, labels, value, n) \
+                     ORDER BY d.n {upsert}"
+                )))
+                .bind(deltas.iter().map(|d| d.name).collect::<Vec<_>>())
+                .bind(deltas.iter().map(|d| d.labels.as_str()).collect::<Vec<_>>())
+                .bind(deltas.iter().map(|d| d.value).collect::<Vec<_>>())
+                .execute(&mut **c)
+                .await?;
             }
-            q.execute(&mut *c).await.map(|r| r.rows_affected())
-        })?;
+            TxInner::Sqlite(c) => {
+                let rows: Vec<String> =
+                    (0..deltas.len()).map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3)).collect();
+                let sql =
+                    format!("INSERT INTO metric_counters (name, labels, value) VALUES {} {upsert}", rows.join(", "));
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for d in &deltas {
+                    q = q.bind(d.name).bind(&d.labels).bind(d.value);
+                }
+                q.execute(&mut **c).await?;
+            }
+        }
         Ok(())
     }
 }

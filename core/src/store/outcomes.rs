@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use sqlx::{AssertSqlSafe, types::Json};
 
-use super::tx::on_tx;
+use super::tx::{TxInner, on_tx};
 use crate::{
     OperationId, Result, Timestamp,
     operation::{ErrorClass, Operation},
@@ -67,40 +67,61 @@ impl super::Tx {
              error_code = v.error_code, last_error = v.last_error, next_attempt_at = v.next_attempt_at, \
              finished_at = v.finished_at, lease_owner = NULL, lease_expires_at = NULL, updated_at = $1 \
              FROM v WHERE operations.id = v.id AND operations.status = 'running' AND operations.lease_owner = $2";
-        let values = values(ended.len(), 10, 2);
-        let sql = if postgres {
-            format!(
-                "WITH v({OUTCOME_COLUMNS}) AS (VALUES {values}), fin AS ({update} RETURNING operations.id), \
-                 att AS (UPDATE operation_attempts SET finished_at = $1, outcome = v.outcome, \
-                 error_class = v.error_class, error_code = v.error_code, message = v.last_error \
-                 FROM v JOIN fin ON fin.id = v.id \
-                 WHERE operation_attempts.operation_id = v.id AND operation_attempts.attempt = v.attempt \
-                 AND operation_attempts.finished_at IS NULL \
-                 RETURNING operation_attempts.operation_id, operation_attempts.started_at) \
-                 SELECT fin.id, att.started_at FROM fin LEFT JOIN att ON att.operation_id = fin.id"
-            )
-        } else {
-            format!("WITH v({OUTCOME_COLUMNS}) AS (VALUES {values}) {update} RETURNING operations.id, NULL")
-        };
-        let rows: Vec<(OperationId, Option<Timestamp>)> = on_tx!(self, |c, Db| {
-            let mut q = sqlx::query_as::<Db, (OperationId, Option<Timestamp>)>(AssertSqlSafe(sql.as_str()))
-                .bind(now)
-                .bind(worker);
-            for (op, o) in ended {
-                q = q
-                    .bind(op.id)
-                    .bind(op.attempt_count)
-                    .bind(o.status.as_str())
-                    .bind(o.result.as_ref().map(Json))
-                    .bind(o.error_class.map(ErrorClass::as_str))
-                    .bind(o.error_code.as_deref())
-                    .bind(o.message.as_deref())
-                    .bind(o.next_attempt_at)
-                    .bind(o.status.is_terminal().then_some(now))
-                    .bind(o.attempt.as_str());
+        let rows: Vec<(OperationId, Option<Timestamp>)> = match &mut self.inner {
+            // One text whatever the batch's size (arrays): prepared and planned once per connection.
+            TxInner::Postgres(c) => {
+                let sql = format!(
+                    "WITH v AS (SELECT * FROM unnest($3::uuid[], $4::int4[], $5::text[], $6::jsonb[], $7::text[], \
+                     $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[], $12::text[]) \
+                     AS v({OUTCOME_COLUMNS})), fin AS ({update} RETURNING operations.id), \
+                     att AS (UPDATE operation_attempts SET finished_at = $1, outcome = v.outcome, \
+                     error_class = v.error_class, error_code = v.error_code, message = v.last_error \
+                     FROM v JOIN fin ON fin.id = v.id \
+                     WHERE operation_attempts.operation_id = v.id AND operation_attempts.attempt = v.attempt \
+                     AND operation_attempts.finished_at IS NULL \
+                     RETURNING operation_attempts.operation_id, operation_attempts.started_at) \
+                     SELECT fin.id, att.started_at FROM fin LEFT JOIN att ON att.operation_id = fin.id"
+                );
+                sqlx::query_as::<sqlx::Postgres, (OperationId, Option<Timestamp>)>(AssertSqlSafe(sql))
+                    .bind(now)
+                    .bind(worker)
+                    .bind(ended.iter().map(|(op, _)| op.id.0).collect::<Vec<_>>())
+                    .bind(ended.iter().map(|(op, _)| op.attempt_count).collect::<Vec<_>>())
+                    .bind(ended.iter().map(|(_, o)| o.status.as_str()).collect::<Vec<_>>())
+                    .bind(ended.iter().map(|(_, o)| o.result.as_ref().map(Json)).collect::<Vec<_>>())
+                    .bind(ended.iter().map(|(_, o)| o.error_class.map(ErrorClass::as_str)).collect::<Vec<_>>())
+                    .bind(ended.iter().map(|(_, o)| o.error_code.as_deref()).collect::<Vec<_>>())
+                    .bind(ended.iter().map(|(_, o)| o.message.as_deref()).collect::<Vec<_>>())
+                    .bind(ended.iter().map(|(_, o)| o.next_attempt_at.map(|t| t.0)).collect::<Vec<_>>())
+                    .bind(ended.iter().map(|(_, o)| o.status.is_terminal().then_some(now.0)).collect::<Vec<_>>())
+                    .bind(ended.iter().map(|(_, o)| o.attempt.as_str()).collect::<Vec<_>>())
+                    .fetch_all(&mut **c)
+                    .await?
             }
-            q.fetch_all(&mut *c).await
-        })?;
+            TxInner::Sqlite(c) => {
+                let sql = format!(
+                    "WITH v({OUTCOME_COLUMNS}) AS (VALUES {}) {update} RETURNING operations.id, NULL",
+                    values(ended.len(), 10, 2)
+                );
+                let mut q = sqlx::query_as::<sqlx::Sqlite, (OperationId, Option<Timestamp>)>(AssertSqlSafe(sql))
+                    .bind(now)
+                    .bind(worker);
+                for (op, o) in ended {
+                    q = q
+                        .bind(op.id)
+                        .bind(op.attempt_count)
+                        .bind(o.status.as_str())
+                        .bind(o.result.as_ref().map(Json))
+                        .bind(o.error_class.map(ErrorClass::as_str))
+                        .bind(o.error_code.as_deref())
+                        .bind(o.message.as_deref())
+                        .bind(o.next_attempt_at)
+                        .bind(o.status.is_terminal().then_some(now))
+                        .bind(o.attempt.as_str());
+                }
+                q.fetch_all(&mut **c).await?
+            }
+        };
         let held: BTreeSet<OperationId> = rows.iter().map(|(id, _)| *id).collect();
         let mut started: HashMap<OperationId, Timestamp> =
             rows.into_iter().filter_map(|(id, at)| Some((id, at?))).collect();
