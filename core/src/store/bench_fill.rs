@@ -8,7 +8,27 @@
 //! formatting); the rows are the same.
 
 use super::{Backend, Store};
-use crate::Result;
+use crate::{Result, operation::OperationKind};
+
+/// The kind of row `n`, by `n % 10`.
+const KINDS: [OperationKind; 10] = [
+    OperationKind::VmStart,
+    OperationKind::VmShutdown,
+    OperationKind::VmReboot,
+    OperationKind::VmDestroy,
+    OperationKind::VmSuspend,
+    OperationKind::VmResume,
+    OperationKind::HealthRun,
+    OperationKind::BackupVerify,
+    OperationKind::AlertDeliver,
+    OperationKind::Noop,
+];
+
+/// `CASE n % 10 …` giving what `of` says of each row's kind.
+fn by_kind(of: impl Fn(OperationKind) -> &'static str) -> String {
+    let arms: String = KINDS.iter().enumerate().map(|(i, k)| format!("WHEN {i} THEN '{}' ", of(*k))).collect();
+    format!("CASE n % 10 {arms}END")
+}
 
 /// Column values shared by both backends, over `n` (row number) and `ms`
 /// (creation time in Unix milliseconds).
@@ -20,11 +40,7 @@ fn values(id: &str, ts: impl Fn(&str) -> String) -> String {
     let host = "'bench-hv' || (n % 7)";
     format!(
         "{id}, \
-         CASE n % 10 WHEN 0 THEN 'vm.start' WHEN 1 THEN 'vm.shutdown' WHEN 2 THEN 'vm.reboot' \
-           WHEN 3 THEN 'vm.destroy' WHEN 4 THEN 'vm.suspend' WHEN 5 THEN 'vm.resume' WHEN 6 THEN 'health.run' \
-           WHEN 7 THEN 'backup.verify' WHEN 8 THEN 'alert.deliver' ELSE 'noop' END, \
-         CASE WHEN n % 10 < 6 THEN 'vm' WHEN n % 10 = 6 THEN 'health' WHEN n % 10 = 7 THEN 'backup' \
-           WHEN n % 10 = 8 THEN 'alerts' ELSE 'diagnostics' END, \
+         {}, {}, \
          CASE WHEN n % 10 IN (8, 9) THEN NULL ELSE {host} END, \
          CASE WHEN n % 10 IN (6, 8, 9) THEN NULL ELSE 'vm' || (n % 2003) END, \
          '{{}}', \
@@ -35,6 +51,8 @@ fn values(id: &str, ts: impl Fn(&str) -> String) -> String {
          CASE WHEN n % 50 = 3 THEN 'bench_failure' END, \
          CASE WHEN n % 50 = 3 THEN 'failed on purpose by the benchmark fill' END, \
          {}, {}, {}, {}",
+        by_kind(OperationKind::as_str),
+        by_kind(|k| k.class().as_str()),
         ts("ms"),
         ts("ms + 10"),
         ts("ms + 500"),

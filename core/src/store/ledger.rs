@@ -46,6 +46,12 @@ impl ClaimGroup {
     }
 }
 
+/// How many operations each class may take, in [`WorkClass::ALL`]'s order
+/// (0 for a class no group names): the limits of PostgreSQL's claim.
+fn limits_by_class(groups: &[ClaimGroup]) -> Vec<usize> {
+    WorkClass::ALL.iter().map(|class| groups.iter().filter(|g| g.class == *class).map(|g| g.limit).sum()).collect()
+}
+
 /// What the slots of attempts that ended go to next: per queue (in the order
 /// first seen), one group per class with as many operations as the ended
 /// attempts of that queue and class held slots. `ended` names each attempt's
@@ -251,8 +257,7 @@ impl super::Tx {
             return Ok(Some(Vec::new()));
         }
         let (sql, limits): (std::borrow::Cow<'static, str>, Vec<usize>) = if self.is_postgres() {
-            let limit = |class: WorkClass| groups.iter().filter(|g| g.class == class).map(|g| g.limit).sum();
-            (CLAIM_POSTGRES.as_str().into(), WorkClass::ALL.iter().map(|c| limit(*c)).collect())
+            (CLAIM_POSTGRES.as_str().into(), limits_by_class(groups))
         } else {
             let groups: Vec<(WorkClass, String)> =
                 groups.iter().filter(|g| g.limit > 0).map(|g| (g.class, g.limit.to_string())).collect();
@@ -412,5 +417,20 @@ mod tests {
             ]
         );
         assert!(claims_after([]).is_empty(), "nothing ended, nothing to claim");
+    }
+
+    #[test]
+    fn each_class_claims_its_own_limit_and_others_none() {
+        let groups = [ClaimGroup::of_class(WorkClass::Alerts, 3), ClaimGroup::of_class(WorkClass::Vm, 2)];
+        let limits = limits_by_class(&groups);
+        assert_eq!(limits.len(), WorkClass::ALL.len());
+        for (class, limit) in WorkClass::ALL.iter().zip(&limits) {
+            let expected = match class {
+                WorkClass::Alerts => 3,
+                WorkClass::Vm => 2,
+                _ => 0,
+            };
+            assert_eq!(*limit, expected, "{class:?}");
+        }
     }
 }
