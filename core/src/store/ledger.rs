@@ -124,12 +124,25 @@ fn claim_sql(postgres: bool, groups: &[(WorkClass, String)]) -> String {
         .map(|(i, (class, limit))| format!("g{i} AS MATERIALIZED ({} LIMIT {limit} {lock})", runnable(*class)))
         .collect();
     let picked: Vec<String> = (0..groups.len()).map(|i| format!("SELECT id FROM g{i}")).collect();
+    let picked = picked.join(" UNION ALL ");
+    // PostgreSQL: the rows are found by their ids only (`= ANY` of the
+    // candidates, an index condition on the primary key), and the candidates
+    // are locked, so their status needs no second look. With `id IN (…) AND
+    // status IN (…)`, a plan made while the ledger was near empty found the
+    // rows to update through the runnable index — every queued row, each
+    // claim — and matched them against the candidates (a backlog of 10,000
+    // read in full by each claim of a few). SQLite has one writer and looks
+    // each id up.
+    let rows = if postgres {
+        format!("id = ANY(ARRAY({picked}))")
+    } else {
+        format!("id IN ({picked}) AND status IN ('queued', 'retrying')")
+    };
     format!(
         "WITH {} UPDATE operations SET status = 'running', attempt_count = attempt_count + 1, lease_owner = $2, \
          lease_expires_at = $3, started_at = COALESCE(started_at, $4), updated_at = $4 \
-         WHERE id IN ({}) AND status IN ('queued', 'retrying') RETURNING {OPERATION_COLUMNS}",
-        ctes.join(", "),
-        picked.join(" UNION ALL ")
+         WHERE {rows} RETURNING {OPERATION_COLUMNS}",
+        ctes.join(", ")
     )
 }
 
