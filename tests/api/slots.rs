@@ -47,4 +47,41 @@ async fn a_flood_of_one_class_never_delays_another(backend: Backend) {
     app.stop().await;
 }
 
-crate::on_both_backends!(a_flood_of_one_class_never_delays_another);
+/// A worker in the submitting process with a free slot takes the work in the
+/// transaction that stores it (the 202 already says `running`, and its
+/// attempt is open); with its slots full, work is stored queued and waits.
+async fn a_submit_fills_a_free_slot_in_its_own_commit(backend: Backend) {
+    let env = vec![("HYPERFLEET__WORKER__SLOTS__DIAGNOSTICS".to_owned(), "2".to_owned())];
+    let app = TestApp::spawn_with(backend, Options { env, ..Options::default() }).await;
+    // Once one has run, the worker's queues are served.
+    let first = app.noop(0, 0).await;
+    app.wait_status(&first, &["succeeded"]).await;
+
+    let submit = || async {
+        let r = app.post("/api/v1/diagnostics/noop", json!({"sleep_ms": 60_000})).await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        r.body
+    };
+    let (a, b, c) = (submit().await, submit().await, submit().await);
+    assert_eq!((a["status"].as_str(), b["status"].as_str()), (Some("running"), Some("running")), "{a:#} {b:#}");
+    assert_eq!(a["attempt_count"], 1);
+    assert_eq!(c["status"], "queued", "both slots are taken: {c:#}");
+    let ids: Vec<&str> = [&a, &b, &c].iter().map(|o| o["id"].as_str().unwrap()).collect();
+    let open = app.operation(ids[0]).await;
+    assert_eq!(open["attempts"].as_array().map(Vec::len), Some(1), "its attempt is open: {open:#}");
+    assert!(open["attempts"][0]["finished_at"].is_null(), "{open:#}");
+    assert_eq!(app.operation(ids[2]).await["status"], "queued", "no slot came free");
+
+    // The slot a cancel frees goes to the queued one.
+    app.post(&format!("/api/v1/operations/{}/cancel", ids[0]), json!({})).await;
+    app.wait_status(ids[2], &["running"]).await;
+    for id in &ids[1..] {
+        app.post(&format!("/api/v1/operations/{id}/cancel"), json!({})).await;
+    }
+    for id in &ids {
+        assert_eq!(app.wait_status(id, &["cancelled", "succeeded"]).await["status"], "cancelled");
+    }
+    app.stop().await;
+}
+
+crate::on_both_backends!(a_flood_of_one_class_never_delays_another, a_submit_fills_a_free_slot_in_its_own_commit);

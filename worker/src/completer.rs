@@ -60,12 +60,12 @@ impl Handoff {
         receiver
     }
 
-    fn serves(&self, queue: &str) -> bool {
+    pub(crate) fn serves(&self, queue: &str) -> bool {
         self.lock().get(queue).is_some_and(|q| !q.is_closed())
     }
 
     /// Gives `batch` to its queue's stream; hands it back if that has stopped.
-    fn send(&self, queue: &str, batch: Batch) -> Result<(), Batch> {
+    pub(crate) fn send(&self, queue: &str, batch: Batch) -> Result<(), Batch> {
         match self.lock().get(queue) {
             Some(stream) => stream.send(batch).map_err(|e| e.0),
             None => Err(batch),
@@ -255,7 +255,7 @@ impl Lane {
 
 /// Gives back work claimed for a queue whose stream has stopped (the worker
 /// is shutting down), at once, as a stopping worker hands back what it runs.
-async fn hand_back(app: &App, worker: &str, backoff: &Backoff, batch: Batch) {
+pub(crate) async fn hand_back(app: &App, worker: &str, backoff: &Backoff, batch: Batch) {
     for claimed in batch {
         let id = claimed.operation.id;
         let why = "the worker stopped before it started the operation; handed back";

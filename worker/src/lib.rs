@@ -96,6 +96,7 @@ pub async fn run(store: Store, cfg: WorkerConfig, shutdown: CancellationToken) -
     for q in [queue::host_queue(&cfg.host), queue::SHARED_QUEUE.to_owned()] {
         tasks.spawn(transport::serve(store.clone(), q, runner.clone(), cfg.poll_interval, transport_stop.clone()));
     }
+    runner.claim_at_submit();
     let background = CancellationToken::new();
     let relay = store.clone();
     let relay_stop = background.clone();

@@ -28,6 +28,8 @@ use hyperfleet_core::{
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+mod at_submit;
+
 use crate::{
     completer::{Claimer, Ended, Handoff, complete},
     jobs,
@@ -101,6 +103,11 @@ impl Reserved {
         self.permits.len()
     }
 
+    /// Whether every slot has been taken.
+    pub fn is_empty(&self) -> bool {
+        self.permits.iter().all(|(_, permits)| permits.is_empty())
+    }
+
     /// One slot of `class`, if one is left.
     pub fn take(&mut self, class: WorkClass) -> Option<OwnedSemaphorePermit> {
         self.permits.iter_mut().find(|(c, _)| *c == class)?.1.pop()
@@ -166,18 +173,8 @@ impl Runner {
             if self.inner.tracker.is_closed() {
                 return None;
             }
-            let permits: Vec<(WorkClass, Vec<OwnedSemaphorePermit>)> = self
-                .inner
-                .slots
-                .iter()
-                .map(|(class, slots)| {
-                    let free = std::iter::from_fn(|| slots.clone().try_acquire_owned().ok()).take(MAX_BATCH);
-                    (*class, free.collect::<Vec<_>>())
-                })
-                .filter(|(_, permits)| !permits.is_empty())
-                .collect();
-            if !permits.is_empty() {
-                return Some(Reserved { permits });
+            if let Some(reserved) = self.inner.try_reserve(|_| MAX_BATCH) {
+                return Some(reserved);
             }
             freed.await;
         }
@@ -191,6 +188,13 @@ impl Runner {
     /// Says that slots may have come free (a reservation was given back).
     pub fn slots_freed(&self) {
         self.inner.freed.notify_waiters();
+    }
+
+    /// Lets the store's submits claim for this runner's free slots, in their
+    /// own transaction (see [`at_submit`]), for as long as the runner lives.
+    pub fn claim_at_submit(&self) {
+        let inner: std::sync::Weak<dyn hyperfleet_core::store::LocalWorker> = Arc::downgrade(&self.inner) as _;
+        self.inner.store.claim_at_submit(inner);
     }
 
     /// Where the work the completer claims for `queue` arrives (its stream).
@@ -322,6 +326,35 @@ impl Runner {
 }
 
 impl Inner {
+    /// Reserves the free slots of each class, at most `wanted` of it; `None`
+    /// when that is none at all.
+    fn try_reserve(&self, wanted: impl Fn(WorkClass) -> usize) -> Option<Reserved> {
+        let permits: Vec<(WorkClass, Vec<OwnedSemaphorePermit>)> = self
+            .slots
+            .iter()
+            .map(|(class, slots)| {
+                let free = std::iter::from_fn(|| slots.clone().try_acquire_owned().ok());
+                (*class, free.take(wanted(*class).min(MAX_BATCH)).collect::<Vec<_>>())
+            })
+            .filter(|(_, permits)| !permits.is_empty())
+            .collect();
+        (!permits.is_empty()).then_some(Reserved { permits })
+    }
+
+    /// What a claim at submit needs of this runner.
+    fn handle(&self) -> at_submit::Handle {
+        at_submit::Handle {
+            host: self.host.clone(),
+            worker_id: self.worker_id.clone(),
+            lease: self.lease,
+            app: self.app.clone(),
+            backoff: self.backoff,
+            handoff: self.handoff.clone(),
+            freed: self.freed.clone(),
+            done: self.done.clone(),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<OperationId, Leased>> {
         self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }

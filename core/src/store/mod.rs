@@ -51,6 +51,7 @@ pub use audit::{AuditEntry, AuditEvent, ChainCheck, GENESIS};
 pub use backups::{BackupFilter, BackupRecord, NewVerification, VerificationRecord};
 pub use bench_queue::{DrainFigures, Fill};
 pub use changes::Change;
+pub use group_commit::{LocalWorker, Reservation};
 pub use health::{HealthEventRecord, HealthResultRecord, HealthRunRecord, HealthStateRecord};
 pub use inventory::{DiskUsage, HostRecord, IsoRecord, SystemInfo, VmRecord};
 pub use ledger::{Claim, ClaimGroup, TakenBack, claims_after};
@@ -299,7 +300,15 @@ impl Store {
     /// The same store reading `clock` for "now".
     pub fn with_clock(mut self, clock: crate::time::Clock) -> Self {
         self.clock = clock;
+        // Its submits are stamped and claimed by this clock: a committer of its own.
+        self.submits = Arc::default();
         self
+    }
+
+    /// Lets `worker` (of this process) take work in the transaction that
+    /// submits it, for as long as it lives (see [`group_commit`]).
+    pub fn claim_at_submit(&self, worker: std::sync::Weak<dyn LocalWorker>) {
+        self.submits.claim_for(worker);
     }
 
     /// Now, by this process's clock: every timestamp the ledger writes comes from here.

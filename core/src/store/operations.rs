@@ -124,8 +124,7 @@ impl Store {
     ) -> std::result::Result<Operation, sqlx::Error> {
         let queue = queue_for(new.host.as_deref());
         let submit = Submit { new: new.clone(), hash: hash.to_owned(), queue, retry_of, now: self.now() };
-        let row = self.submits.insert(&self.backend, &self.wakes, submit).await?;
-        Ok(row.into())
+        self.submits.insert(&self.backend, &self.wakes, &self.clock, submit).await
     }
 
     pub async fn operation(&self, id: OperationId) -> Result<Operation> {

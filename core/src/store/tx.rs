@@ -206,29 +206,43 @@ impl super::Store {
     ///   merge join, cheapest while a table is small, would likewise read all
     ///   of it each run; a batch's few rows are joined by index lookups.
     pub async fn begin_queue(&self) -> Result<Tx> {
-        const QUEUE_TX: &str = "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; \
-            SET LOCAL enable_mergejoin = off; SET LOCAL plan_cache_mode = force_generic_plan";
-        let inner = match &self.backend {
-            super::Backend::Sqlite(pools) => TxInner::Sqlite(pools.write.begin().await?),
-            super::Backend::Postgres(pool) => TxInner::Postgres(pool.begin_with(QUEUE_TX).await?),
-        };
-        Ok(self.tx(inner))
+        Tx::begin_queue(&self.backend, &self.wakes, &self.clock).await
     }
 
     fn tx(&self, inner: TxInner) -> Tx {
-        // Taken once the writer is ours: nothing committed after this instant precedes it.
-        Tx {
-            inner,
-            wakes: self.wakes.clone(),
-            announced: Default::default(),
-            woken: Default::default(),
-            now: self.now(),
-            clock: self.clock.clone(),
-        }
+        Tx::new(inner, &self.wakes, &self.clock)
     }
 }
 
 impl Tx {
+    /// [`super::Store::begin_queue`] for a part of the store that holds its
+    /// backend, wake-ups and clock but not the store (the group committer).
+    pub(crate) async fn begin_queue(
+        backend: &super::Backend,
+        wakes: &std::sync::Arc<crate::queue::Wakes>,
+        clock: &crate::time::Clock,
+    ) -> Result<Self> {
+        const QUEUE_TX: &str = "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; \
+            SET LOCAL enable_mergejoin = off; SET LOCAL plan_cache_mode = force_generic_plan";
+        let inner = match backend {
+            super::Backend::Sqlite(pools) => TxInner::Sqlite(pools.write.begin().await?),
+            super::Backend::Postgres(pool) => TxInner::Postgres(pool.begin_with(QUEUE_TX).await?),
+        };
+        Ok(Self::new(inner, wakes, clock))
+    }
+
+    fn new(inner: TxInner, wakes: &std::sync::Arc<crate::queue::Wakes>, clock: &crate::time::Clock) -> Self {
+        // Taken once the writer is ours: nothing committed after this instant precedes it.
+        Self {
+            inner,
+            wakes: wakes.clone(),
+            announced: Default::default(),
+            woken: Default::default(),
+            now: clock.now(),
+            clock: clock.clone(),
+        }
+    }
+
     /// Commits, then announces its queues and wakes its listeners.
     pub async fn commit(self) -> Result<()> {
         match self.inner {
