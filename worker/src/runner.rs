@@ -109,8 +109,24 @@ impl Reserved {
     }
 
     /// One slot of `class`, if one is left.
-    pub fn take(&mut self, class: WorkClass) -> Option<OwnedSemaphorePermit> {
+    fn take(&mut self, class: WorkClass) -> Option<OwnedSemaphorePermit> {
         self.permits.iter_mut().find(|(c, _)| *c == class)?.1.pop()
+    }
+
+    /// What a claim made with these slots took, each in a slot of its class,
+    /// to start; the slots left stay here.
+    pub fn assign(&mut self, claimed: Vec<Operation>) -> crate::transport::Batch {
+        let mut batch = Vec::with_capacity(claimed.len());
+        for operation in claimed {
+            // A claim takes at most the reserved slots of each class.
+            let Some(slot) = self.take(operation.kind.class()) else {
+                // Cannot happen; the lease then expires and the reaper gives the work back.
+                tracing::error!(operation = %operation.id, "claimed a kind without a reserved slot");
+                continue;
+            };
+            batch.push(Claimed { operation: Box::new(operation), slot });
+        }
+        batch
     }
 }
 

@@ -178,17 +178,7 @@ impl Fetch {
             match claimed {
                 Ok(Claim::Claimed(operations)) => {
                     self.served();
-                    let mut batch = Vec::with_capacity(operations.len());
-                    for operation in operations {
-                        // The claim took at most the reserved slots of each class.
-                        let Some(slot) = reserved.take(operation.kind.class()) else {
-                            // Cannot happen (the claim took only reserved classes); the
-                            // lease then expires and the reaper gives the work back.
-                            tracing::error!(operation = %operation.id, "claimed a kind without a reserved slot");
-                            continue;
-                        };
-                        batch.push(Claimed { operation: Box::new(operation), slot });
-                    }
+                    let batch = reserved.assign(operations);
                     drop(reserved);
                     self.runner.slots_freed();
                     return Some(batch);

@@ -11,7 +11,7 @@ use hyperfleet_core::{
 };
 
 use super::{Inner, Reserved};
-use crate::{completer::hand_back, transport::Claimed};
+use crate::completer::hand_back;
 
 impl LocalWorker for Inner {
     fn reserve(&self, queue: &str, wanted: &[ClaimGroup]) -> Option<Box<dyn Reservation>> {
@@ -55,15 +55,7 @@ impl Reservation for AtSubmit {
 
     fn start(mut self: Box<Self>, claimed: Vec<Operation>) {
         let Some(mut reserved) = self.reserved.take() else { return };
-        let mut batch = Vec::with_capacity(claimed.len());
-        for operation in claimed {
-            // The claim took at most the reserved slots of each class.
-            let Some(slot) = reserved.take(operation.kind.class()) else {
-                tracing::error!(operation = %operation.id, "claimed a kind without a reserved slot; its lease will expire");
-                continue;
-            };
-            batch.push(Claimed { operation: Box::new(operation), slot });
-        }
+        let batch = reserved.assign(claimed);
         // Slots left unused go back; a queue that looked while they were held looks again.
         if !reserved.is_empty() {
             drop(reserved);
