@@ -61,6 +61,10 @@ impl Reservation for AtSubmit {
             drop(reserved);
             self.runner.slots_back();
         }
+        // Nothing taken (another process's worker was first): no task to start.
+        if batch.is_empty() {
+            return;
+        }
         if let Err(back) = self.runner.handoff.send(&self.queue, batch) {
             // The queue's stream stopped meanwhile (the worker is stopping).
             let runner = self.runner.clone();
