@@ -38,23 +38,26 @@ const OPERATIONS: i64 = 400;
 /// history one of them writes) holds that back for all. One at a time.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// The table's counters once its updates are flushed (PostgreSQL's
-/// statistics lag its backends by up to their idle flush interval).
-async fn attempt_reads(db: &mut sqlx::PgConnection, updated: i64) -> (i64, i64) {
+/// `sql`'s figure and the operations' row updates it reports (its two
+/// columns), once those updates reach `updated`: PostgreSQL's statistics lag
+/// its backends by up to their idle flush interval.
+async fn once_flushed(db: &mut sqlx::PgConnection, sql: &str, updated: i64) -> (i64, i64) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         sqlx::query("SELECT pg_stat_clear_snapshot()").execute(&mut *db).await.unwrap();
-        let (rows, updates): (i64, i64) = sqlx::query_as(
-            "SELECT seq_tup_read, n_tup_upd FROM pg_stat_user_tables WHERE relname = 'operation_attempts'",
-        )
-        .fetch_one(&mut *db)
-        .await
-        .unwrap();
+        let (figure, updates): (i64, i64) =
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(&mut *db).await.unwrap();
         if updates >= updated || std::time::Instant::now() > deadline {
-            return (rows, updates);
+            return (figure, updates);
         }
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
+}
+
+/// Attempt rows read by sequential scans, and the attempts' updates.
+async fn attempt_reads(db: &mut sqlx::PgConnection, updated: i64) -> (i64, i64) {
+    let sql = "SELECT seq_tup_read, n_tup_upd FROM pg_stat_user_tables WHERE relname = 'operation_attempts'";
+    once_flushed(db, sql, updated).await
 }
 
 #[tokio::test]
@@ -101,25 +104,14 @@ async fn a_queue_drained_from_empty_reads_only_the_rows_it_takes() {
     app.stop().await;
 }
 
-/// Index entries of `index` read so far, once the statistics show at least
-/// `updated` operation rows updated (they lag the backends).
+/// Index entries of `index` (an operations index) read so far, once at
+/// least `updated` operation rows' updates are counted.
 async fn index_reads(db: &mut sqlx::PgConnection, index: &str, updated: i64) -> i64 {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        sqlx::query("SELECT pg_stat_clear_snapshot()").execute(&mut *db).await.unwrap();
-        let (reads, updates): (i64, i64) = sqlx::query_as(
-            "SELECT i.idx_tup_read, t.n_tup_upd FROM pg_stat_user_indexes i \
-             JOIN pg_stat_user_tables t ON t.relid = i.relid WHERE i.indexrelname = $1",
-        )
-        .bind(index)
-        .fetch_one(&mut *db)
-        .await
-        .unwrap();
-        if updates >= updated || std::time::Instant::now() > deadline {
-            return reads;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    }
+    let sql = format!(
+        "SELECT i.idx_tup_read, t.n_tup_upd FROM pg_stat_user_indexes i \
+         JOIN pg_stat_user_tables t ON t.relid = i.relid WHERE i.indexrelname = '{index}'"
+    );
+    once_flushed(db, &sql, updated).await.0
 }
 
 #[tokio::test]
