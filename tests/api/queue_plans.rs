@@ -60,13 +60,19 @@ async fn attempt_reads(db: &mut sqlx::PgConnection, updated: i64) -> (i64, i64) 
     once_flushed(db, sql, updated).await
 }
 
+/// An app without a worker of its own; its worker process (started later)
+/// has 16 slots: batches of 16, as a drain runs.
+async fn drainer() -> TestApp {
+    let mut env = unlimited_rate();
+    env.push(("HYPERFLEET__WORKER__SLOTS__DIAGNOSTICS".to_owned(), "16".to_owned()));
+    TestApp::spawn_with(Backend::Postgres, Options { worker: false, env, ..Options::default() }).await
+}
+
 #[tokio::test]
 async fn a_queue_drained_from_empty_reads_only_the_rows_it_takes() {
     let _alone = ONE_AT_A_TIME.lock().await;
-    // A backlog first, then a worker with 16 slots: batches of 16, as a drain runs.
-    let mut env = unlimited_rate();
-    env.push(("HYPERFLEET__WORKER__SLOTS__DIAGNOSTICS".to_owned(), "16".to_owned()));
-    let mut app = TestApp::spawn_with(Backend::Postgres, Options { worker: false, env, ..Options::default() }).await;
+    // A backlog first, then the worker.
+    let mut app = drainer().await;
     let mut db = sqlx::PgConnection::connect(&app.database_url).await.unwrap();
     for _ in 0..OPERATIONS {
         let r = app.post("/api/v1/diagnostics/noop", json!({"sleep_ms": 0})).await;
@@ -163,9 +169,7 @@ async fn a_drain_beside_a_long_history_reads_only_the_running_rows() {
     let _alone = ONE_AT_A_TIME.lock().await;
     // A finished history with its statistics, then a backlog: each batch's
     // close finds its operations among the running ones.
-    let mut env = unlimited_rate();
-    env.push(("HYPERFLEET__WORKER__SLOTS__DIAGNOSTICS".to_owned(), "16".to_owned()));
-    let mut app = TestApp::spawn_with(Backend::Postgres, Options { worker: false, env, ..Options::default() }).await;
+    let mut app = drainer().await;
     let store = app.core().await.store().clone();
     store.bench_fill("history", 50_000, hyperfleet_core::store::Fill::Finished).await.unwrap();
     store.bench_fill("backlog", OPERATIONS as u64, hyperfleet_core::store::Fill::Queued).await.unwrap();
