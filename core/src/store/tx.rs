@@ -89,25 +89,10 @@ impl LedgerTx for SqliteConnection {
         let values: Vec<String> = (0..rows.len())
             .map(|i| {
                 let p = |k: usize| format!("${}", i * WIDTH + k);
-                format!(
-                    "({}, {}, {}, {}, {}, 'queued', {}, {}, {}, {}, {}, 0, {}, NULL, FALSE, {}, {}, {}, {}, {})",
-                    p(1),
-                    p(2),
-                    p(3),
-                    p(4),
-                    p(5),
-                    p(6),
-                    p(7),
-                    p(8),
-                    p(9),
-                    p(10),
-                    p(11),
-                    p(13),
-                    p(12),
-                    p(12),
-                    p(14),
-                    p(15)
-                )
+                #[rustfmt::skip]
+                let row = [p(1), p(2), p(3), p(4), p(5), "'queued'".into(), p(6), p(7), p(8), p(9), p(10), "0".into(),
+                    p(11), "NULL".into(), "FALSE".into(), p(13), p(12), p(12), p(14), p(15)];
+                format!("({})", row.join(", "))
             })
             .collect();
         let sql = format!(
@@ -133,7 +118,7 @@ impl LedgerTx for SqliteConnection {
                 .bind(r.schedule_id)
                 .bind(r.new.kind.class().as_str());
         }
-        in_order(q.fetch_all(&mut *self).await?, rows)
+        Ok(in_order(q.fetch_all(&mut *self).await?, rows))
     }
 }
 
@@ -152,36 +137,32 @@ impl LedgerTx for PgConnection {
              $15::text[]) AS r(id, kind, host, vm, params, queue, requested_by, request_id, idempotency_key, \
              request_hash, max_attempts, now, retry_of, schedule_id, class) RETURNING {OPERATION_COLUMNS}"
         );
-        let column = |f: &dyn Fn(&NewRow<'_>) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
         let inserted = sqlx::query_as::<sqlx::Postgres, OperationRow>(sqlx::AssertSqlSafe(sql))
             .bind(rows.iter().map(|r| r.id.0).collect::<Vec<_>>())
-            .bind(column(&|r| Some(r.new.kind.as_str().to_owned())))
-            .bind(column(&|r| r.new.host.clone()))
-            .bind(column(&|r| r.new.vm.clone()))
+            .bind(rows.iter().map(|r| r.new.kind.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.new.host.as_deref()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.new.vm.as_deref()).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| Json(&r.new.params)).collect::<Vec<_>>())
-            .bind(column(&|r| Some(r.queue.to_owned())))
-            .bind(column(&|r| Some(r.new.requested_by.clone())))
-            .bind(column(&|r| r.new.request_id.clone()))
-            .bind(column(&|r| r.new.idempotency_key.clone()))
-            .bind(column(&|r| Some(r.hash.to_owned())))
+            .bind(rows.iter().map(|r| r.queue).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.new.requested_by.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.new.request_id.as_deref()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.new.idempotency_key.as_deref()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.hash).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.new.max_attempts).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.now.0).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.retry_of.map(|id| id.0)).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.schedule_id.map(|id| id.0)).collect::<Vec<_>>())
-            .bind(column(&|r| Some(r.new.kind.class().as_str().to_owned())))
+            .bind(rows.iter().map(|r| r.new.kind.class().as_str()).collect::<Vec<_>>())
             .fetch_all(&mut *self)
             .await?;
-        in_order(inserted, rows)
+        Ok(in_order(inserted, rows))
     }
 }
 
 /// RETURNING promises no order: the inserted rows in the order of `rows`.
-fn in_order(
-    mut inserted: Vec<OperationRow>,
-    rows: &[NewRow<'_>],
-) -> std::result::Result<Vec<OperationRow>, sqlx::Error> {
+fn in_order(mut inserted: Vec<OperationRow>, rows: &[NewRow<'_>]) -> Vec<OperationRow> {
     inserted.sort_by_key(|row| rows.iter().position(|r| r.id == row.id));
-    Ok(inserted)
+    inserted
 }
 
 /// One transaction on either backend: what the application layer writes a
