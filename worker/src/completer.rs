@@ -24,7 +24,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
 use crate::{
-    runner::MAX_BATCH,
+    runner::{MAX_BATCH, SlotWaiters},
     transport::{Batch, Claimed},
 };
 
@@ -111,11 +111,11 @@ pub(crate) async fn complete(
     worker: String,
     backoff: Backoff,
     mut inbox: mpsc::UnboundedReceiver<Ended>,
-    (freed, done): (Arc<tokio::sync::Notify>, Arc<tokio::sync::Notify>),
+    waiters: SlotWaiters,
     claimer: Claimer,
 ) {
     let lanes = if app.store().kind() == hyperfleet_core::store::BackendKind::Postgres { 2 } else { 1 };
-    let lane = Arc::new(Lane { app, worker, backoff, freed, done, claimer });
+    let lane = Arc::new(Lane { app, worker, backoff, waiters, claimer });
     let mut running = tokio::task::JoinSet::new();
     loop {
         let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -160,8 +160,7 @@ struct Lane {
     app: App,
     worker: String,
     backoff: Backoff,
-    freed: Arc<tokio::sync::Notify>,
-    done: Arc<tokio::sync::Notify>,
+    waiters: SlotWaiters,
     claimer: Claimer,
 }
 
@@ -192,7 +191,7 @@ impl Lane {
                     let _ = e.recorded.send(Ok(r));
                 }
                 drop(slots);
-                self.free();
+                self.waiters.slot_back();
             }
             Err(e) if batch.len() == 1 => {
                 if let Some(one) = batch.pop() {
@@ -206,7 +205,7 @@ impl Lane {
                     match app.finish(&one.op, worker, one.finish.clone(), backoff).await {
                         Ok(r) => {
                             drop(one.slot);
-                            self.free();
+                            self.waiters.slot_back();
                             let _ = one.recorded.send(Ok(r));
                         }
                         Err(e) => {
@@ -243,13 +242,8 @@ impl Lane {
         }
         if slots.values().any(|left| !left.is_empty()) {
             drop(slots);
-            self.free();
+            self.waiters.slot_back();
         }
-    }
-
-    fn free(&self) {
-        self.freed.notify_waiters();
-        self.done.notify_waiters();
     }
 }
 

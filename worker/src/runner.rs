@@ -69,11 +69,8 @@ struct Inner {
     /// The completer's inbox.
     ended: mpsc::UnboundedSender<Ended>,
     slots: HashMap<WorkClass, Arc<tokio::sync::Semaphore>>,
-    /// Told whenever a slot may have come free.
-    freed: Arc<tokio::sync::Notify>,
-    /// Told when running work gave its slot back (not a reservation): a queue
-    /// that found nothing it had slots for looks again then.
-    done: Arc<tokio::sync::Notify>,
+    /// Who waits for a slot.
+    waiters: SlotWaiters,
     /// Where the completer sends the work it claims for each queue.
     handoff: Arc<Handoff>,
 }
@@ -82,6 +79,24 @@ struct Inner {
 struct Leased {
     cancel: CancellationToken,
     lost: CancellationToken,
+}
+
+/// Who waits for a slot to come back.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SlotWaiters {
+    /// Told whenever a slot may have come free: a queue waiting to reserve.
+    freed: Arc<tokio::sync::Notify>,
+    /// Told when a slot held for work came back (not a fetch's reservation):
+    /// a queue that found nothing it had slots for looks again then.
+    done: Arc<tokio::sync::Notify>,
+}
+
+impl SlotWaiters {
+    /// Slots held for work came back: whoever waits for one looks again.
+    pub(crate) fn slot_back(&self) {
+        self.freed.notify_waiters();
+        self.done.notify_waiters();
+    }
 }
 
 /// The free slots of each class (up to [`MAX_BATCH`]), held while a queue
@@ -133,14 +148,12 @@ impl Reserved {
 impl Runner {
     pub fn new(app: App, hypervisor: Arc<Hypervisor>, worker_id: String, cfg: &crate::WorkerConfig) -> Self {
         let (ended, inbox) = mpsc::unbounded_channel();
-        let freed = Arc::new(tokio::sync::Notify::new());
-        let done = Arc::new(tokio::sync::Notify::new());
-        let signals = (freed.clone(), done.clone());
+        let waiters = SlotWaiters::default();
         let tracker = TaskTracker::new();
         let handoff = Arc::new(Handoff::default());
         let claimer =
             Claimer { host: cfg.host.clone(), lease: cfg.lease, tracker: tracker.clone(), handoff: handoff.clone() };
-        tokio::spawn(complete(app.clone(), worker_id.clone(), cfg.backoff, inbox, signals, claimer));
+        tokio::spawn(complete(app.clone(), worker_id.clone(), cfg.backoff, inbox, waiters.clone(), claimer));
         let this = Self {
             inner: Arc::new(Inner {
                 store: app.store().clone(),
@@ -161,8 +174,7 @@ impl Runner {
                     .iter()
                     .map(|c| (*c, Arc::new(tokio::sync::Semaphore::new(cfg.slots.of(*c)))))
                     .collect(),
-                freed,
-                done,
+                waiters,
                 handoff,
             }),
         };
@@ -183,7 +195,7 @@ impl Runner {
     /// class; `None` once the runner is shutting down.
     pub async fn reserve(&self) -> Option<Reserved> {
         loop {
-            let freed = self.inner.freed.notified();
+            let freed = self.inner.waiters.freed.notified();
             tokio::pin!(freed);
             freed.as_mut().enable(); // a slot freed from here on wakes us
             if self.inner.tracker.is_closed() {
@@ -203,7 +215,7 @@ impl Runner {
 
     /// Says that slots may have come free (a reservation was given back).
     pub fn slots_freed(&self) {
-        self.inner.freed.notify_waiters();
+        self.inner.waiters.freed.notify_waiters();
     }
 
     /// Lets the store's submits claim for this runner's free slots, in their
@@ -220,7 +232,7 @@ impl Runner {
 
     /// What is told when running work gives its slot back.
     pub fn work_done(&self) -> Arc<tokio::sync::Notify> {
-        self.inner.done.clone()
+        self.inner.waiters.done.clone()
     }
 
     /// Runs a claimed operation in its slot, in the background.
@@ -236,8 +248,7 @@ impl Runner {
             this.lock().remove(&id);
             if let Some(slot) = slot {
                 drop(slot);
-                this.slots_freed();
-                this.inner.done.notify_waiters();
+                this.inner.waiters.slot_back();
             }
         });
     }
@@ -366,8 +377,7 @@ impl Inner {
             app: self.app.clone(),
             backoff: self.backoff,
             handoff: self.handoff.clone(),
-            freed: self.freed.clone(),
-            done: self.done.clone(),
+            waiters: self.waiters.clone(),
         }
     }
 

@@ -40,8 +40,7 @@ pub(super) struct Handle {
     pub app: hyperfleet_core::app::App,
     pub backoff: hyperfleet_core::backoff::Backoff,
     pub handoff: std::sync::Arc<crate::completer::Handoff>,
-    pub freed: std::sync::Arc<tokio::sync::Notify>,
-    pub done: std::sync::Arc<tokio::sync::Notify>,
+    pub waiters: super::SlotWaiters,
 }
 
 impl Reservation for AtSubmit {
@@ -59,7 +58,7 @@ impl Reservation for AtSubmit {
         // Slots left unused go back; a queue that looked while they were held looks again.
         if !reserved.is_empty() {
             drop(reserved);
-            self.runner.slots_back();
+            self.runner.waiters.slot_back();
         }
         // Nothing taken (another process's worker was first): no task to start.
         if batch.is_empty() {
@@ -77,14 +76,7 @@ impl Drop for AtSubmit {
     /// Unused slots go back, and whoever waits for a slot looks again.
     fn drop(&mut self) {
         if self.reserved.take().is_some() {
-            self.runner.slots_back();
+            self.runner.waiters.slot_back();
         }
-    }
-}
-
-impl Handle {
-    fn slots_back(&self) {
-        self.freed.notify_waiters();
-        self.done.notify_waiters();
     }
 }
