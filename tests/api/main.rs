@@ -25,6 +25,7 @@ mod disk_full;
 mod fleet;
 mod health;
 mod helpers;
+mod history_split;
 mod hosts;
 mod ledger;
 mod lows;

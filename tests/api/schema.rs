@@ -28,6 +28,12 @@ fn logical(declared: &str) -> &'static str {
 
 const IGNORED_TABLES: [&str; 2] = ["hyperfleet_migrations", "_sqlx_migrations"];
 
+/// PostgreSQL's unique index of the operations that have an idempotency key
+/// (partial: most have none, and a NULL entry was written at every status
+/// change); SQLite keeps the column's own `UNIQUE` constraint, an autoindex
+/// left out of its catalogue like every constraint-backed index.
+const PARTIAL_UNIQUE_CONSTRAINTS: [(&str, &str); 1] = [("operations", "operations_idempotency_key")];
+
 async fn sqlite_catalogue(url: &str) -> (BTreeSet<Column>, BTreeSet<Index>) {
     let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
     let tables: Vec<String> = sqlx::query_scalar(
@@ -112,11 +118,15 @@ async fn postgres_catalogue(url: &str) -> (BTreeSet<Column>, BTreeSet<Index>) {
     for r in rows {
         let table: String = r.get("t");
         // Primary keys and UNIQUE constraints are SQLite's autoindexes, left out there too.
-        if IGNORED_TABLES.contains(&table.as_str()) || r.get::<bool, _>("p") || r.get::<i64, _>("constraint_backed") > 0
+        let index: String = r.get("i");
+        if IGNORED_TABLES.contains(&table.as_str())
+            || r.get::<bool, _>("p")
+            || r.get::<i64, _>("constraint_backed") > 0
+            || PARTIAL_UNIQUE_CONSTRAINTS.contains(&(table.as_str(), index.as_str()))
         {
             continue;
         }
-        indexes.insert((table, r.get::<String, _>("i"), r.get::<String, _>("cols"), r.get::<bool, _>("u")));
+        indexes.insert((table, index, r.get::<String, _>("cols"), r.get::<bool, _>("u")));
     }
     let transport: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'apalis'")

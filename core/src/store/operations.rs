@@ -69,6 +69,44 @@ fn like_pattern(text: &str) -> String {
     out
 }
 
+/// The finished history, as the predicate of every index that holds it
+/// alone (word for word: SQLite uses a partial index only for a query that
+/// repeats its predicate).
+const HISTORY: &str = "status IN ('succeeded', 'failed', 'cancelled')";
+
+/// The parts of the ledger a list with this status filter reads, each one
+/// index range newest first: the finished history (through the index of
+/// whichever filter is given — `kind`, `host`, `vm`, … — each of which
+/// holds finished operations only, so that a claim or a submit writes none
+/// of them) and each active status (through `(status, id)`).
+fn list_parts(status: Option<OperationStatus>) -> Vec<String> {
+    let active = |s: OperationStatus| format!("status = '{}'", s.as_str());
+    match status {
+        Some(s) if s.is_terminal() => vec![format!("{} AND {HISTORY}", active(s))],
+        Some(s) => vec![active(s)],
+        None => std::iter::once(HISTORY.to_owned())
+            .chain(OperationStatus::ALL.iter().filter(|s| !s.is_terminal()).map(|s| active(*s)))
+            .collect(),
+    }
+}
+
+/// Up to `rows` operations, newest first, of the union of `parts`, each
+/// filtered by every clause and read newest first up to `rows` itself.
+fn list_sql(parts: &[String], clauses: &[String], rows: u32) -> String {
+    let select = |part: &String| {
+        let filters: String = clauses.iter().map(|c| format!(" AND {c}")).collect();
+        format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE {part}{filters} ORDER BY id DESC LIMIT {rows}")
+    };
+    match parts {
+        [one] => select(one),
+        parts => {
+            let union: Vec<String> =
+                parts.iter().enumerate().map(|(i, part)| format!("SELECT * FROM ({}) AS p{i}", select(part))).collect();
+            format!("{} ORDER BY id DESC LIMIT {rows}", union.join(" UNION ALL "))
+        }
+    }
+}
+
 fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
@@ -147,7 +185,9 @@ impl Store {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    /// Newest first, keyset-paginated on the time-ordered id.
+    /// Newest first, keyset-paginated on the time-ordered id. The finished
+    /// history and each active status are read apart and merged (see
+    /// [`list_parts`]): the filters' indexes hold finished operations only.
     pub async fn list_operations(&self, filter: &OperationFilter) -> Result<OperationPage> {
         let mut clauses = Vec::new();
         let mut params = Vec::new();
@@ -155,9 +195,6 @@ impl Store {
             params.push(p);
             clauses.push(clause.replace('?', &format!("${}", params.len())));
         };
-        if let Some(s) = filter.status {
-            push("status = ?", Param::Text(s.as_str().into()));
-        }
         if let Some(k) = filter.kind {
             push("kind = ?", Param::Text(k.as_str().into()));
         }
@@ -185,10 +222,8 @@ impl Store {
         if let Some(c) = filter.cursor {
             push("id < ?", Param::Id(c));
         }
-        let where_sql = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
         let limit = filter.limit.clamp(1, 500);
-        let sql =
-            format!("SELECT {OPERATION_COLUMNS} FROM operations {where_sql} ORDER BY id DESC LIMIT {}", limit + 1);
+        let sql = list_sql(&list_parts(filter.status), &clauses, limit + 1);
         // Not a cached prepared statement: PostgreSQL switches a cached one
         // to a generic plan after five runs, and the generic plan for
         // `status = $1` walks the whole ledger backwards by id looking for a
@@ -300,5 +335,24 @@ impl Store {
             .fetch_all(pool)
             .await
         })?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_reads_the_history_and_each_active_status_apart() {
+        let every = list_parts(None);
+        assert_eq!(every, [HISTORY, "status = 'queued'", "status = 'running'", "status = 'retrying'"]);
+        // A finished status repeats the history's predicate (SQLite's partial indexes need it).
+        assert_eq!(list_parts(Some(OperationStatus::Failed)), [format!("status = 'failed' AND {HISTORY}")]);
+        assert_eq!(list_parts(Some(OperationStatus::Running)), ["status = 'running'"]);
+        let sql = list_sql(&every, &["kind = $1".to_owned()], 51);
+        assert_eq!(sql.matches("kind = $1 ORDER BY id DESC LIMIT 51").count(), 4, "{sql}");
+        assert_eq!(sql.matches(" UNION ALL ").count(), 3, "{sql}");
+        let one = list_sql(&list_parts(Some(OperationStatus::Queued)), &[], 11);
+        assert!(!one.contains("UNION"), "{one}");
     }
 }
