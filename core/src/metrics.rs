@@ -15,9 +15,18 @@ use crate::{
 };
 
 /// A histogram kept as database counters: its series and bucket bounds.
+///
+/// An observation is stored as one count in its own bin (the lowest bound at
+/// or above it, or `+Inf`) and its value in the sum: two counter rows, where
+/// the cumulative buckets and the count it shows are fourteen, each a row
+/// every batch of finished attempts would update. The text format's
+/// cumulative buckets and count are summed from the bins when read (plus any
+/// cumulative rows kept by earlier versions, which no longer grow).
 #[derive(Debug)]
 pub struct Histogram {
     pub name: &'static str,
+    /// Stored only: the per-bin counts.
+    bin: &'static str,
     bucket: &'static str,
     sum: &'static str,
     count: &'static str,
@@ -28,6 +37,7 @@ pub struct Histogram {
 /// How long attempts ran (seconds), by kind.
 pub const ATTEMPT_DURATION: Histogram = Histogram {
     name: "hyperfleet_attempt_duration_seconds",
+    bin: "hyperfleet_attempt_duration_seconds_bin",
     bucket: "hyperfleet_attempt_duration_seconds_bucket",
     sum: "hyperfleet_attempt_duration_seconds_sum",
     count: "hyperfleet_attempt_duration_seconds_count",
@@ -38,6 +48,7 @@ pub const ATTEMPT_DURATION: Histogram = Histogram {
 /// How long attempts waited in their queue (seconds), by kind.
 pub const QUEUE_WAIT: Histogram = Histogram {
     name: "hyperfleet_queue_wait_seconds",
+    bin: "hyperfleet_queue_wait_seconds_bin",
     bucket: "hyperfleet_queue_wait_seconds_bucket",
     sum: "hyperfleet_queue_wait_seconds_sum",
     count: "hyperfleet_queue_wait_seconds_count",
@@ -46,34 +57,32 @@ pub const QUEUE_WAIT: Histogram = Histogram {
 };
 
 impl Histogram {
-    /// One observation as counter increments: every bucket it falls in,
-    /// `+Inf`, the sum and the count.
+    /// One observation as counter increments: its bin and the sum.
     fn observe(&self, out: &mut Vec<Delta>, kind: &str, value: f64) {
-        for le in self.bounds.iter().filter(|le| value <= **le) {
-            out.push(Delta { name: self.bucket, labels: format!("kind=\"{kind}\",le=\"{le}\""), value: 1.0 });
-        }
-        out.push(Delta { name: self.bucket, labels: format!("kind=\"{kind}\",le=\"+Inf\""), value: 1.0 });
+        let le = self.bounds.iter().find(|le| value <= **le).map_or_else(|| "+Inf".to_owned(), f64::to_string);
+        out.push(Delta { name: self.bin, labels: format!("kind=\"{kind}\",le=\"{le}\""), value: 1.0 });
         out.push(Delta { name: self.sum, labels: format!("kind=\"{kind}\""), value });
-        out.push(Delta { name: self.count, labels: format!("kind=\"{kind}\""), value: 1.0 });
     }
 
-    /// Its family from the stored counters: every bucket of every kind seen, in bound order.
+    /// Its family from the stored counters: every bucket of every kind seen,
+    /// in bound order, each the sum of the bins at or below it.
     fn family(&self, counters: &[(String, String, f64)]) -> Family {
         let value = |name: &str, labels: &str| {
             counters.iter().find(|(n, l, _)| n == name && l == labels).map_or(0.0, |(_, _, v)| *v)
         };
-        let mut kinds: Vec<&String> = counters.iter().filter(|(n, _, _)| n == self.count).map(|(_, l, _)| l).collect();
+        let mut kinds: Vec<&String> = counters.iter().filter(|(n, _, _)| n == self.sum).map(|(_, l, _)| l).collect();
         kinds.sort();
         let mut samples = Vec::new();
         for kind_labels in kinds {
             let bounds = self.bounds.iter().map(|le| le.to_string()).chain(["+Inf".to_owned()]);
+            let mut below = 0.0;
             for le in bounds {
                 let labels = format!("{kind_labels},le=\"{le}\"");
-                samples.push((self.bucket.to_owned(), labels.clone(), value(self.bucket, &labels)));
+                below += value(self.bin, &labels);
+                samples.push((self.bucket.to_owned(), labels.clone(), below + value(self.bucket, &labels)));
             }
-            for series in [self.sum, self.count] {
-                samples.push((series.to_owned(), kind_labels.clone(), value(series, kind_labels)));
-            }
+            samples.push((self.sum.to_owned(), kind_labels.clone(), value(self.sum, kind_labels)));
+            samples.push((self.count.to_owned(), kind_labels.clone(), below + value(self.count, kind_labels)));
         }
         Family { name: self.name, kind: "histogram", help: self.help, samples }
     }
@@ -297,14 +306,14 @@ mod tests {
             found[0].value
         };
         assert_eq!(value("hyperfleet_attempts_total", "kind=\"noop\",outcome=\"succeeded\""), 2.0);
-        assert_eq!(value("hyperfleet_attempt_duration_seconds_bucket", "kind=\"noop\",le=\"0.005\""), 1.0);
-        assert_eq!(value("hyperfleet_attempt_duration_seconds_bucket", "kind=\"noop\",le=\"+Inf\""), 2.0);
+        assert_eq!(value("hyperfleet_attempt_duration_seconds_bin", "kind=\"noop\",le=\"0.005\""), 1.0);
+        assert_eq!(value("hyperfleet_attempt_duration_seconds_bin", "kind=\"noop\",le=\"2.5\""), 1.0);
         assert!((value("hyperfleet_attempt_duration_seconds_sum", "kind=\"noop\"") - 2.001).abs() < 1e-9);
         assert_eq!(value("hyperfleet_operations_finished_total", "kind=\"noop\",status=\"succeeded\""), 2.0);
     }
 
     #[test]
-    fn an_attempt_counts_once_with_its_duration_in_every_bucket_above_it() {
+    fn an_attempt_counts_once_with_its_duration_in_its_own_bin() {
         let d = attempt_ended(
             OperationKind::Noop,
             AttemptOutcome::Succeeded,
@@ -314,14 +323,15 @@ mod tests {
         );
         let get = |name: &str, labels: &str| d.iter().find(|x| x.name == name && x.labels == labels).map(|x| x.value);
         assert_eq!(get("hyperfleet_attempts_total", "kind=\"noop\",outcome=\"succeeded\""), Some(1.0));
-        assert_eq!(get("hyperfleet_attempt_duration_seconds_bucket", "kind=\"noop\",le=\"0.1\""), None);
-        assert_eq!(get("hyperfleet_attempt_duration_seconds_bucket", "kind=\"noop\",le=\"0.25\""), Some(1.0));
-        assert_eq!(get("hyperfleet_attempt_duration_seconds_bucket", "kind=\"noop\",le=\"+Inf\""), Some(1.0));
+        assert_eq!(get("hyperfleet_attempt_duration_seconds_bin", "kind=\"noop\",le=\"0.1\""), None);
+        assert_eq!(get("hyperfleet_attempt_duration_seconds_bin", "kind=\"noop\",le=\"0.25\""), Some(1.0));
+        assert_eq!(get("hyperfleet_attempt_duration_seconds_bin", "kind=\"noop\",le=\"+Inf\""), None);
         assert_eq!(get("hyperfleet_attempt_duration_seconds_sum", "kind=\"noop\""), Some(0.2));
         assert_eq!(get("hyperfleet_operations_finished_total", "kind=\"noop\",status=\"succeeded\""), Some(1.0));
-        assert_eq!(get("hyperfleet_queue_wait_seconds_bucket", "kind=\"noop\",le=\"0.025\""), None);
-        assert_eq!(get("hyperfleet_queue_wait_seconds_bucket", "kind=\"noop\",le=\"0.1\""), Some(1.0));
-        assert_eq!(get("hyperfleet_queue_wait_seconds_count", "kind=\"noop\""), Some(1.0));
+        assert_eq!(get("hyperfleet_queue_wait_seconds_bin", "kind=\"noop\",le=\"0.025\""), None);
+        assert_eq!(get("hyperfleet_queue_wait_seconds_bin", "kind=\"noop\",le=\"0.1\""), Some(1.0));
+        assert!(d.iter().all(|x| !x.name.ends_with("_bucket") && !x.name.ends_with("_count")), "both summed from bins");
+        assert_eq!(d.len(), 6, "one attempt, a bin and a sum per histogram, one finished operation");
         let retry = attempt_ended(OperationKind::Noop, AttemptOutcome::Failed, 0.0, None, None);
         assert!(retry.iter().all(|x| x.name != "hyperfleet_operations_finished_total"));
         assert!(retry.iter().all(|x| !x.name.starts_with("hyperfleet_queue_wait")), "no wait known, none counted");
@@ -374,16 +384,34 @@ mod tests {
             render(&[f]),
             "# HELP hyperfleet_x X.\n# TYPE hyperfleet_x gauge\nhyperfleet_x 1\nhyperfleet_x{host=\"hv1\"} 2\n"
         );
-        let counters = [
-            ("hyperfleet_attempt_duration_seconds_count".to_owned(), "kind=\"noop\"".to_owned(), 1.0),
-            ("hyperfleet_attempt_duration_seconds_bucket".to_owned(), "kind=\"noop\",le=\"+Inf\"".to_owned(), 1.0),
-        ];
+        // An earlier version's cumulative rows (one observation of 3 ms),
+        // then bins: two of 50 ms and one above every bound.
+        let row = |name: &str, labels: String, value| (name.to_owned(), labels, value);
+        let mut counters: Vec<(String, String, f64)> = ATTEMPT_DURATION
+            .bounds
+            .iter()
+            .map(f64::to_string)
+            .chain(["+Inf".to_owned()])
+            .map(|le| row("hyperfleet_attempt_duration_seconds_bucket", format!("kind=\"noop\",le=\"{le}\""), 1.0))
+            .collect();
+        counters.push(row("hyperfleet_attempt_duration_seconds_count", "kind=\"noop\"".into(), 1.0));
+        counters.push(row("hyperfleet_attempt_duration_seconds_sum", "kind=\"noop\"".into(), 4000.103));
+        counters.push(row("hyperfleet_attempt_duration_seconds_bin", "kind=\"noop\",le=\"0.1\"".into(), 2.0));
+        counters.push(row("hyperfleet_attempt_duration_seconds_bin", "kind=\"noop\",le=\"+Inf\"".into(), 1.0));
         let h = &counter_families(&counters)[2];
         assert_eq!(h.samples.len(), ATTEMPT_DURATION.bounds.len() + 3, "every bucket, then sum and count");
         assert!(counter_families(&counters)[3].samples.is_empty(), "no queue wait seen, no series");
-        assert_eq!(
-            h.samples[0],
-            ("hyperfleet_attempt_duration_seconds_bucket".into(), "kind=\"noop\",le=\"0.005\"".into(), 0.0)
-        );
+        let of = |series: &str, le: Option<&str>| {
+            let labels = le.map_or("kind=\"noop\"".to_owned(), |le| format!("kind=\"noop\",le=\"{le}\""));
+            h.samples.iter().find(|(n, l, _)| n == series && *l == labels).map(|s| s.2)
+        };
+        let bucket = "hyperfleet_attempt_duration_seconds_bucket";
+        assert_eq!(h.samples[0], (bucket.into(), "kind=\"noop\",le=\"0.005\"".into(), 1.0));
+        assert_eq!(of(bucket, Some("0.025")), Some(1.0));
+        assert_eq!(of(bucket, Some("0.1")), Some(3.0));
+        assert_eq!(of(bucket, Some("1800")), Some(3.0));
+        assert_eq!(of(bucket, Some("+Inf")), Some(4.0));
+        assert_eq!(of("hyperfleet_attempt_duration_seconds_count", None), Some(4.0));
+        assert_eq!(of("hyperfleet_attempt_duration_seconds_sum", None), Some(4000.103));
     }
 }
