@@ -97,15 +97,22 @@ impl Claimer {
     }
 }
 
+/// How many batches of outcomes may be under way at once on PostgreSQL.
+/// Measured on two cores, drains of 20,000 at concurrency 16, alternating
+/// runs: two lanes 4,272 /s and three 4,490 /s (medians of five), three
+/// 4,860 /s and four 4,742 /s (of four).
+const POSTGRES_LANES: usize = 3;
+
 /// The completer: records the outcomes that ended meanwhile in one
 /// transaction, and answers each job once its outcome is committed (or not).
 ///
-/// On PostgreSQL two batches may be under way at once: while one waits for
-/// its commit (the WAL flush), the attempts that ended meanwhile start the
-/// next instead of waiting for it, and the two can share one flush. Their
-/// claims skip each other's rows; their counters are written in one order
-/// and last, so the second waits on the first only for its commit. SQLite has
-/// one writer, so there a second batch would only wait, smaller.
+/// On PostgreSQL [`POSTGRES_LANES`] batches may be under way at once: while
+/// one waits for its commit (the WAL flush), the attempts that ended
+/// meanwhile start the next instead of waiting for it, and they can share one
+/// flush. Their claims skip each other's rows; their counters go to different
+/// shards of the counter rows (see `Tx::add_counters`), so none waits for
+/// another's commit. SQLite has one writer, so there a second batch would
+/// only wait, smaller.
 pub(crate) async fn complete(
     app: App,
     worker: String,
@@ -114,7 +121,7 @@ pub(crate) async fn complete(
     waiters: SlotWaiters,
     claimer: Claimer,
 ) {
-    let lanes = if app.store().kind() == hyperfleet_core::store::BackendKind::Postgres { 2 } else { 1 };
+    let lanes = if app.store().kind() == hyperfleet_core::store::BackendKind::Postgres { POSTGRES_LANES } else { 1 };
     let lane = Arc::new(Lane { app, worker, backoff, waiters, claimer });
     let mut running = tokio::task::JoinSet::new();
     loop {

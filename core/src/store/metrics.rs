@@ -20,12 +20,18 @@ pub struct BackupMetricRow {
     pub last_at: Option<Timestamp>,
 }
 
+/// How many rows each counter series may be spread over (PostgreSQL).
+pub const COUNTER_SHARDS: u8 = 8;
+
+/// The shard this process's next counter-writing transaction writes.
+static NEXT_SHARD: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
 impl Store {
-    /// Every counter series: (name, labels, value).
+    /// Every counter series: (name, labels, value), its shards summed.
     pub async fn metric_counters(&self) -> Result<Vec<(String, String, f64)>> {
         Ok(read_db!(self, |pool, Db| {
             sqlx::query_as::<Db, (String, String, f64)>(
-                "SELECT name, labels, value FROM metric_counters ORDER BY name, labels",
+                "SELECT name, labels, SUM(value) FROM metric_counters GROUP BY name, labels ORDER BY name, labels",
             )
             .fetch_all(pool)
             .await
@@ -76,24 +82,29 @@ impl Store {
 
 impl super::Tx {
     /// Adds `deltas` (distinct series) to their counters, in one statement,
-    /// its rows locked in [`in_lock_order`].
+    /// its rows locked in [`in_lock_order`]. On PostgreSQL each transaction
+    /// of this process writes the next of [`COUNTER_SHARDS`] shards, so that
+    /// the batches under way at once never wait on each other's rows (and
+    /// can share a WAL flush); SQLite has one writer and writes shard 0.
     pub async fn add_counters(&mut self, deltas: &[Delta]) -> Result<()> {
         if deltas.is_empty() {
             return Ok(());
         }
         let deltas = in_lock_order(deltas);
-        let upsert = "ON CONFLICT (name, labels) DO UPDATE SET value = metric_counters.value + excluded.value";
+        let upsert = "ON CONFLICT (name, labels, shard) DO UPDATE SET value = metric_counters.value + excluded.value";
         match &mut self.inner {
             // One text whatever the number of series (arrays), its rows taken in the order given.
             TxInner::Postgres(c) => {
+                let shard = NEXT_SHARD.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % COUNTER_SHARDS;
                 sqlx::query(AssertSqlSafe(format!(
-                    "INSERT INTO metric_counters (name, labels, value) SELECT d.name, d.labels, d.value \
+                    "INSERT INTO metric_counters (name, labels, shard, value) SELECT d.name, d.labels, $4, d.value \
                      FROM unnest($1::text[], $2::text[], $3::float8[]) WITH ORDINALITY AS d(name, labels, value, n) \
                      ORDER BY d.n {upsert}"
                 )))
                 .bind(deltas.iter().map(|d| d.name).collect::<Vec<_>>())
                 .bind(deltas.iter().map(|d| d.labels.as_str()).collect::<Vec<_>>())
                 .bind(deltas.iter().map(|d| d.value).collect::<Vec<_>>())
+                .bind(i16::from(shard))
                 .execute(&mut **c)
                 .await?;
             }
