@@ -1,29 +1,9 @@
 //! An alert's history is paged: the detail shows a bounded first page of its
 //! events and notifications, and cursors walk the rest, oldest first.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::{Backend, Options, TestApp};
-
-/// Every item of a paged list, following `next_cursor`.
-async fn walk(app: &TestApp, path: &str) -> Vec<Value> {
-    let (mut items, mut cursor) = (Vec::new(), None::<String>);
-    loop {
-        let url = match &cursor {
-            Some(c) => format!("{path}?limit=50&cursor={c}"),
-            None => format!("{path}?limit=50"),
-        };
-        let r = app.get(&url).await;
-        assert_eq!(r.status, 200, "{}", r.body);
-        let page = r.body["items"].as_array().unwrap();
-        assert!(page.len() <= 50);
-        items.extend(page.iter().cloned());
-        match r.body["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => return items,
-        }
-    }
-}
 
 async fn alert_history_is_paged(backend: Backend) {
     // A channel that wants critical only: every event of an info alert is a suppressed notification.
@@ -45,7 +25,7 @@ async fn alert_history_is_paged(backend: Backend) {
     let small = app.get(&format!("/api/v1/alerts/{id}?limit=5")).await.body;
     assert_eq!(small["events"].as_array().unwrap().len(), 5);
 
-    let events = walk(&app, &format!("/api/v1/alerts/{id}/events")).await;
+    let events = app.every_page(&format!("/api/v1/alerts/{id}/events"), 50).await;
     assert_eq!(events.len(), 120, "every event once");
     assert_eq!(events[0]["kind"], "fired");
     let ids: Vec<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
@@ -56,7 +36,7 @@ async fn alert_history_is_paged(backend: Backend) {
         r["suppressed"][0]["count"] == 120
     })
     .await;
-    let notifications = walk(&app, &format!("/api/v1/alerts/{id}/notifications")).await;
+    let notifications = app.every_page(&format!("/api/v1/alerts/{id}/notifications"), 50).await;
     assert_eq!(notifications.len(), 120);
     assert!(notifications.iter().all(|n| n["reason"] == "below_severity"));
     let r = app.get(&format!("/api/v1/alerts/{id}/events?limit=501")).await;

@@ -252,23 +252,31 @@ impl TestApp {
         }
     }
 
-    /// Every operation in the ledger (all pages).
-    pub async fn all_operations(&self) -> Vec<Value> {
-        let mut out = Vec::new();
-        let mut cursor: Option<String> = None;
+    /// Every item of the list at `path` (which may hold a query), `limit` a
+    /// page, following `next_cursor`; each page at most `limit` long.
+    pub async fn every_page(&self, path: &str, limit: u32) -> Vec<Value> {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let (mut items, mut cursor) = (Vec::new(), None::<String>);
         loop {
-            let path = match &cursor {
-                Some(c) => format!("/api/v1/operations?limit=500&cursor={c}"),
-                None => "/api/v1/operations?limit=500".into(),
+            let url = match &cursor {
+                Some(c) => format!("{path}{sep}limit={limit}&cursor={c}"),
+                None => format!("{path}{sep}limit={limit}"),
             };
-            let r = self.get(&path).await;
-            assert_eq!(r.status, 200, "{}", r.body);
-            out.extend(r.body["items"].as_array().unwrap().iter().cloned());
+            let r = self.get(&url).await;
+            assert_eq!(r.status, 200, "{url}: {}", r.body);
+            let page = r.body["items"].as_array().unwrap();
+            assert!(page.len() <= limit as usize, "{url}: {} items", page.len());
+            items.extend(page.iter().cloned());
             match r.body["next_cursor"].as_str() {
                 Some(c) => cursor = Some(c.to_owned()),
-                None => return out,
+                None => return items,
             }
         }
+    }
+
+    /// Every operation in the ledger (all pages).
+    pub async fn all_operations(&self) -> Vec<Value> {
+        self.every_page("/api/v1/operations", 500).await
     }
 
     /// The state of `vm` in the inventory.

@@ -8,23 +8,7 @@ use crate::helpers::*;
 
 /// The ids of every page of `path` (`limit` per page), in the order listed.
 async fn every_page(app: &TestApp, path: &str, limit: u32) -> Vec<String> {
-    let (mut seen, mut cursor) = (Vec::new(), None::<String>);
-    loop {
-        let sep = if path.contains('?') { '&' } else { '?' };
-        let mut url = format!("{path}{sep}limit={limit}");
-        if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={c}"));
-        }
-        let r = app.get(&url).await;
-        assert_eq!(r.status, 200, "{url}: {}", r.body);
-        let items = r.body["items"].as_array().unwrap();
-        assert!(items.len() <= limit as usize, "{url}");
-        seen.extend(items.iter().map(|o| o["id"].as_str().unwrap().to_owned()));
-        match r.body["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => return seen,
-        }
-    }
+    app.every_page(path, limit).await.iter().map(|o| o["id"].as_str().unwrap().to_owned()).collect()
 }
 
 /// Those of `ids` whose operation is `status`, in the same order.

@@ -204,19 +204,12 @@ async fn list_filters_and_paginates(backend: Backend) {
     for _ in 0..7 {
         ids.push(app.noop(0, 0).await);
     }
-    let mut seen = Vec::new();
-    let mut path = "/api/v1/operations?kind=noop&limit=3".to_owned();
-    loop {
-        let r = app.get(&path).await;
-        assert_eq!(r.status, 200, "{}", r.body);
-        let items = r.body["items"].as_array().unwrap();
-        assert!(items.len() <= 3);
-        seen.extend(items.iter().map(|o| o["id"].as_str().unwrap().to_owned()));
-        match r.body["next_cursor"].as_str() {
-            Some(c) => path = format!("/api/v1/operations?kind=noop&limit=3&cursor={c}"),
-            None => break,
-        }
-    }
+    let seen: Vec<String> = app
+        .every_page("/api/v1/operations?kind=noop", 3)
+        .await
+        .iter()
+        .map(|o| o["id"].as_str().unwrap().to_owned())
+        .collect();
     ids.reverse();
     assert_eq!(seen, ids, "newest first, every noop exactly once");
     let r = app.get("/api/v1/operations?kind=noop&status=queued&limit=500").await;
