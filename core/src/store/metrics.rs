@@ -26,6 +26,13 @@ pub const COUNTER_SHARDS: u8 = 8;
 /// The shard this process's next counter-writing transaction writes.
 static NEXT_SHARD: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 
+/// The shard for the next transaction's counters: the shards in turn, so
+/// that transactions begun one after the other (the batches under way at
+/// once) write different rows.
+fn next_shard() -> i16 {
+    i16::from(NEXT_SHARD.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % COUNTER_SHARDS)
+}
+
 impl Store {
     /// Every counter series: (name, labels, value), its shards summed.
     pub async fn metric_counters(&self) -> Result<Vec<(String, String, f64)>> {
@@ -95,7 +102,6 @@ impl super::Tx {
         match &mut self.inner {
             // One text whatever the number of series (arrays), its rows taken in the order given.
             TxInner::Postgres(c) => {
-                let shard = NEXT_SHARD.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % COUNTER_SHARDS;
                 sqlx::query(AssertSqlSafe(format!(
                     "INSERT INTO metric_counters (name, labels, shard, value) SELECT d.name, d.labels, $4, d.value \
                      FROM unnest($1::text[], $2::text[], $3::float8[]) WITH ORDINALITY AS d(name, labels, value, n) \
@@ -104,7 +110,7 @@ impl super::Tx {
                 .bind(deltas.iter().map(|d| d.name).collect::<Vec<_>>())
                 .bind(deltas.iter().map(|d| d.labels.as_str()).collect::<Vec<_>>())
                 .bind(deltas.iter().map(|d| d.value).collect::<Vec<_>>())
-                .bind(i16::from(shard))
+                .bind(next_shard())
                 .execute(&mut **c)
                 .await?;
             }
@@ -121,5 +127,26 @@ impl super::Tx {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_transactions_take_the_shards_in_turn() {
+        // Other tests of this process may take shards meanwhile: each turn is
+        // read relative to the one before, over more than a wrap of the counter.
+        let mut last = next_shard();
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..300 {
+            let shard = next_shard();
+            assert!((0..i16::from(COUNTER_SHARDS)).contains(&shard), "{shard}");
+            assert_ne!(shard, last, "two transactions in a row share a shard");
+            seen.insert(shard);
+            last = shard;
+        }
+        assert_eq!(seen.len(), usize::from(COUNTER_SHARDS));
     }
 }

@@ -344,6 +344,9 @@ mod tests {
 
     #[test]
     fn a_list_reads_the_history_and_each_active_status_apart() {
+        let terminal: Vec<String> =
+            OperationStatus::ALL.iter().filter(|s| s.is_terminal()).map(|s| format!("'{}'", s.as_str())).collect();
+        assert_eq!(HISTORY, format!("status IN ({})", terminal.join(", ")), "the history is what has ended");
         let every = list_parts(None);
         assert_eq!(every, [HISTORY, "status = 'queued'", "status = 'running'", "status = 'retrying'"]);
         // A finished status repeats the history's predicate (SQLite's partial indexes need it).
