@@ -83,7 +83,7 @@ impl Store {
                 );
                 sqlx::query(sqlx::AssertSqlSafe(sql)).bind(n).bind(start_ms).bind(step).execute(&pools.write).await?;
             }
-            Backend::Postgres(pool) => {
+            Backend::Postgres(pool, _) => {
                 let id = "(lpad(to_hex(ms >> 16), 8, '0') || '-' || lpad(to_hex(ms & 65535), 4, '0') || '-7' || \
                           lpad(to_hex(n & 4095), 3, '0') || '-' || to_hex(32768 | ((n >> 12) & 4095)) || '-' || \
                           lpad(to_hex(n), 12, '0'))::uuid";
@@ -111,11 +111,11 @@ impl Store {
                 "WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM seq WHERE n + 1 < $1) ",
                 "printf('00000000-0000-4000-8000-%012d', n)",
             ),
-            Backend::Postgres(_) => ("", "'00000000-0000-4000-8000-' || lpad(n::text, 12, '0')"),
+            Backend::Postgres(..) => ("", "'00000000-0000-4000-8000-' || lpad(n::text, 12, '0')"),
         };
         let from = match &self.backend {
             Backend::Sqlite(_) => "seq",
-            Backend::Postgres(_) => "generate_series(0::bigint, $1::bigint - 1) AS n",
+            Backend::Postgres(..) => "generate_series(0::bigint, $1::bigint - 1) AS n",
         };
         let sql = format!(
             "{seq}INSERT INTO vms (host, name, uuid, state, state_reason, vcpus, memory_kib, autostart, persistent, \

@@ -23,6 +23,7 @@ mod operations;
 mod outcomes;
 mod overview;
 mod page;
+mod queue_conns;
 mod reconcilers;
 mod retention;
 mod rows;
@@ -83,7 +84,7 @@ macro_rules! with_db {
                 let $pool = &pools.write;
                 $body
             }
-            $crate::store::Backend::Postgres($pool) => {
+            $crate::store::Backend::Postgres($pool, _) => {
                 #[allow(dead_code)]
                 type $db = sqlx::Postgres;
                 $body
@@ -103,7 +104,7 @@ macro_rules! read_db {
                 let $pool = &pools.read;
                 $body
             }
-            $crate::store::Backend::Postgres($pool) => {
+            $crate::store::Backend::Postgres($pool, _) => {
                 #[allow(dead_code)]
                 type $db = sqlx::Postgres;
                 $body
@@ -116,7 +117,8 @@ pub(crate) use read_db;
 #[derive(Debug, Clone)]
 pub(crate) enum Backend {
     Sqlite(SqlitePools),
-    Postgres(PgPool),
+    /// The pool, and the queue's own connections (see [`queue_conns`]).
+    Postgres(PgPool, Arc<queue_conns::QueueConnections>),
 }
 
 /// SQLite allows one writer at a time. Writers in this process queue for the
@@ -261,15 +263,16 @@ impl Store {
             Backend::Sqlite(SqlitePools { write, read })
         } else {
             let options = PgConnectOptions::from_str(url).map_err(|e| Error::invalid("invalid_database_url", e))?;
+            let queue = queue_conns::QueueConnections::new(&options, max_connections, acquire_timeout);
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(acquire_timeout)
                 .connect_with(options)
                 .await?;
-            Backend::Postgres(pool)
+            Backend::Postgres(pool, queue)
         };
         let wakes = Arc::<Wakes>::default();
-        if let Backend::Postgres(pool) = &backend {
+        if let Backend::Postgres(pool, _) = &backend {
             wakes::spawn_announcer(pool.clone(), &wakes);
         }
         Ok(Self {
@@ -319,20 +322,20 @@ impl Store {
     pub fn kind(&self) -> BackendKind {
         match self.backend {
             Backend::Sqlite(_) => BackendKind::Sqlite,
-            Backend::Postgres(_) => BackendKind::Postgres,
+            Backend::Postgres(..) => BackendKind::Postgres,
         }
     }
 
     pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
         match &self.backend {
             Backend::Sqlite(p) => Some(&p.write),
-            Backend::Postgres(_) => None,
+            Backend::Postgres(..) => None,
         }
     }
 
     pub fn postgres_pool(&self) -> Option<&PgPool> {
         match &self.backend {
-            Backend::Postgres(p) => Some(p),
+            Backend::Postgres(p, _) => Some(p),
             Backend::Sqlite(_) => None,
         }
     }
@@ -347,7 +350,7 @@ impl Store {
                 ours.dangerous_set_table_name(MIGRATIONS_TABLE);
                 ours.run(pool).await.map_err(Error::internal)?;
             }
-            Backend::Postgres(pool) => {
+            Backend::Postgres(pool, _) => {
                 let mut ours = clone_migrator(&POSTGRES_MIGRATIONS);
                 ours.dangerous_set_table_name(MIGRATIONS_TABLE);
                 ours.run(pool).await.map_err(Error::internal)?;
@@ -400,7 +403,10 @@ impl Store {
                 p.read.close().await;
                 p.write.close().await;
             }
-            Backend::Postgres(p) => p.close().await,
+            Backend::Postgres(p, queue) => {
+                queue.close().await;
+                p.close().await;
+            }
         }
     }
 }

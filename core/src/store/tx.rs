@@ -183,7 +183,43 @@ pub struct Tx {
 
 pub(crate) enum TxInner {
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
-    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    Postgres(PgTx),
+}
+
+/// A PostgreSQL transaction: on a pooled connection, or on one of the
+/// queue's own (see [`super::queue_conns`]). Derefs to its connection.
+pub(crate) enum PgTx {
+    Pool(sqlx::Transaction<'static, sqlx::Postgres>),
+    Queue(super::queue_conns::QueueTx),
+}
+
+impl PgTx {
+    async fn commit(self) -> std::result::Result<(), sqlx::Error> {
+        match self {
+            Self::Pool(t) => t.commit().await,
+            Self::Queue(t) => t.commit().await,
+        }
+    }
+}
+
+impl std::ops::Deref for PgTx {
+    type Target = PgConnection;
+
+    fn deref(&self) -> &PgConnection {
+        match self {
+            Self::Pool(t) => t,
+            Self::Queue(t) => t,
+        }
+    }
+}
+
+impl std::ops::DerefMut for PgTx {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        match self {
+            Self::Pool(t) => &mut *t,
+            Self::Queue(t) => &mut *t,
+        }
+    }
 }
 
 impl std::fmt::Debug for Tx {
@@ -219,14 +255,15 @@ impl super::Store {
     pub async fn begin(&self) -> Result<Tx> {
         let inner = match &self.backend {
             super::Backend::Sqlite(pools) => TxInner::Sqlite(pools.write.begin().await?),
-            super::Backend::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
+            super::Backend::Postgres(pool, _) => TxInner::Postgres(PgTx::Pool(pool.begin().await?)),
         };
         Ok(self.tx(inner))
     }
 
     /// Opens a write transaction for the queue's own statements (claims,
     /// finishes, their counters), each of which reads a row or a few through
-    /// an index. On PostgreSQL, in the same round trip as `BEGIN`, they are
+    /// an index. On PostgreSQL it runs on one of the queue's own connections
+    /// (see [`super::queue_conns`]), whose settings have these statements
     /// planned once per connection, without sequential scans and with nested
     /// loops only:
     ///
@@ -263,12 +300,9 @@ impl Tx {
         wakes: &std::sync::Arc<crate::queue::Wakes>,
         clock: &crate::time::Clock,
     ) -> Result<Self> {
-        const QUEUE_TX: &str = "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; \
-            SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; \
-            SET LOCAL plan_cache_mode = force_generic_plan";
         let inner = match backend {
             super::Backend::Sqlite(pools) => TxInner::Sqlite(pools.write.begin().await?),
-            super::Backend::Postgres(pool) => TxInner::Postgres(pool.begin_with(QUEUE_TX).await?),
+            super::Backend::Postgres(_, queue) => TxInner::Postgres(PgTx::Queue(queue.begin().await?)),
         };
         Ok(Self::new(inner, wakes, clock))
     }
