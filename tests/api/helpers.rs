@@ -345,10 +345,17 @@ impl TestApp {
     }
 
     /// SIGTERMs the worker process `pid` and waits for it to exit.
+    /// SIGTERM, then the exit status; a worker that did not exit cleanly has
+    /// its log printed, for the test that fails on it.
     pub fn terminate_worker(&mut self, pid: u32) -> std::process::ExitStatus {
         Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
-        let child = self.children.iter_mut().find(|c| c.id() == pid).unwrap();
-        child.wait().unwrap()
+        let n = self.children.iter().position(|c| c.id() == pid).unwrap();
+        let status = self.children[n].wait().unwrap();
+        if !status.success() {
+            let log = std::fs::read_to_string(self.worker_log(n)).unwrap_or_default();
+            eprintln!("worker {n} exited with {status}; its log:\n{log}");
+        }
+        status
     }
 
     pub fn worker_log(&self, n: usize) -> PathBuf {
