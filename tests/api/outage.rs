@@ -15,7 +15,7 @@ use std::{
 use serde_json::json;
 
 use crate::{
-    helpers::{Options, TestApp, unlimited_rate},
+    helpers::{Backend, Options, TestApp, unlimited_rate},
     pg_cluster::Cluster,
 };
 
@@ -171,4 +171,34 @@ async fn postgres_stopped_for_twenty_seconds_fails_fast_and_recovers() {
     assert!(readyz_max < Duration::from_secs(1), "/readyz answered within a second: {readyz_max:?}");
     let fail_fast = Duration::from_millis(ACQUIRE_TIMEOUT_MS + 2_000);
     assert!(submit_max < fail_fast && read_max < fail_fast, "requests fail within the configured wait");
+}
+
+/// Every connection the app holds cut by the server at once (what a restart
+/// leaves in its pools): the next submits are answered 202 on fresh
+/// connections, not 503 on the dead ones, and run. Submits and the worker's
+/// batches run on the queue's own connections, which no liveness check
+/// guards: a dead one is found by its `BEGIN` and replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_cut_by_the_server_are_replaced_unnoticed() {
+    let app = TestApp::spawn_with(Backend::Postgres, Options { env: unlimited_rate(), ..Options::default() }).await;
+    // Submits and batches in flight together, so that several queue connections are open.
+    let warm: Vec<String> = futures_util::future::join_all((0..8).map(|_| app.noop(20, 0))).await;
+    every_accepted_operation_succeeds(&app, &warm).await;
+
+    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&app.database_url).await.unwrap();
+    let cut: i64 = sqlx::query_scalar(
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    assert!(cut >= 3, "the pool's and the queue's connections were cut: {cut}");
+
+    let mut after = Vec::new();
+    for _ in 0..3 {
+        after.push(app.noop(0, 0).await);
+    }
+    every_accepted_operation_succeeds(&app, &after).await;
+    app.stop().await;
 }
