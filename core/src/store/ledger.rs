@@ -138,15 +138,30 @@ fn claim_sql(postgres: bool, groups: &[(WorkClass, String)]) -> String {
     } else {
         format!("id IN ({picked}) AND status IN ('queued', 'retrying')")
     };
-    format!(
-        "WITH {} UPDATE operations SET status = 'running', attempt_count = attempt_count + 1, lease_owner = $2, \
+    let update = format!(
+        "UPDATE operations SET status = 'running', attempt_count = attempt_count + 1, lease_owner = $2, \
          lease_expires_at = $3, started_at = COALESCE(started_at, $4), updated_at = $4 \
-         WHERE {rows} RETURNING {OPERATION_COLUMNS}",
+         WHERE {rows} RETURNING {OPERATION_COLUMNS}"
+    );
+    if !postgres {
+        return format!("WITH {} {update}", ctes.join(", "));
+    }
+    // PostgreSQL opens the attempt rows in the same statement (`$5` the
+    // worker's host, `$6` the clock when the statement was sent). An attempt
+    // never starts before the one it follows ended: a VM's previous operation
+    // may have been closed by a transaction that committed after `$6` was
+    // read but before this statement looked, so the start is at least the
+    // latest end it can see (one probe of the finished index's newest entry).
+    format!(
+        "WITH {}, claimed AS ({update}), opened AS (INSERT INTO operation_attempts \
+         (operation_id, attempt, worker, host, started_at) SELECT c.id, c.attempt_count, $2, $5, \
+         GREATEST($6, (SELECT MAX(finished_at) FROM operations WHERE finished_at IS NOT NULL)) FROM claimed c) \
+         SELECT * FROM claimed",
         ctes.join(", ")
     )
 }
 
-/// PostgreSQL's claim names every class, each limit a parameter (`$5`, `$6`,
+/// PostgreSQL's claim names every class, each limit a parameter (`$7`, `$8`,
 /// … in [`WorkClass::ALL`]'s order; 0 reads nothing): one text whatever the
 /// limits, planned once per connection (see [`Store::begin_queue`]). SQLite
 /// plans a statement in microseconds, but runs a bound `LIMIT` slower (a
@@ -154,7 +169,7 @@ fn claim_sql(postgres: bool, groups: &[(WorkClass, String)]) -> String {
 /// and their limits as numbers.
 static CLAIM_POSTGRES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     let groups: Vec<(WorkClass, String)> =
-        WorkClass::ALL.iter().enumerate().map(|(i, class)| (*class, format!("${}", i + 5))).collect();
+        WorkClass::ALL.iter().enumerate().map(|(i, class)| (*class, format!("${}", i + 7))).collect();
     claim_sql(true, &groups)
 });
 
@@ -239,6 +254,29 @@ impl Store {
     }
 }
 
+/// SQLite: opens the attempt rows of the operations just claimed, in one
+/// statement (PostgreSQL's claim opens them itself, see `claim_sql`).
+async fn open_attempts(
+    c: &mut sqlx::SqliteConnection,
+    rows: &[OperationRow],
+    worker: &str,
+    host: &str,
+    started: Timestamp,
+) -> Result<()> {
+    let values: Vec<String> =
+        (0..rows.len()).map(|i| format!("(${}, ${}, $1, $2, $3)", 2 * i + 4, 2 * i + 5)).collect();
+    let sql = format!(
+        "INSERT INTO operation_attempts (operation_id, attempt, worker, host, started_at) VALUES {}",
+        values.join(", ")
+    );
+    let mut q = sqlx::query(AssertSqlSafe(sql)).bind(worker).bind(host).bind(started);
+    for row in rows {
+        q = q.bind(row.id).bind(row.attempt_count);
+    }
+    q.execute(&mut *c).await?;
+    Ok(())
+}
+
 /// A running operation as taken back from its worker.
 #[derive(Debug, Clone)]
 pub struct TakenBack {
@@ -277,12 +315,18 @@ impl super::Tx {
             (claim_sql(false, &groups).into(), Vec::new())
         };
         let now = self.now();
+        let postgres = self.is_postgres();
+        // PostgreSQL opens the attempts in the claim itself (see `claim_sql`).
+        let started = self.clock_now();
         let claimed = on_tx!(self, |c, Db| {
             let mut q = sqlx::query_as::<Db, OperationRow>(AssertSqlSafe(sql.as_ref()))
                 .bind(queue)
                 .bind(worker)
                 .bind(now.plus(lease))
                 .bind(now);
+            if postgres {
+                q = q.bind(host).bind(started);
+            }
             for limit in &limits {
                 q = q.bind(i64::try_from(*limit).unwrap_or(i64::MAX));
             }
@@ -294,55 +338,16 @@ impl super::Tx {
             Err(e) => return Err(e.into()),
         };
         rows.sort_by_key(|r| r.id);
-        if !rows.is_empty() {
-            // Read after the claim saw the VM's previous operation finished (its
-            // end was stamped before that commit, or earlier in this
-            // transaction): an attempt never starts before the one it follows ended.
-            let started = self.clock_now();
-            self.open_attempts(&rows, worker, host, started).await?;
+        // Read after the claim saw the VM's previous operation finished (its
+        // end was stamped before that commit, or earlier in this
+        // transaction): an attempt never starts before the one it follows ended.
+        let started_now = self.clock_now();
+        if let TxInner::Sqlite(c) = &mut self.inner
+            && !rows.is_empty()
+        {
+            open_attempts(c, &rows, worker, host, started_now).await?;
         }
         Ok(Some(rows.into_iter().map(Into::into).collect()))
-    }
-
-    /// Opens the attempt rows of the operations just claimed, in one
-    /// statement: on PostgreSQL one text whatever their number (arrays).
-    async fn open_attempts(
-        &mut self,
-        rows: &[OperationRow],
-        worker: &str,
-        host: &str,
-        started: Timestamp,
-    ) -> Result<()> {
-        let head = "INSERT INTO operation_attempts (operation_id, attempt, worker, host, started_at)";
-        match &mut self.inner {
-            TxInner::Postgres(c) => {
-                let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.id.0).collect();
-                let attempts: Vec<i32> = rows.iter().map(|r| r.attempt_count).collect();
-                sqlx::query(AssertSqlSafe(format!(
-                    "{head} SELECT a.id, a.attempt, $1, $2, $3 FROM unnest($4::uuid[], $5::int4[]) AS a(id, attempt)"
-                )))
-                .bind(worker)
-                .bind(host)
-                .bind(started)
-                .bind(ids)
-                .bind(attempts)
-                .execute(&mut **c)
-                .await?;
-            }
-            TxInner::Sqlite(c) => {
-                let values: Vec<String> =
-                    (0..rows.len()).map(|i| format!("(${}, ${}, $1, $2, $3)", 2 * i + 4, 2 * i + 5)).collect();
-                let mut q = sqlx::query(AssertSqlSafe(format!("{head} VALUES {}", values.join(", "))))
-                    .bind(worker)
-                    .bind(host)
-                    .bind(started);
-                for row in rows {
-                    q = q.bind(row.id).bind(row.attempt_count);
-                }
-                q.execute(&mut **c).await?;
-            }
-        }
-        Ok(())
     }
 
     /// Takes running operation `id` from `owner` (a stopping worker handing it
