@@ -45,7 +45,7 @@ impl App {
     ) -> Result<Vec<Recorded>> {
         let mut tx = self.store.begin_queue().await?;
         let (recorded, counters) = record_finishes(&mut tx, ended, worker, backoff).await?;
-        tx.add_counters(&counters).await?;
+        tx.add_counters(&counters);
         tx.commit().await?;
         Ok(recorded)
     }
@@ -63,6 +63,10 @@ impl App {
     ) -> Result<(Vec<Recorded>, Vec<(String, Vec<Operation>)>)> {
         let mut tx = self.store.begin_queue().await?;
         let (recorded, counters) = record_finishes(&mut tx, ended, worker, backoff).await?;
+        // On PostgreSQL written by the claim's own statement (one round trip
+        // fewer); the counters' rows are what concurrent batches share, locked
+        // from then until the commit.
+        tx.add_counters(&counters);
         let mut claimed = Vec::with_capacity(next.queues.len());
         for (queue, groups) in &next.queues {
             // A race lost to another worker (for one of the same VMs) fails
@@ -79,8 +83,6 @@ impl App {
                 }
             }
         }
-        // Last: the counters' rows are what concurrent batches share, locked until the commit.
-        tx.add_counters(&counters).await?;
         tx.commit().await?;
         Ok((recorded, claimed))
     }
@@ -98,7 +100,7 @@ impl App {
         let seconds = tx.now().millis_since(started) / 1000.0;
         // Its queue wait is not known here (the hand-back reads no more than it
         // needs): an abandoned attempt counts in the duration histogram only.
-        tx.add_counters(&metrics::attempt_ended(taken.kind, outcome.attempt, seconds, None, finished)).await?;
+        tx.add_counters(&metrics::attempt_ended(taken.kind, outcome.attempt, seconds, None, finished));
         if outcome.failed_for_good() {
             let failed = FailedOperation {
                 id,

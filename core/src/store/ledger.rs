@@ -9,7 +9,9 @@ use serde_json::Value;
 use sqlx::types::Json;
 
 use super::{
-    Store, read_db,
+    Store,
+    metrics::CounterArrays,
+    read_db,
     rows::{OPERATION_COLUMNS, OperationRow},
     tx::{AttemptEnd, LedgerTx, TxInner, on_tx},
     with_db,
@@ -152,8 +154,10 @@ fn claim_sql(postgres: bool, groups: &[(WorkClass, String)]) -> String {
     // may have been closed by a transaction that committed after `$6` was
     // read but before this statement looked, so the start is at least the
     // latest end it can see (one probe of the finished index's newest entry).
+    // And adds the transaction's counters (arrays and shard after the limits, see `Tx::add_counters`).
+    let counted = CounterArrays::upsert_sql(7 + groups.len());
     format!(
-        "WITH {}, claimed AS ({update}), opened AS (INSERT INTO operation_attempts \
+        "WITH counted AS ({counted}), {}, claimed AS ({update}), opened AS (INSERT INTO operation_attempts \
          (operation_id, attempt, worker, host, started_at) SELECT c.id, c.attempt_count, $2, $5, \
          GREATEST($6, (SELECT MAX(finished_at) FROM operations WHERE finished_at IS NOT NULL)) FROM claimed c) \
          SELECT * FROM claimed",
@@ -316,27 +320,47 @@ impl super::Tx {
         };
         let now = self.now();
         let postgres = self.is_postgres();
-        // PostgreSQL opens the attempts in the claim itself (see `claim_sql`).
+        // PostgreSQL opens the attempts and writes the counters in the claim itself (see `claim_sql`).
         let started = self.clock_now();
-        let claimed = on_tx!(self, |c, Db| {
-            let mut q = sqlx::query_as::<Db, OperationRow>(AssertSqlSafe(sql.as_ref()))
-                .bind(queue)
-                .bind(worker)
-                .bind(now.plus(lease))
-                .bind(now);
-            if postgres {
-                q = q.bind(host).bind(started);
+        let limits = limits.iter().map(|limit| i64::try_from(*limit).unwrap_or(i64::MAX));
+        let claimed = match &mut self.inner {
+            TxInner::Postgres(c) => {
+                let counters = CounterArrays::of(&self.counters);
+                let mut q = sqlx::query_as::<sqlx::Postgres, OperationRow>(AssertSqlSafe(sql.as_ref()))
+                    .bind(queue)
+                    .bind(worker)
+                    .bind(now.plus(lease))
+                    .bind(now)
+                    .bind(host)
+                    .bind(started);
+                for limit in limits {
+                    q = q.bind(limit);
+                }
+                q.bind(counters.names)
+                    .bind(counters.labels)
+                    .bind(counters.values)
+                    .bind(counters.shard)
+                    .fetch_all(&mut **c)
+                    .await
             }
-            for limit in &limits {
-                q = q.bind(i64::try_from(*limit).unwrap_or(i64::MAX));
+            TxInner::Sqlite(c) => {
+                sqlx::query_as::<sqlx::Sqlite, OperationRow>(AssertSqlSafe(sql.as_ref()))
+                    .bind(queue)
+                    .bind(worker)
+                    .bind(now.plus(lease))
+                    .bind(now)
+                    .fetch_all(&mut **c)
+                    .await
             }
-            q.fetch_all(&mut *c).await
-        });
+        };
         let mut rows = match claimed {
             Ok(rows) => rows,
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => return Ok(None),
             Err(e) => return Err(e.into()),
         };
+        if postgres {
+            self.counters.clear();
+        }
         rows.sort_by_key(|r| r.id);
         // Read after the claim saw the VM's previous operation finished (its
         // end was stamped before that commit, or earlier in this

@@ -87,40 +87,80 @@ impl Store {
     }
 }
 
+/// What PostgreSQL's counter upsert binds from `$first` on: the series'
+/// names, labels and increments (arrays, in [`in_lock_order`]), and the shard.
+pub(super) struct CounterArrays<'a> {
+    pub names: Vec<&'static str>,
+    pub labels: Vec<&'a str>,
+    pub values: Vec<f64>,
+    pub shard: i16,
+}
+
+impl<'a> CounterArrays<'a> {
+    /// The rows of `deltas` (distinct series), written to the next shard
+    /// (none taken for no rows).
+    pub(super) fn of(deltas: &'a [Delta]) -> Self {
+        let shard = if deltas.is_empty() { 0 } else { next_shard() };
+        let deltas = in_lock_order(deltas);
+        Self {
+            names: deltas.iter().map(|d| d.name).collect(),
+            labels: deltas.iter().map(|d| d.labels.as_str()).collect(),
+            values: deltas.iter().map(|d| d.value).collect(),
+            shard,
+        }
+    }
+
+    /// The upsert, its arrays `$first`..`$first + 2` and its shard `$first + 3`:
+    /// one text whatever the number of series, its rows taken in the order given.
+    pub(super) fn upsert_sql(first: usize) -> String {
+        let [names, labels, values, shard] = [first, first + 1, first + 2, first + 3];
+        format!(
+            "INSERT INTO metric_counters (name, labels, shard, value) SELECT d.name, d.labels, ${shard}, d.value \
+             FROM unnest(${names}::text[], ${labels}::text[], ${values}::float8[]) \
+             WITH ORDINALITY AS d(name, labels, value, n) ORDER BY d.n {UPSERT}"
+        )
+    }
+}
+
+const UPSERT: &str = "ON CONFLICT (name, labels, shard) DO UPDATE SET value = metric_counters.value + excluded.value";
+
 impl super::Tx {
-    /// Adds `deltas` (distinct series) to their counters, in one statement,
-    /// its rows locked in [`in_lock_order`]. On PostgreSQL each transaction
-    /// of this process writes the next of [`COUNTER_SHARDS`] shards, so that
+    /// Adds `deltas` to the counters this transaction writes: on PostgreSQL
+    /// in its next claim's statement, if it claims (see `Tx::claim`), else in
+    /// one statement just before it commits.
+    pub fn add_counters(&mut self, deltas: &[Delta]) {
+        self.counters.extend_from_slice(deltas);
+        self.counters = crate::metrics::merge(std::mem::take(&mut self.counters));
+    }
+
+    /// Writes the counters added and not yet written, in one statement, its
+    /// rows locked in [`in_lock_order`]. On PostgreSQL each transaction of
+    /// this process writes the next of [`COUNTER_SHARDS`] shards, so that
     /// the batches under way at once never wait on each other's rows (and
     /// can share a WAL flush); SQLite has one writer and writes shard 0.
-    pub async fn add_counters(&mut self, deltas: &[Delta]) -> Result<()> {
-        if deltas.is_empty() {
+    pub(super) async fn write_counters(&mut self) -> Result<()> {
+        if self.counters.is_empty() {
             return Ok(());
         }
-        let deltas = in_lock_order(deltas);
-        let upsert = "ON CONFLICT (name, labels, shard) DO UPDATE SET value = metric_counters.value + excluded.value";
+        let deltas = std::mem::take(&mut self.counters);
         match &mut self.inner {
-            // One text whatever the number of series (arrays), its rows taken in the order given.
             TxInner::Postgres(c) => {
-                sqlx::query(AssertSqlSafe(format!(
-                    "INSERT INTO metric_counters (name, labels, shard, value) SELECT d.name, d.labels, $4, d.value \
-                     FROM unnest($1::text[], $2::text[], $3::float8[]) WITH ORDINALITY AS d(name, labels, value, n) \
-                     ORDER BY d.n {upsert}"
-                )))
-                .bind(deltas.iter().map(|d| d.name).collect::<Vec<_>>())
-                .bind(deltas.iter().map(|d| d.labels.as_str()).collect::<Vec<_>>())
-                .bind(deltas.iter().map(|d| d.value).collect::<Vec<_>>())
-                .bind(next_shard())
-                .execute(&mut **c)
-                .await?;
+                let rows = CounterArrays::of(&deltas);
+                sqlx::query(AssertSqlSafe(CounterArrays::upsert_sql(1)))
+                    .bind(rows.names)
+                    .bind(rows.labels)
+                    .bind(rows.values)
+                    .bind(rows.shard)
+                    .execute(&mut **c)
+                    .await?;
             }
             TxInner::Sqlite(c) => {
                 let rows: Vec<String> =
                     (0..deltas.len()).map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3)).collect();
                 let sql =
-                    format!("INSERT INTO metric_counters (name, labels, value) VALUES {} {upsert}", rows.join(", "));
+                    format!("INSERT INTO metric_counters (name, labels, value) VALUES {} {UPSERT}", rows.join(", "));
                 let mut q = sqlx::query(AssertSqlSafe(sql));
-                for d in &deltas {
+                for d in in_lock_order(&deltas) {
                     q = q.bind(d.name).bind(&d.labels).bind(d.value);
                 }
                 q.execute(&mut **c).await?;

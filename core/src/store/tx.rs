@@ -179,6 +179,8 @@ pub struct Tx {
     /// The transaction's instant: every row it writes is stamped with the same time.
     now: Timestamp,
     clock: crate::time::Clock,
+    /// Counter increments added and not yet written (see `Tx::add_counters`).
+    pub(super) counters: Vec<crate::metrics::Delta>,
 }
 
 pub(crate) enum TxInner {
@@ -316,11 +318,14 @@ impl Tx {
             woken: Default::default(),
             now: clock.now(),
             clock: clock.clone(),
+            counters: Vec::new(),
         }
     }
 
-    /// Commits, then announces its queues and wakes its listeners.
-    pub async fn commit(self) -> Result<()> {
+    /// Writes the counters still to write, commits, then announces its
+    /// queues and wakes its listeners.
+    pub async fn commit(mut self) -> Result<()> {
+        self.write_counters().await?;
         match self.inner {
             TxInner::Sqlite(t) => t.commit().await?,
             TxInner::Postgres(t) => t.commit().await?,
