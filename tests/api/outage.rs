@@ -200,5 +200,14 @@ async fn connections_cut_by_the_server_are_replaced_unnoticed() {
         after.push(app.noop(0, 0).await);
     }
     every_accepted_operation_succeeds(&app, &after).await;
+    // The submits and their batches ran on the queue's connections, opened anew.
+    let queue: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1",
+    )
+    .bind("hyperfleet-queue")
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    assert!(queue >= 1, "the queue opened connections of its own after the cut");
     app.stop().await;
 }

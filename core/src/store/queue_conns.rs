@@ -38,6 +38,9 @@ const PLANNER: [(&str, &str); 5] = [
     ("plan_cache_mode", "force_generic_plan"),
 ];
 
+/// What `pg_stat_activity` shows for these connections, apart from the pool's.
+pub const APPLICATION_NAME: &str = "hyperfleet-queue";
+
 #[derive(Debug)]
 pub(crate) struct QueueConnections {
     options: PgConnectOptions,
@@ -56,7 +59,7 @@ impl QueueConnections {
     pub(crate) fn new(options: &PgConnectOptions, max_connections: u32, acquire_timeout: Duration) -> Arc<Self> {
         let open = MAX_CONNECTIONS.min(max_connections).max(1) as usize;
         Arc::new(Self {
-            options: options.clone().options(PLANNER),
+            options: options.clone().options(PLANNER).application_name(APPLICATION_NAME),
             idle: Mutex::default(),
             open: Arc::new(Semaphore::new(open)),
             acquire_timeout,
