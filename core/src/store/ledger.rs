@@ -320,11 +320,11 @@ impl super::Tx {
         };
         let now = self.now();
         let postgres = self.is_postgres();
-        // PostgreSQL opens the attempts and writes the counters in the claim itself (see `claim_sql`).
-        let started = self.clock_now();
         let limits = limits.iter().map(|limit| i64::try_from(*limit).unwrap_or(i64::MAX));
         let claimed = match &mut self.inner {
+            // Opens the attempts and writes the counters in the claim itself (see `claim_sql`).
             TxInner::Postgres(c) => {
+                let started = self.clock.now();
                 let counters = CounterArrays::of(&self.counters);
                 let mut q = sqlx::query_as::<sqlx::Postgres, OperationRow>(AssertSqlSafe(sql.as_ref()))
                     .bind(queue)
@@ -362,14 +362,14 @@ impl super::Tx {
             self.counters.clear();
         }
         rows.sort_by_key(|r| r.id);
-        // Read after the claim saw the VM's previous operation finished (its
-        // end was stamped before that commit, or earlier in this
-        // transaction): an attempt never starts before the one it follows ended.
-        let started_now = self.clock_now();
         if let TxInner::Sqlite(c) = &mut self.inner
             && !rows.is_empty()
         {
-            open_attempts(c, &rows, worker, host, started_now).await?;
+            // Read after the claim saw the VM's previous operation finished (its
+            // end was stamped before that commit, or earlier in this
+            // transaction): an attempt never starts before the one it follows ended.
+            let started = self.clock.now();
+            open_attempts(c, &rows, worker, host, started).await?;
         }
         Ok(Some(rows.into_iter().map(Into::into).collect()))
     }

@@ -178,7 +178,7 @@ pub struct Tx {
     woken: std::collections::BTreeSet<String>,
     /// The transaction's instant: every row it writes is stamped with the same time.
     now: Timestamp,
-    clock: crate::time::Clock,
+    pub(super) clock: crate::time::Clock,
     /// Counter increments added and not yet written (see `Tx::add_counters`).
     pub(super) counters: Vec<crate::metrics::Delta>,
 }
@@ -346,11 +346,6 @@ impl Tx {
     /// The transaction's instant, taken when it began.
     pub fn now(&self) -> Timestamp {
         self.now
-    }
-
-    /// The clock's time now (later than [`Tx::now`]).
-    pub fn clock_now(&self) -> Timestamp {
-        self.clock.now()
     }
 
     /// Tells the workers of `queue`, once this commits, that it has work or a
