@@ -190,6 +190,11 @@ pub struct Operation {
     pub schedule_id: Option<crate::ScheduleId>,
     /// Who asked to cancel it.
     pub cancelled_by: Option<String>,
+    /// When its running attempt started, as its attempt row says: known to
+    /// the worker that claimed it (the claim opened that row), `None` for an
+    /// operation read from the ledger.
+    #[serde(skip)]
+    pub attempt_started_at: Option<Timestamp>,
 }
 
 /// A row of `operation_attempts`: one try at an operation.

@@ -143,6 +143,7 @@ mod tests {
             queue: String::new(),
             schedule_id: None,
             cancelled_by: None,
+            attempt_started_at: None,
         }
     }
 

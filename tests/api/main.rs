@@ -23,6 +23,7 @@ mod crash_safety;
 mod dedup;
 mod disk_full;
 mod fleet;
+mod handover;
 mod health;
 mod helpers;
 mod history_split;

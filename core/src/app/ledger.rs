@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use super::App;
 use crate::{
-    OperationId, Result,
+    OperationId, Result, Timestamp,
     alert::sources::{self, FailedOperation},
     backoff::Backoff,
     health::{Measurement, Status, step},
     metrics,
     operation::Operation,
     outcome::{Finish, Outcome, Recorded},
-    store::{ClaimGroup, HealthRunRecord, PruneCutoffs, PruneReport, Tx},
+    store::{ClaimGroup, Handover, HealthRunRecord, NextClaim, PruneCutoffs, PruneReport, Tx},
 };
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -61,6 +61,9 @@ impl App {
         backoff: &Backoff,
         next: &NextClaims<'_>,
     ) -> Result<(Vec<Recorded>, Vec<(String, Vec<Operation>)>)> {
+        if let Some(done) = self.record_and_claim(ended, worker, backoff, next).await {
+            return done;
+        }
         let mut tx = self.store.begin_queue().await?;
         let (recorded, counters) = record_finishes(&mut tx, ended, worker, backoff).await?;
         // On PostgreSQL written by the claim's own statement (one round trip
@@ -75,16 +78,55 @@ impl App {
             match tx.claim(queue, groups, worker, next.host, next.lease).await? {
                 Some(ops) if !ops.is_empty() => claimed.push((queue.clone(), ops)),
                 Some(_) => {}
-                None => {
-                    return Err(crate::Error::conflict(
-                        "claim_contended",
-                        "a concurrent claim took one of the same VMs",
-                    ));
-                }
+                None => return Err(claim_contended()),
             }
         }
         tx.commit().await?;
         Ok((recorded, claimed))
+    }
+
+    /// [`App::finish_and_claim`] in one statement (see
+    /// [`Store::record_and_claim`]), where it can be: on PostgreSQL, for
+    /// one queue, when no outcome raises an alert (that is a transaction's
+    /// work) and the worker knows when each attempt started. `None` where it
+    /// cannot.
+    async fn record_and_claim(
+        &self,
+        ended: &[(&Operation, Finish)],
+        worker: &str,
+        backoff: &Backoff,
+        next: &NextClaims<'_>,
+    ) -> Option<Result<(Vec<Recorded>, Vec<(String, Vec<Operation>)>)>> {
+        let [(queue, groups)] = next.queues.as_slice() else { return None };
+        if self.store.kind() != crate::store::BackendKind::Postgres {
+            return None;
+        }
+        let now = self.store.now();
+        let mut outcomes = Vec::with_capacity(ended.len());
+        let mut counters = Vec::new();
+        for (op, finish) in ended {
+            let started = op.attempt_started_at?;
+            let outcome = Outcome::of(op, finish.clone(), backoff, now);
+            if outcome.failed_for_good() {
+                return None;
+            }
+            counters.extend(attempt_counters(op, &outcome, started, now).into_iter().map(|d| (op.id, d)));
+            outcomes.push(outcome);
+        }
+        let pairs: Vec<(&Operation, &Outcome)> = ended.iter().map(|(op, _)| *op).zip(&outcomes).collect();
+        let claim = NextClaim { queue, groups, worker, host: next.host, lease: next.lease };
+        Some(match self.store.record_and_claim(&pairs, &counters, now, claim).await {
+            Ok(Handover::Done { held, claimed }) => {
+                let recorded = pairs
+                    .iter()
+                    .map(|(op, o)| if held.contains(&op.id) { Recorded::Status(o.status) } else { Recorded::LeaseLost })
+                    .collect();
+                let claimed = if claimed.is_empty() { Vec::new() } else { vec![(queue.clone(), claimed)] };
+                Ok((recorded, claimed))
+            }
+            Ok(Handover::Contended) => Err(claim_contended()),
+            Err(e) => Err(e),
+        })
     }
 
     /// Hands a running operation back: `owner` = this worker on shutdown, or
@@ -212,11 +254,7 @@ async fn record_finishes(
             recorded.push(Recorded::LeaseLost);
             continue;
         };
-        let finished = outcome.status.is_terminal().then_some(outcome.status);
-        let seconds = tx.now().millis_since(started) / 1000.0;
-        // Runnable since it was created, or since its retry (or hand-back) fell due.
-        let waited = started.millis_since(op.next_attempt_at.unwrap_or(op.created_at)) / 1000.0;
-        deltas.extend(metrics::attempt_ended(op.kind, outcome.attempt, seconds, Some(waited), finished));
+        deltas.extend(attempt_counters(op, outcome, started, tx.now()));
         if outcome.failed_for_good() {
             let failed = FailedOperation {
                 id: op.id,
@@ -232,6 +270,20 @@ async fn record_finishes(
         recorded.push(Recorded::Status(outcome.status));
     }
     Ok((recorded, metrics::merge(deltas)))
+}
+
+/// The counters of attempt `op.attempt_count`, started at `started` and
+/// ended at `now` with `outcome`.
+fn attempt_counters(op: &Operation, outcome: &Outcome, started: Timestamp, now: Timestamp) -> Vec<metrics::Delta> {
+    let finished = outcome.status.is_terminal().then_some(outcome.status);
+    let seconds = now.millis_since(started) / 1000.0;
+    // Runnable since it was created, or since its retry (or hand-back) fell due.
+    let waited = started.millis_since(op.next_attempt_at.unwrap_or(op.created_at)) / 1000.0;
+    metrics::attempt_ended(op.kind, outcome.attempt, seconds, Some(waited), finished)
+}
+
+fn claim_contended() -> crate::Error {
+    crate::Error::conflict("claim_contended", "a concurrent claim took one of the same VMs")
 }
 
 /// Where the slots of attempts that just ended go next: per queue, the

@@ -101,6 +101,7 @@ mod tests {
             queue: "q".into(),
             schedule_id: None,
             cancelled_by: None,
+            attempt_started_at: None,
         }
     }
 

@@ -10,9 +10,10 @@ use sqlx::types::Json;
 
 use super::{
     Store,
+    claim_sql::{CLAIM_POSTGRES, ClaimedRow, claim_limits, claim_sql_sqlite},
     metrics::CounterArrays,
     read_db,
-    rows::{OPERATION_COLUMNS, OperationRow},
+    rows::OperationRow,
     tx::{AttemptEnd, LedgerTx, TxInner, on_tx},
     with_db,
 };
@@ -48,12 +49,6 @@ impl ClaimGroup {
     }
 }
 
-/// How many operations each class may take, in [`WorkClass::ALL`]'s order
-/// (0 for a class no group names): the limits of PostgreSQL's claim.
-fn limits_by_class(groups: &[ClaimGroup]) -> Vec<usize> {
-    WorkClass::ALL.iter().map(|class| groups.iter().filter(|g| g.class == *class).map(|g| g.limit).sum()).collect()
-}
-
 /// What the slots of attempts that ended go to next: per queue (in the order
 /// first seen), one group per class with as many operations as the ended
 /// attempts of that queue and class held slots. `ended` names each attempt's
@@ -82,100 +77,6 @@ pub fn claims_after<'a>(ended: impl IntoIterator<Item = (&'a str, WorkClass)>) -
 /// attempt_count, max_attempts, queue, host, vm, lease_owner, kind, params
 type LeaseRow =
     (i32, i32, String, Option<String>, Option<String>, Option<String>, crate::operation::OperationKind, Json<Value>);
-
-/// The runnable operations of queue `$1` in `class`, oldest first: queued or
-/// due for a retry (`$4` is now), and not behind another operation on its VM
-/// (FIFO per VM; one runs at a time). Both backends read it from the runnable
-/// set's index `(queue, class, id)` — exactly the rows one class's slots may
-/// take, in order, however long another class's backlog or the history — and
-/// the active-per-VM set's.
-///
-/// `queue IN ($1, '')` and `ORDER BY queue, id` (no queue is named `''`) say
-/// the same as `queue = $1 ... ORDER BY id`, but only the runnable index
-/// gives that order. With `= $1` the queue drops out of the order, and
-/// PostgreSQL's generic plan (kept for the connection's life), made while the
-/// statistics saw a backlog of one class, walked the primary key from the
-/// oldest operation past every finished one: 31 million index entries read in
-/// a 20,000-operation drain.
-///
-/// `status IN ('queued', 'retrying')` is the runnable index's predicate word
-/// for word, which SQLite needs to use a partial index (it does not prove it
-/// from the `OR` after it); without it SQLite read every queued row through
-/// the status index and sorted them, each claim.
-fn runnable(class: WorkClass) -> String {
-    // The class's name is the closed set's own literal, never input.
-    format!(
-        "SELECT o.id FROM operations o WHERE o.queue IN ($1, '') AND o.class = '{}' \
-         AND o.status IN ('queued', 'retrying') AND (o.status = 'queued' OR (o.status = 'retrying' AND o.next_attempt_at <= $4)) \
-         AND (o.vm IS NULL OR NOT EXISTS (SELECT 1 FROM operations o2 WHERE o2.host = o.host AND o2.vm = o.vm \
-         AND o2.status IN ('queued', 'retrying', 'running') AND o2.vm IS NOT NULL \
-         AND o2.id <> o.id AND (o2.status = 'running' OR o2.id < o.id))) ORDER BY o.queue, o.id",
-        class.as_str()
-    )
-}
-
-/// The claim: one candidate set per `(class, limit)` — the limit a number
-/// or a parameter — MATERIALIZED so that each is read and locked exactly once.
-fn claim_sql(postgres: bool, groups: &[(WorkClass, String)]) -> String {
-    // PostgreSQL: workers of several processes share a queue; each skips the
-    // rows another is claiming instead of queueing behind their locks.
-    let lock = if postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
-    let ctes: Vec<String> = groups
-        .iter()
-        .enumerate()
-        .map(|(i, (class, limit))| format!("g{i} AS MATERIALIZED ({} LIMIT {limit} {lock})", runnable(*class)))
-        .collect();
-    let picked: Vec<String> = (0..groups.len()).map(|i| format!("SELECT id FROM g{i}")).collect();
-    let picked = picked.join(" UNION ALL ");
-    // PostgreSQL: the rows are found by their ids only (`= ANY` of the
-    // candidates, an index condition on the primary key), and the candidates
-    // are locked, so their status needs no second look. With `id IN (…) AND
-    // status IN (…)`, a plan made while the ledger was near empty found the
-    // rows to update through the runnable index — every queued row, each
-    // claim — and matched them against the candidates (a backlog of 10,000
-    // read in full by each claim of a few). SQLite has one writer and looks
-    // each id up.
-    let rows = if postgres {
-        format!("id = ANY(ARRAY({picked}))")
-    } else {
-        format!("id IN ({picked}) AND status IN ('queued', 'retrying')")
-    };
-    let update = format!(
-        "UPDATE operations SET status = 'running', attempt_count = attempt_count + 1, lease_owner = $2, \
-         lease_expires_at = $3, started_at = COALESCE(started_at, $4), updated_at = $4 \
-         WHERE {rows} RETURNING {OPERATION_COLUMNS}"
-    );
-    if !postgres {
-        return format!("WITH {} {update}", ctes.join(", "));
-    }
-    // PostgreSQL opens the attempt rows in the same statement (`$5` the
-    // worker's host, `$6` the clock when the statement was sent). An attempt
-    // never starts before the one it follows ended: a VM's previous operation
-    // may have been closed by a transaction that committed after `$6` was
-    // read but before this statement looked, so the start is at least the
-    // latest end it can see (one probe of the finished index's newest entry).
-    // And adds the transaction's counters (arrays and shard after the limits, see `Tx::add_counters`).
-    let counted = CounterArrays::upsert_sql(7 + groups.len());
-    format!(
-        "WITH counted AS ({counted}), {}, claimed AS ({update}), opened AS (INSERT INTO operation_attempts \
-         (operation_id, attempt, worker, host, started_at) SELECT c.id, c.attempt_count, $2, $5, \
-         GREATEST($6, (SELECT MAX(finished_at) FROM operations WHERE finished_at IS NOT NULL)) FROM claimed c) \
-         SELECT * FROM claimed",
-        ctes.join(", ")
-    )
-}
-
-/// PostgreSQL's claim names every class, each limit a parameter (`$7`, `$8`,
-/// … in [`WorkClass::ALL`]'s order; 0 reads nothing): one text whatever the
-/// limits, planned once per connection (see [`Store::begin_queue`]). SQLite
-/// plans a statement in microseconds, but runs a bound `LIMIT` slower (a
-/// claim 0.8 ms against 0.25 ms): its claim names the classes with free slots
-/// and their limits as numbers.
-static CLAIM_POSTGRES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let groups: Vec<(WorkClass, String)> =
-        WorkClass::ALL.iter().enumerate().map(|(i, class)| (*class, format!("${}", i + 7))).collect();
-    claim_sql(true, &groups)
-});
 
 impl Store {
     /// Claims for `worker` on `host` up to each group's limit of the oldest
@@ -262,7 +163,7 @@ impl Store {
 /// statement (PostgreSQL's claim opens them itself, see `claim_sql`).
 async fn open_attempts(
     c: &mut sqlx::SqliteConnection,
-    rows: &[OperationRow],
+    rows: &[Operation],
     worker: &str,
     host: &str,
     started: Timestamp,
@@ -311,29 +212,21 @@ impl super::Tx {
         if groups.iter().all(|g| g.limit == 0) {
             return Ok(Some(Vec::new()));
         }
-        let (sql, limits): (std::borrow::Cow<'static, str>, Vec<usize>) = if self.is_postgres() {
-            (CLAIM_POSTGRES.as_str().into(), limits_by_class(groups))
-        } else {
-            let groups: Vec<(WorkClass, String)> =
-                groups.iter().filter(|g| g.limit > 0).map(|g| (g.class, g.limit.to_string())).collect();
-            (claim_sql(false, &groups).into(), Vec::new())
-        };
         let now = self.now();
         let postgres = self.is_postgres();
-        let limits = limits.iter().map(|limit| i64::try_from(*limit).unwrap_or(i64::MAX));
-        let claimed = match &mut self.inner {
-            // Opens the attempts and writes the counters in the claim itself (see `claim_sql`).
+        let claimed: std::result::Result<Vec<Operation>, sqlx::Error> = match &mut self.inner {
+            // Opens the attempts and writes the counters in the claim itself (see `claim_ctes_postgres`).
             TxInner::Postgres(c) => {
                 let started = self.clock.now();
                 let counters = CounterArrays::of(&self.counters);
-                let mut q = sqlx::query_as::<sqlx::Postgres, OperationRow>(AssertSqlSafe(sql.as_ref()))
+                let mut q = sqlx::query_as::<sqlx::Postgres, ClaimedRow>(AssertSqlSafe(CLAIM_POSTGRES.as_str()))
                     .bind(queue)
                     .bind(worker)
                     .bind(now.plus(lease))
                     .bind(now)
                     .bind(host)
                     .bind(started);
-                for limit in limits {
+                for limit in claim_limits(groups) {
                     q = q.bind(limit);
                 }
                 q.bind(counters.names)
@@ -342,36 +235,43 @@ impl super::Tx {
                     .bind(counters.shard)
                     .fetch_all(&mut **c)
                     .await
+                    .map(|rows| rows.into_iter().map(Operation::from).collect())
             }
             TxInner::Sqlite(c) => {
-                sqlx::query_as::<sqlx::Sqlite, OperationRow>(AssertSqlSafe(sql.as_ref()))
+                let groups: Vec<(WorkClass, String)> =
+                    groups.iter().filter(|g| g.limit > 0).map(|g| (g.class, g.limit.to_string())).collect();
+                sqlx::query_as::<sqlx::Sqlite, OperationRow>(AssertSqlSafe(claim_sql_sqlite(&groups)))
                     .bind(queue)
                     .bind(worker)
                     .bind(now.plus(lease))
                     .bind(now)
                     .fetch_all(&mut **c)
                     .await
+                    .map(|rows| rows.into_iter().map(Operation::from).collect())
             }
         };
-        let mut rows = match claimed {
-            Ok(rows) => rows,
+        let mut claimed = match claimed {
+            Ok(claimed) => claimed,
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => return Ok(None),
             Err(e) => return Err(e.into()),
         };
         if postgres {
             self.counters.clear();
         }
-        rows.sort_by_key(|r| r.id);
+        claimed.sort_by_key(|op| op.id);
         if let TxInner::Sqlite(c) = &mut self.inner
-            && !rows.is_empty()
+            && !claimed.is_empty()
         {
             // Read after the claim saw the VM's previous operation finished (its
             // end was stamped before that commit, or earlier in this
             // transaction): an attempt never starts before the one it follows ended.
             let started = self.clock.now();
-            open_attempts(c, &rows, worker, host, started).await?;
+            open_attempts(c, &claimed, worker, host, started).await?;
+            for op in &mut claimed {
+                op.attempt_started_at = Some(started);
+            }
         }
-        Ok(Some(rows.into_iter().map(Into::into).collect()))
+        Ok(Some(claimed))
     }
 
     /// Takes running operation `id` from `owner` (a stopping worker handing it
@@ -459,20 +359,5 @@ mod tests {
             ]
         );
         assert!(claims_after([]).is_empty(), "nothing ended, nothing to claim");
-    }
-
-    #[test]
-    fn each_class_claims_its_own_limit_and_others_none() {
-        let groups = [ClaimGroup::of_class(WorkClass::Alerts, 3), ClaimGroup::of_class(WorkClass::Vm, 2)];
-        let limits = limits_by_class(&groups);
-        assert_eq!(limits.len(), WorkClass::ALL.len());
-        for (class, limit) in WorkClass::ALL.iter().zip(&limits) {
-            let expected = match class {
-                WorkClass::Alerts => 3,
-                WorkClass::Vm => 2,
-                _ => 0,
-            };
-            assert_eq!(*limit, expected, "{class:?}");
-        }
     }
 }

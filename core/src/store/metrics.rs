@@ -2,7 +2,7 @@
 
 use super::{Store, read_db, tx::TxInner};
 use crate::{
-    Result, Timestamp,
+    OperationId, Result, Timestamp,
     backup::{BackupState, VerifyResult},
     metrics::{Delta, in_lock_order},
 };
@@ -119,6 +119,51 @@ impl<'a> CounterArrays<'a> {
              FROM unnest(${names}::text[], ${labels}::text[], ${values}::float8[]) \
              WITH ORDINALITY AS d(name, labels, value, n) ORDER BY d.n {UPSERT}"
         )
+    }
+}
+
+/// [`CounterArrays`] whose every row belongs to an operation: the counters of
+/// attempts whose outcomes a statement records, each added only if that
+/// statement recorded its attempt (its id among those of `held`), summed per
+/// series there.
+pub(super) struct HeldCounterArrays<'a> {
+    ops: Vec<uuid::Uuid>,
+    rows: CounterArrays<'a>,
+}
+
+impl<'a> HeldCounterArrays<'a> {
+    /// The rows of `deltas` (each an operation's, series repeating), in
+    /// [`in_lock_order`], for the next shard (none taken for no rows).
+    pub(super) fn of(deltas: &'a [(OperationId, Delta)]) -> Self {
+        let mut ordered: Vec<&(OperationId, Delta)> = deltas.iter().collect();
+        ordered.sort_by(|(_, a), (_, b)| (a.name, &a.labels).cmp(&(b.name, &b.labels)));
+        Self {
+            ops: ordered.iter().map(|(op, _)| op.0).collect(),
+            rows: CounterArrays {
+                names: ordered.iter().map(|(_, d)| d.name).collect(),
+                labels: ordered.iter().map(|(_, d)| d.labels.as_str()).collect(),
+                values: ordered.iter().map(|(_, d)| d.value).collect(),
+                shard: if deltas.is_empty() { 0 } else { next_shard() },
+            },
+        }
+    }
+
+    /// The upsert, its arrays (operations, names, labels, increments)
+    /// `$first`..`$first + 3` and its shard `$first + 4`; `held` a query of
+    /// the ids whose rows count. Series in the order of their first row.
+    pub(super) fn upsert_sql(first: usize, held: &str) -> String {
+        let [ops, names, labels, values, shard] = [first, first + 1, first + 2, first + 3, first + 4];
+        format!(
+            "INSERT INTO metric_counters (name, labels, shard, value) SELECT d.name, d.labels, ${shard}, SUM(d.value) \
+             FROM unnest(${ops}::uuid[], ${names}::text[], ${labels}::text[], ${values}::float8[]) \
+             WITH ORDINALITY AS d(op, name, labels, value, n) WHERE d.op IN ({held}) \
+             GROUP BY d.name, d.labels ORDER BY MIN(d.n) {UPSERT}"
+        )
+    }
+
+    /// Binds the arrays and the shard, in order, after what `query` binds already.
+    pub(super) fn bind<'q>(self, query: super::outcomes::PgQuery<'q>) -> super::outcomes::PgQuery<'q> {
+        query.bind(self.ops).bind(self.rows.names).bind(self.rows.labels).bind(self.rows.values).bind(self.rows.shard)
     }
 }
 

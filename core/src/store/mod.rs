@@ -13,7 +13,9 @@ mod backups;
 mod bench_fill;
 mod bench_queue;
 mod changes;
+mod claim_sql;
 mod group_commit;
+mod handover;
 mod health;
 mod inventory;
 mod ledger;
@@ -53,6 +55,7 @@ pub use backups::{BackupFilter, BackupRecord, NewVerification, VerificationRecor
 pub use bench_queue::{DrainFigures, Fill};
 pub use changes::Change;
 pub use group_commit::{LocalWorker, Reservation};
+pub use handover::{Handover, NextClaim};
 pub use health::{HealthEventRecord, HealthResultRecord, HealthRunRecord, HealthStateRecord};
 pub use inventory::{DiskUsage, HostRecord, IsoRecord, SystemInfo, VmRecord};
 pub use ledger::{Claim, ClaimGroup, TakenBack, claims_after};

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use sqlx::{AssertSqlSafe, types::Json};
+use sqlx::{AssertSqlSafe, Row as _, types::Json};
 
 use super::tx::{TxInner, on_tx};
 use crate::{
@@ -63,45 +63,22 @@ impl super::Tx {
     async fn close(&mut self, ended: &[(&Operation, &Outcome)], worker: &str) -> Result<Closed> {
         let now = self.now();
         let postgres = self.is_postgres();
-        let update = "UPDATE operations SET status = v.status, result = v.result, error_class = v.error_class, \
-             error_code = v.error_code, last_error = v.last_error, next_attempt_at = v.next_attempt_at, \
-             finished_at = v.finished_at, lease_owner = NULL, lease_expires_at = NULL, updated_at = $1 \
-             FROM v WHERE operations.id = v.id AND operations.status = 'running' AND operations.lease_owner = $2";
         let rows: Vec<(OperationId, Option<Timestamp>)> = match &mut self.inner {
             // One text whatever the batch's size (arrays): prepared and planned once per connection.
             TxInner::Postgres(c) => {
                 let sql = format!(
-                    "WITH v AS (SELECT * FROM unnest($3::uuid[], $4::int4[], $5::text[], $6::jsonb[], $7::text[], \
-                     $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[], $12::text[]) \
-                     AS v({OUTCOME_COLUMNS})), fin AS ({update} RETURNING operations.id), \
-                     att AS (UPDATE operation_attempts SET finished_at = $1, outcome = v.outcome, \
-                     error_class = v.error_class, error_code = v.error_code, message = v.last_error \
-                     FROM v JOIN fin ON fin.id = v.id \
-                     WHERE operation_attempts.operation_id = v.id AND operation_attempts.attempt = v.attempt \
-                     AND operation_attempts.finished_at IS NULL \
-                     RETURNING operation_attempts.operation_id, operation_attempts.started_at) \
-                     SELECT fin.id, att.started_at FROM fin LEFT JOIN att ON att.operation_id = fin.id"
+                    "WITH {} SELECT fin.id, att.started_at FROM fin LEFT JOIN att ON att.operation_id = fin.id",
+                    close_ctes_postgres("$1", "$2", 3)
                 );
-                sqlx::query_as::<sqlx::Postgres, (OperationId, Option<Timestamp>)>(AssertSqlSafe(sql))
-                    .bind(now)
-                    .bind(worker)
-                    .bind(ended.iter().map(|(op, _)| op.id.0).collect::<Vec<_>>())
-                    .bind(ended.iter().map(|(op, _)| op.attempt_count).collect::<Vec<_>>())
-                    .bind(ended.iter().map(|(_, o)| o.status.as_str()).collect::<Vec<_>>())
-                    .bind(ended.iter().map(|(_, o)| o.result.as_ref().map(Json)).collect::<Vec<_>>())
-                    .bind(ended.iter().map(|(_, o)| o.error_class.map(ErrorClass::as_str)).collect::<Vec<_>>())
-                    .bind(ended.iter().map(|(_, o)| o.error_code.as_deref()).collect::<Vec<_>>())
-                    .bind(ended.iter().map(|(_, o)| o.message.as_deref()).collect::<Vec<_>>())
-                    .bind(ended.iter().map(|(_, o)| o.next_attempt_at.map(|t| t.0)).collect::<Vec<_>>())
-                    .bind(ended.iter().map(|(_, o)| o.status.is_terminal().then_some(now.0)).collect::<Vec<_>>())
-                    .bind(ended.iter().map(|(_, o)| o.attempt.as_str()).collect::<Vec<_>>())
-                    .fetch_all(&mut **c)
-                    .await?
+                let query = OutcomeArrays::of(ended, now).bind(sqlx::query(AssertSqlSafe(sql)).bind(now).bind(worker));
+                let rows = query.fetch_all(&mut **c).await?;
+                rows.iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?))).collect::<Result<_, sqlx::Error>>()?
             }
             TxInner::Sqlite(c) => {
                 let sql = format!(
-                    "WITH v({OUTCOME_COLUMNS}) AS (VALUES {}) {update} RETURNING operations.id, NULL",
-                    values(ended.len(), 10, 2)
+                    "WITH v({OUTCOME_COLUMNS}) AS (VALUES {}) {} RETURNING operations.id, NULL",
+                    values(ended.len(), 10, 2),
+                    close_update("$1", "$2")
                 );
                 let mut q = sqlx::query_as::<sqlx::Sqlite, (OperationId, Option<Timestamp>)>(AssertSqlSafe(sql))
                     .bind(now)
@@ -159,6 +136,92 @@ impl super::Tx {
         })?)
     }
 }
+
+/// The `UPDATE` that moves each operation of `v` whose lease `worker` still
+/// holds (`now` the instant; both placeholders).
+fn close_update(now: &str, worker: &str) -> String {
+    format!(
+        "UPDATE operations SET status = v.status, result = v.result, error_class = v.error_class, \
+         error_code = v.error_code, last_error = v.last_error, next_attempt_at = v.next_attempt_at, \
+         finished_at = v.finished_at, lease_owner = NULL, lease_expires_at = NULL, updated_at = {now} \
+         FROM v WHERE operations.id = v.id AND operations.status = 'running' AND operations.lease_owner = {worker}"
+    )
+}
+
+/// PostgreSQL's close as common table expressions to put in a `WITH`: `v`
+/// (the outcomes, [`OutcomeArrays`] bound from `$first` on), `fin` (the
+/// operations moved, each id) and `att` (their attempt rows closed, each
+/// `operation_id` and `started_at`); `now` and `worker` are placeholders.
+pub(super) fn close_ctes_postgres(now: &str, worker: &str, first: usize) -> String {
+    let arrays = ["uuid", "int4", "text", "jsonb", "text", "text", "text", "timestamptz", "timestamptz", "text"];
+    let arrays: Vec<String> = arrays.iter().enumerate().map(|(i, t)| format!("${}::{t}[]", first + i)).collect();
+    format!(
+        "v AS (SELECT * FROM unnest({}) AS v({OUTCOME_COLUMNS})), fin AS ({} RETURNING operations.id), \
+         att AS (UPDATE operation_attempts SET finished_at = {now}, outcome = v.outcome, \
+         error_class = v.error_class, error_code = v.error_code, message = v.last_error \
+         FROM v JOIN fin ON fin.id = v.id \
+         WHERE operation_attempts.operation_id = v.id AND operation_attempts.attempt = v.attempt \
+         AND operation_attempts.finished_at IS NULL \
+         RETURNING operation_attempts.operation_id, operation_attempts.started_at)",
+        arrays.join(", "),
+        close_update(now, worker)
+    )
+}
+
+/// The outcomes of a batch as PostgreSQL's close binds them: one array per
+/// column of [`OUTCOME_COLUMNS`], in its order.
+pub(super) struct OutcomeArrays<'a> {
+    ids: Vec<uuid::Uuid>,
+    attempts: Vec<i32>,
+    statuses: Vec<&'static str>,
+    results: Vec<Option<Json<&'a serde_json::Value>>>,
+    classes: Vec<Option<&'static str>>,
+    codes: Vec<Option<&'a str>>,
+    messages: Vec<Option<&'a str>>,
+    next_attempts: Vec<Option<chrono::DateTime<chrono::Utc>>>,
+    finished: Vec<Option<chrono::DateTime<chrono::Utc>>>,
+    outcomes: Vec<&'static str>,
+}
+
+impl<'a> OutcomeArrays<'a> {
+    /// The arrays of `ended`, closed at `now`.
+    pub(super) fn of(ended: &[(&Operation, &'a Outcome)], now: Timestamp) -> Self {
+        let outcomes = || ended.iter().map(|(_, o)| *o);
+        Self {
+            ids: ended.iter().map(|(op, _)| op.id.0).collect(),
+            attempts: ended.iter().map(|(op, _)| op.attempt_count).collect(),
+            statuses: outcomes().map(|o| o.status.as_str()).collect(),
+            results: outcomes().map(|o| o.result.as_ref().map(Json)).collect(),
+            classes: outcomes().map(|o| o.error_class.map(ErrorClass::as_str)).collect(),
+            codes: outcomes().map(|o| o.error_code.as_deref()).collect(),
+            messages: outcomes().map(|o| o.message.as_deref()).collect(),
+            next_attempts: outcomes().map(|o| o.next_attempt_at.map(|t| t.0)).collect(),
+            finished: outcomes().map(|o| o.status.is_terminal().then_some(now.0)).collect(),
+            outcomes: outcomes().map(|o| o.attempt.as_str()).collect(),
+        }
+    }
+
+    /// Binds the arrays, in order, after what `query` binds already.
+    pub(super) fn bind<'q>(self, query: PgQuery<'q>) -> PgQuery<'q> {
+        query
+            .bind(self.ids)
+            .bind(self.attempts)
+            .bind(self.statuses)
+            .bind(self.results)
+            .bind(self.classes)
+            .bind(self.codes)
+            .bind(self.messages)
+            .bind(self.next_attempts)
+            .bind(self.finished)
+            .bind(self.outcomes)
+    }
+}
+
+/// How many parameters [`OutcomeArrays`] binds.
+pub(super) const OUTCOME_ARRAYS: usize = 10;
+
+/// A PostgreSQL statement being bound.
+pub(super) type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 /// The columns of each ended attempt's row in [`Tx::close`]'s `VALUES`.
 const OUTCOME_COLUMNS: &str =

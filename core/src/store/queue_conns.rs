@@ -70,10 +70,7 @@ impl QueueConnections {
     /// if its `BEGIN` succeeds, else a new one. Waits at most the acquire
     /// timeout for a free connection, and as long again to open one.
     pub(crate) async fn begin(self: &Arc<Self>) -> Result<QueueTx, sqlx::Error> {
-        let slot = tokio::time::timeout(self.acquire_timeout, self.open.clone().acquire_owned())
-            .await
-            .map_err(|_| sqlx::Error::PoolTimedOut)?
-            .map_err(|_| sqlx::Error::PoolClosed)?;
+        let slot = self.slot().await?;
         while let Some(Idle { mut conn, opened }) = self.take_idle() {
             match sqlx::raw_sql("BEGIN").execute(&mut conn).await {
                 Ok(_) => return Ok(self.handing_out(conn, opened, slot)),
@@ -81,11 +78,34 @@ impl QueueConnections {
                 Err(e) => tracing::debug!(error = %e, "a queue connection was broken; using another"),
             }
         }
-        let mut conn = tokio::time::timeout(self.acquire_timeout, PgConnection::connect_with(&self.options))
-            .await
-            .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        let mut conn = self.connect().await?;
         sqlx::raw_sql("BEGIN").execute(&mut conn).await?;
         Ok(self.handing_out(conn, Instant::now(), slot))
+    }
+
+    /// A connection of the queue's own for one statement that is its own
+    /// transaction (no `BEGIN`, no `COMMIT`: one round trip in all). Nothing
+    /// checks it first: a connection broken meanwhile fails the statement,
+    /// and is closed. Call [`QueueTx::done`] once the statement answered.
+    pub(crate) async fn one_statement(self: &Arc<Self>) -> Result<QueueTx, sqlx::Error> {
+        let slot = self.slot().await?;
+        match self.take_idle() {
+            Some(Idle { conn, opened }) => Ok(self.handing_out(conn, opened, slot)),
+            None => Ok(self.handing_out(self.connect().await?, Instant::now(), slot)),
+        }
+    }
+
+    async fn slot(&self) -> Result<OwnedSemaphorePermit, sqlx::Error> {
+        tokio::time::timeout(self.acquire_timeout, self.open.clone().acquire_owned())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?
+            .map_err(|_| sqlx::Error::PoolClosed)
+    }
+
+    async fn connect(&self) -> Result<PgConnection, sqlx::Error> {
+        tokio::time::timeout(self.acquire_timeout, PgConnection::connect_with(&self.options))
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?
     }
 
     /// Closes the idle connections; those handed out close as they come back.
@@ -136,6 +156,19 @@ impl QueueTx {
         sqlx::raw_sql("COMMIT").execute(&mut *self).await?;
         self.ended = true;
         Ok(())
+    }
+
+    /// Gives back a connection of [`QueueConnections::one_statement`] whose
+    /// statement answered (it committed or failed on its own); one whose
+    /// transport failed is closed instead.
+    pub(crate) fn done(mut self, answered: bool) {
+        if answered {
+            self.ended = true;
+        } else if let Some(conn) = self.conn.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move { conn.close().await });
+        }
     }
 }
 

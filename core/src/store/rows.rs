@@ -74,6 +74,7 @@ impl From<OperationRow> for Operation {
             queue: r.queue,
             schedule_id: r.schedule_id,
             cancelled_by: r.cancelled_by,
+            attempt_started_at: None,
         }
     }
 }
