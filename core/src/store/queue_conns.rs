@@ -9,6 +9,9 @@
 //! [`super::Store::begin_queue`] go in its startup packet), and handed out
 //! as it is. A connection broken meanwhile is found by its `BEGIN`, which
 //! has done nothing yet: it is dropped and the transaction begins on another.
+//! A statement that is its own transaction (the completer's hand-over, see
+//! `store::handover`) sends no `BEGIN`: on a broken connection it fails, the
+//! connection is closed, and its caller does the work the transaction's way.
 
 use std::{
     ops::{Deref, DerefMut},
