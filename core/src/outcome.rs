@@ -108,12 +108,32 @@ impl Outcome {
     pub fn failed_for_good(&self) -> bool {
         self.status == OperationStatus::Failed
     }
+
+    /// Whether recording this outcome of an operation on `vm` (if any) gives
+    /// its queue work to look at: a retry to wait for, or the next operation
+    /// on the same VM, runnable once this one ended.
+    pub fn wakes_its_queue(&self, vm: Option<&str>) -> bool {
+        self.next_attempt_at.is_some() || vm.is_some()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::operation::OperationKind;
+
+    #[test]
+    fn a_retry_or_a_vm_wakes_the_queue() {
+        let backoff = Backoff::default();
+        let now = Timestamp::now();
+        let retry = Outcome::abandoned(1, 3, true, "handed back".into(), &backoff, now);
+        assert!(retry.next_attempt_at.is_some());
+        assert!(retry.wakes_its_queue(None), "its retry waits there");
+        let last = Outcome::abandoned(3, 3, true, "handed back".into(), &backoff, now);
+        assert!(last.next_attempt_at.is_none());
+        assert!(!last.wakes_its_queue(None), "nothing waits behind it");
+        assert!(last.wakes_its_queue(Some("web")), "the next operation on its VM may run now");
+    }
 
     fn op(attempt_count: i32, max_attempts: i32) -> Operation {
         let now = Timestamp::now();

@@ -18,7 +18,7 @@ use super::{
     Backend, Store,
     claim_sql::{AFTER_CLAIM_LIMITS, CLAIMED_ROWS, ClaimedRow, claim_ctes_postgres, claim_limits},
     metrics::HeldCounterArrays,
-    outcomes::{OUTCOME_ARRAYS, OutcomeArrays, close_ctes_postgres},
+    outcomes::{OUTCOME_ARRAYS, OutcomeArrays, close_ctes_postgres, queues_to_wake},
 };
 use crate::{
     OperationId, Result, Timestamp, metrics::Delta, operation::Operation, outcome::Outcome, store::ClaimGroup,
@@ -95,23 +95,20 @@ impl Store {
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => return Ok(Handover::Contended),
             Err(e) => return Err(e.into()),
         };
-        let mut held = BTreeSet::new();
+        // Every row names the ids recorded; a row without an id claimed nothing.
+        let held: BTreeSet<OperationId> = match rows.first() {
+            Some(row) => row.try_get::<Vec<uuid::Uuid>, _>("held")?.into_iter().map(OperationId).collect(),
+            None => BTreeSet::new(),
+        };
         let mut claimed = Vec::with_capacity(rows.len());
         for row in &rows {
-            held.extend(row.try_get::<Vec<uuid::Uuid>, _>("held")?.into_iter().map(OperationId));
             if row.try_get::<Option<OperationId>, _>("id")?.is_some() {
                 claimed.push(Operation::from(ClaimedRow::from_row(row)?));
             }
         }
         claimed.sort_by_key(|op| op.id);
-        let mut queues = BTreeSet::new();
-        for (op, outcome) in ended.iter().filter(|(op, _)| held.contains(&op.id)) {
-            if outcome.next_attempt_at.is_some() || op.vm.is_some() {
-                queues.insert(crate::queue::queue_for(op.host.as_deref()));
-            }
-        }
-        for queue in &queues {
-            self.wakes.announce(queue);
+        for queue in queues_to_wake(ended, &held) {
+            self.wakes.announce(&queue);
         }
         Ok(Handover::Done { held, claimed })
     }

@@ -320,7 +320,7 @@ impl super::Tx {
             .map(|r| r.rows_affected())
         })?;
         let started = self.close_attempt(id, taken.attempt, outcome).await?;
-        if outcome.next_attempt_at.is_some() || taken.vm.is_some() {
+        if outcome.wakes_its_queue(taken.vm.as_deref()) {
             self.announce(&taken.queue);
         }
         Ok(started.unwrap_or(now))

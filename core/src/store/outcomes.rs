@@ -13,6 +13,17 @@ use crate::{
     outcome::Outcome,
 };
 
+/// The queues that recording `ended` gives work to look at (see
+/// [`Outcome::wakes_its_queue`]), of the operations among `held` (those
+/// actually recorded).
+pub(super) fn queues_to_wake(ended: &[(&Operation, &Outcome)], held: &BTreeSet<OperationId>) -> BTreeSet<String> {
+    ended
+        .iter()
+        .filter(|(op, o)| held.contains(&op.id) && o.wakes_its_queue(op.vm.as_deref()))
+        .map(|(op, _)| crate::queue::queue_for(op.host.as_deref()))
+        .collect()
+}
+
 /// `(...), (...)` rows of `width` placeholders, numbered after the first `skip`.
 fn values(rows: usize, width: usize, skip: usize) -> String {
     (0..rows)
@@ -39,14 +50,7 @@ impl super::Tx {
             return Ok(Vec::new());
         }
         let (held, started) = self.close(ended, worker).await?;
-        let closing: Vec<&(&Operation, &Outcome)> = ended.iter().filter(|(op, _)| held.contains(&op.id)).collect();
-        let mut queues = BTreeSet::new();
-        for (op, o) in &closing {
-            if o.next_attempt_at.is_some() || op.vm.is_some() {
-                queues.insert(crate::queue::queue_for(op.host.as_deref()));
-            }
-        }
-        for queue in queues {
+        for queue in queues_to_wake(ended, &held) {
             self.announce(&queue);
         }
         let now = self.now();
