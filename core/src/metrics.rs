@@ -150,8 +150,15 @@ pub fn merge(deltas: Vec<Delta>) -> Vec<Delta> {
 /// never wait on each other in a cycle.
 pub fn in_lock_order(deltas: &[Delta]) -> Vec<&Delta> {
     let mut ordered: Vec<&Delta> = deltas.iter().collect();
-    ordered.sort_unstable_by(|a, b| (a.name, &a.labels).cmp(&(b.name, &b.labels)));
+    ordered.sort_unstable_by(|a, b| a.lock_key().cmp(&b.lock_key()));
     ordered
+}
+
+impl Delta {
+    /// Where this series' counter row comes in [`in_lock_order`].
+    pub fn lock_key(&self) -> (&'static str, &str) {
+        (self.name, &self.labels)
+    }
 }
 
 /// One metric family for the text format.

@@ -9,10 +9,11 @@ use std::time::Duration;
 use hyperfleet_core::{
     app::NextClaims,
     backoff::Backoff,
-    operation::WorkClass,
-    outcome::{Finish, Recorded},
+    metrics::Delta,
+    operation::{Operation, WorkClass},
+    outcome::{Finish, Outcome, Recorded},
     queue::SHARED_QUEUE,
-    store::{Claim, ClaimGroup, Fill},
+    store::{Claim, ClaimGroup, Fill, Handover, NextClaim},
 };
 use serde_json::json;
 
@@ -81,3 +82,37 @@ async fn a_lost_lease_is_neither_recorded_nor_counted(backend: Backend) {
 }
 
 crate::on_both_backends!(a_lost_lease_is_neither_recorded_nor_counted);
+
+/// PostgreSQL's one statement itself (`Store::record_and_claim`, which the
+/// completer's batches take there): the same answers, from one statement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_records_and_claims_in_one_statement() {
+    let app = TestApp::spawn_with(Backend::Postgres, Options { worker: false, ..Options::default() }).await;
+    let core = app.core().await;
+    let store = core.store().clone();
+    store.bench_fill("one-statement", 4, Fill::Queued).await.unwrap();
+    let two = [ClaimGroup::of_class(WorkClass::Diagnostics, 2)];
+    let Claim::Claimed(running) = store.claim(SHARED_QUEUE, &two, "w1", "hv1", LEASE).await.unwrap() else {
+        panic!("nothing claimed")
+    };
+    let backoff = Backoff::default();
+    assert!(core.abandon(running[1].id, Some("w1"), "taken back by the test", &backoff).await.unwrap());
+
+    let now = store.now();
+    let outcomes: Vec<Outcome> =
+        running.iter().map(|op| Outcome::of(op, Finish::Succeeded(json!({"ok": true})), &backoff, now)).collect();
+    let ended: Vec<(&Operation, &Outcome)> = running.iter().zip(&outcomes).collect();
+    let counted = Delta { name: "hyperfleet_attempts_total", labels: "test=\"one-statement\"".into(), value: 1.0 };
+    let counters: Vec<_> = running.iter().map(|op| (op.id, counted.clone())).collect();
+    let claim = NextClaim { queue: SHARED_QUEUE, groups: &two, worker: "w1", host: "hv1", lease: LEASE };
+    let Handover::Done { held, claimed } = store.record_and_claim(&ended, &counters, now, claim).await.unwrap() else {
+        panic!("contended")
+    };
+
+    assert_eq!(held.into_iter().collect::<Vec<_>>(), [running[0].id], "the lease lost is not recorded");
+    assert_eq!(counter(&core, counted.name, &counted.labels).await, 1.0, "nor counted");
+    assert_eq!(claimed.iter().map(|op| op.id).next(), Some(running[1].id), "oldest first");
+    assert_eq!(claimed.len(), 2);
+    assert!(claimed.iter().all(|op| op.attempt_started_at.is_some()));
+    app.stop().await;
+}

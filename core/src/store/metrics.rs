@@ -136,7 +136,7 @@ impl<'a> HeldCounterArrays<'a> {
     /// [`in_lock_order`], for the next shard (none taken for no rows).
     pub(super) fn of(deltas: &'a [(OperationId, Delta)]) -> Self {
         let mut ordered: Vec<&(OperationId, Delta)> = deltas.iter().collect();
-        ordered.sort_by(|(_, a), (_, b)| (a.name, &a.labels).cmp(&(b.name, &b.labels)));
+        ordered.sort_by(|(_, a), (_, b)| a.lock_key().cmp(&b.lock_key()));
         Self {
             ops: ordered.iter().map(|(op, _)| op.0).collect(),
             rows: CounterArrays {

@@ -70,11 +70,8 @@ impl super::Tx {
         let rows: Vec<(OperationId, Option<Timestamp>)> = match &mut self.inner {
             // One text whatever the batch's size (arrays): prepared and planned once per connection.
             TxInner::Postgres(c) => {
-                let sql = format!(
-                    "WITH {} SELECT fin.id, att.started_at FROM fin LEFT JOIN att ON att.operation_id = fin.id",
-                    close_ctes_postgres("$1", "$2", 3)
-                );
-                let query = OutcomeArrays::of(ended, now).bind(sqlx::query(AssertSqlSafe(sql)).bind(now).bind(worker));
+                let query = sqlx::query(AssertSqlSafe(CLOSE_POSTGRES.as_str())).bind(now).bind(worker);
+                let query = OutcomeArrays::of(ended, now).bind(query);
                 let rows = query.fetch_all(&mut **c).await?;
                 rows.iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?))).collect::<Result<_, sqlx::Error>>()?
             }
@@ -220,6 +217,15 @@ impl<'a> OutcomeArrays<'a> {
             .bind(self.outcomes)
     }
 }
+
+/// PostgreSQL's close (`$1` now, `$2` the worker, the arrays from `$3`):
+/// each id moved and when its attempt started. Built once.
+static CLOSE_POSTGRES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH {} SELECT fin.id, att.started_at FROM fin LEFT JOIN att ON att.operation_id = fin.id",
+        close_ctes_postgres("$1", "$2", 3)
+    )
+});
 
 /// How many parameters [`OutcomeArrays`] binds.
 pub(super) const OUTCOME_ARRAYS: usize = 10;
