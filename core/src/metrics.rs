@@ -129,7 +129,7 @@ pub fn attempt_ended(
 }
 
 /// Sums increments of the same series, so that many attempts' counters are
-/// added by one statement (which must name each series once); first-seen order.
+/// appended as one row per series; first-seen order.
 pub fn merge(deltas: Vec<Delta>) -> Vec<Delta> {
     let mut out: Vec<Delta> = Vec::new();
     let mut at: std::collections::HashMap<(&'static str, String), usize> = std::collections::HashMap::new();
@@ -143,22 +143,6 @@ pub fn merge(deltas: Vec<Delta>) -> Vec<Delta> {
         }
     }
     out
-}
-
-/// `deltas` in the order their counter rows are locked: by series, the same
-/// for every writer, so that two transactions adding to the same counters
-/// never wait on each other in a cycle.
-pub fn in_lock_order(deltas: &[Delta]) -> Vec<&Delta> {
-    let mut ordered: Vec<&Delta> = deltas.iter().collect();
-    ordered.sort_unstable_by(|a, b| a.lock_key().cmp(&b.lock_key()));
-    ordered
-}
-
-impl Delta {
-    /// Where this series' counter row comes in [`in_lock_order`].
-    pub fn lock_key(&self) -> (&'static str, &str) {
-        (self.name, &self.labels)
-    }
 }
 
 /// One metric family for the text format.
@@ -284,16 +268,6 @@ pub fn render(families: &[Family]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn batches_lock_shared_counters_in_one_order() {
-        let d = |name, labels: &str| Delta { name, labels: labels.to_owned(), value: 1.0 };
-        let first = [d("b_total", "k=\"x\""), d("a_total", "k=\"y\""), d("a_total", "k=\"x\"")];
-        let second = [d("a_total", "k=\"x\""), d("b_total", "k=\"x\""), d("a_total", "k=\"y\"")];
-        let order = |ds: &[Delta]| in_lock_order(ds).iter().map(|d| (d.name, d.labels.clone())).collect::<Vec<_>>();
-        assert_eq!(order(&first), order(&second));
-        assert_eq!(order(&first)[0], ("a_total", "k=\"x\"".to_owned()));
-    }
 
     #[test]
     fn merged_attempts_name_each_series_once_with_the_sum() {

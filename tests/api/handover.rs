@@ -21,7 +21,7 @@ use crate::helpers::*;
 
 const LEASE: Duration = Duration::from_secs(60);
 
-/// The sum of a counter series over its shards (0 if it was never written).
+/// The figure of a counter series (0 if it was never written).
 async fn counter(core: &hyperfleet_core::app::App, name: &str, labels: &str) -> f64 {
     let counters = core.store().metric_counters().await.unwrap();
     counters.iter().filter(|(n, l, _)| n == name && l == labels).map(|(_, _, v)| v).sum()
@@ -84,35 +84,55 @@ async fn a_lost_lease_is_neither_recorded_nor_counted(backend: Backend) {
 crate::on_both_backends!(a_lost_lease_is_neither_recorded_nor_counted);
 
 /// PostgreSQL's one statement itself (`Store::record_and_claim`, which the
-/// completer's batches take there): the same answers, from one statement.
+/// completer's batches take there): a batch recorded whole, counted once and
+/// followed by the next claim; or, a lease lost, nothing written at all (the
+/// completer then records it the transaction's way, as above).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_records_and_claims_in_one_statement() {
     let app = TestApp::spawn_with(Backend::Postgres, Options { worker: false, ..Options::default() }).await;
     let core = app.core().await;
     let store = core.store().clone();
-    store.bench_fill("one-statement", 4, Fill::Queued).await.unwrap();
+    store.bench_fill("one-statement", 6, Fill::Queued).await.unwrap();
     let two = [ClaimGroup::of_class(WorkClass::Diagnostics, 2)];
-    let Claim::Claimed(running) = store.claim(SHARED_QUEUE, &two, "w1", "hv1", LEASE).await.unwrap() else {
+    let claim = NextClaim { queue: SHARED_QUEUE, groups: &two, worker: "w1", host: "hv1", lease: LEASE };
+    let counted = Delta { name: "hyperfleet_attempts_total", labels: "test=\"one-statement\"".into(), value: 2.0 };
+    let backoff = Backoff::default();
+    let succeed = |running: &[Operation]| -> Vec<Outcome> {
+        let now = store.now();
+        running.iter().map(|op| Outcome::of(op, Finish::Succeeded(json!({"ok": true})), &backoff, now)).collect()
+    };
+    let Claim::Claimed(first) = store.claim(SHARED_QUEUE, &two, "w1", "hv1", LEASE).await.unwrap() else {
         panic!("nothing claimed")
     };
-    let backoff = Backoff::default();
-    assert!(core.abandon(running[1].id, Some("w1"), "taken back by the test", &backoff).await.unwrap());
 
-    let now = store.now();
-    let outcomes: Vec<Outcome> =
-        running.iter().map(|op| Outcome::of(op, Finish::Succeeded(json!({"ok": true})), &backoff, now)).collect();
-    let ended: Vec<(&Operation, &Outcome)> = running.iter().zip(&outcomes).collect();
-    let counted = Delta { name: "hyperfleet_attempts_total", labels: "test=\"one-statement\"".into(), value: 1.0 };
-    let counters: Vec<_> = running.iter().map(|op| (op.id, counted.clone())).collect();
-    let claim = NextClaim { queue: SHARED_QUEUE, groups: &two, worker: "w1", host: "hv1", lease: LEASE };
-    let Handover::Done { held, claimed } = store.record_and_claim(&ended, &counters, now, claim).await.unwrap() else {
-        panic!("contended")
+    // Whole: both recorded, the batch's increments appended once, two more claimed.
+    let outcomes = succeed(&first);
+    let ended: Vec<(&Operation, &Outcome)> = first.iter().zip(&outcomes).collect();
+    let Handover::Done { claimed: second } =
+        store.record_and_claim(&ended, std::slice::from_ref(&counted), store.now(), claim).await.unwrap()
+    else {
+        panic!("not recorded whole")
     };
+    for op in &first {
+        let read = app.get(&format!("/api/v1/operations/{}", op.id)).await;
+        assert_eq!(read.body["status"], "succeeded", "{}", read.body);
+    }
+    assert_eq!(counter(&core, counted.name, &counted.labels).await, 2.0);
+    assert_eq!(second.len(), 2);
+    assert!(second[0].id < second[1].id, "oldest first");
+    assert!(second.iter().all(|op| op.attempt_started_at.is_some()));
 
-    assert_eq!(held.into_iter().collect::<Vec<_>>(), [running[0].id], "the lease lost is not recorded");
-    assert_eq!(counter(&core, counted.name, &counted.labels).await, 1.0, "nor counted");
-    assert_eq!(claimed.iter().map(|op| op.id).next(), Some(running[1].id), "oldest first");
-    assert_eq!(claimed.len(), 2);
-    assert!(claimed.iter().all(|op| op.attempt_started_at.is_some()));
+    // One of the next batch is taken back (as the reaper would): the statement
+    // writes nothing at all — neither outcome, nor counter, nor claim.
+    assert!(core.abandon(second[1].id, Some("w1"), "taken back by the test", &backoff).await.unwrap());
+    let outcomes = succeed(&second);
+    let ended: Vec<(&Operation, &Outcome)> = second.iter().zip(&outcomes).collect();
+    let answer = store.record_and_claim(&ended, std::slice::from_ref(&counted), store.now(), claim).await.unwrap();
+    assert!(matches!(answer, Handover::LeaseLost), "{answer:?}");
+    let kept = app.get(&format!("/api/v1/operations/{}", second[0].id)).await;
+    assert_eq!(kept.body["status"], "running", "{}", kept.body);
+    assert_eq!(counter(&core, counted.name, &counted.labels).await, 2.0, "nor counted");
+    let queued = app.get("/api/v1/operations?status=queued").await;
+    assert_eq!(queued.body["items"].as_array().map(Vec::len), Some(2), "nor claimed: {}", queued.body);
     app.stop().await;
 }

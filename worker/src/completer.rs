@@ -109,9 +109,9 @@ const POSTGRES_LANES: usize = 3;
 /// On PostgreSQL [`POSTGRES_LANES`] batches may be under way at once: while
 /// one waits for its commit (the WAL flush), the attempts that ended
 /// meanwhile start the next instead of waiting for it, and they can share one
-/// flush. Their claims skip each other's rows; their counters go to different
-/// shards of the counter rows (see `Tx::add_counters`), so none waits for
-/// another's commit. SQLite has one writer, so there a second batch would
+/// flush. Their claims skip each other's rows, and their counters are
+/// appended, not updated in place (see `Store::fold_counters`), so none waits
+/// for another's commit. SQLite has one writer, so there a second batch would
 /// only wait, smaller.
 pub(crate) async fn complete(
     app: App,

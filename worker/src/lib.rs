@@ -75,6 +75,11 @@ impl WorkerConfig {
 
 const REAP_EVERY: Duration = Duration::from_secs(2);
 
+/// How often the counter increments appended meanwhile are folded into the
+/// counters (see `Store::fold_counters`): a few thousand rows at a busy
+/// queue's pace.
+const FOLD_COUNTERS_EVERY: Duration = Duration::from_secs(2);
+
 /// Runs a worker until `shutdown` is cancelled, then drains it.
 pub async fn run(store: Store, cfg: WorkerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let worker_id = format!("{}-{}-{}", cfg.host, std::process::id(), ulid::Ulid::new());
@@ -129,6 +134,7 @@ async fn housekeeping(
     let mut heartbeat = tokio::time::interval(cfg.heartbeat);
     let mut inventory = tokio::time::interval(cfg.inventory_interval);
     let mut reap = tokio::time::interval(REAP_EVERY);
+    let mut fold = tokio::time::interval(FOLD_COUNTERS_EVERY);
     let store = app.store().clone();
     loop {
         tokio::select! {
@@ -153,6 +159,10 @@ async fn housekeeping(
                 Ok(r) if r.abandoned > 0 => tracing::info!(abandoned = r.abandoned, "reaped"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "reaper failed"),
+            },
+            _ = fold.tick() => if let Err(e) = store.fold_counters().await {
+                // Nothing is lost: the increments stay, counted when read, for the next fold.
+                tracing::warn!(error = %e, "folding the counter increments failed");
             },
         }
     }

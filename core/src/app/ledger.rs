@@ -89,7 +89,7 @@ impl App {
     /// [`Store::record_and_claim`]), where it can be: on PostgreSQL, for
     /// one queue, when no outcome raises an alert (that is a transaction's
     /// work) and the worker knows when each attempt started. `None` where it
-    /// cannot.
+    /// cannot, or where a lease of the batch was lost (nothing was written).
     async fn record_and_claim(
         &self,
         ended: &[(&Operation, Finish)],
@@ -110,23 +110,23 @@ impl App {
             if outcome.failed_for_good() {
                 return None;
             }
-            counters.extend(attempt_counters(op, &outcome, started, now).into_iter().map(|d| (op.id, d)));
+            counters.extend(attempt_counters(op, &outcome, started, now));
             outcomes.push(outcome);
         }
+        let counters = metrics::merge(counters);
         let pairs: Vec<(&Operation, &Outcome)> = ended.iter().map(|(op, _)| *op).zip(&outcomes).collect();
         let claim = NextClaim { queue, groups, worker, host: next.host, lease: next.lease };
-        Some(match self.store.record_and_claim(&pairs, &counters, now, claim).await {
-            Ok(Handover::Done { held, claimed }) => {
-                let recorded = pairs
-                    .iter()
-                    .map(|(op, o)| if held.contains(&op.id) { Recorded::Status(o.status) } else { Recorded::LeaseLost })
-                    .collect();
+        match self.store.record_and_claim(&pairs, &counters, now, claim).await {
+            Ok(Handover::Done { claimed }) => {
+                let recorded = outcomes.iter().map(|o| Recorded::Status(o.status)).collect();
                 let claimed = if claimed.is_empty() { Vec::new() } else { vec![(queue.clone(), claimed)] };
-                Ok((recorded, claimed))
+                Some(Ok((recorded, claimed)))
             }
-            Ok(Handover::Contended) => Err(claim_contended()),
-            Err(e) => Err(e),
-        })
+            // The transaction's way records the outcomes still held, each counted alone.
+            Ok(Handover::LeaseLost) => None,
+            Ok(Handover::Contended) => Some(Err(claim_contended())),
+            Err(e) => Some(Err(e)),
+        }
     }
 
     /// Hands a running operation back: `owner` = this worker on shutdown, or

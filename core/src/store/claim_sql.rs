@@ -142,13 +142,13 @@ pub(super) fn claim_limits(groups: &[ClaimGroup]) -> impl Iterator<Item = i64> {
 
 /// PostgreSQL's claim names every class, each limit a parameter (0 reads
 /// nothing): one text whatever the limits, planned once per connection (see
-/// [`super::Store::begin_queue`]). It adds the transaction's counters too (arrays
-/// and shard after the limits, see `Tx::add_counters`). SQLite plans a
+/// [`super::Store::begin_queue`]). It appends the transaction's counter increments too
+/// (arrays after the limits, see `Tx::add_counters`). SQLite plans a
 /// statement in microseconds, but runs a bound `LIMIT` slower (a claim
 /// 0.8 ms against 0.25 ms): its claim names the classes with free slots and
 /// their limits as numbers.
 pub(super) static CLAIM_POSTGRES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let counted = CounterArrays::upsert_sql(AFTER_CLAIM_LIMITS);
+    let counted = CounterArrays::append_sql(AFTER_CLAIM_LIMITS);
     format!("WITH counted AS ({counted}), {} {CLAIMED_ROWS}", claim_ctes_postgres())
 });
 

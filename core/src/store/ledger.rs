@@ -232,7 +232,6 @@ impl super::Tx {
                 q.bind(counters.names)
                     .bind(counters.labels)
                     .bind(counters.values)
-                    .bind(counters.shard)
                     .fetch_all(&mut **c)
                     .await
                     .map(|rows| rows.into_iter().map(Operation::from).collect())

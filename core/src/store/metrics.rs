@@ -2,9 +2,9 @@
 
 use super::{Store, read_db, tx::TxInner};
 use crate::{
-    OperationId, Result, Timestamp,
+    Result, Timestamp,
     backup::{BackupState, VerifyResult},
-    metrics::{Delta, in_lock_order},
+    metrics::Delta,
 };
 use sqlx::AssertSqlSafe;
 
@@ -20,29 +20,57 @@ pub struct BackupMetricRow {
     pub last_at: Option<Timestamp>,
 }
 
-/// How many rows each counter series may be spread over (PostgreSQL).
-pub const COUNTER_SHARDS: u8 = 8;
-
-/// The shard this process's next counter-writing transaction writes.
-static NEXT_SHARD: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
-
-/// The shard for the next transaction's counters: the shards in turn, so
-/// that transactions begun one after the other (the batches under way at
-/// once) write different rows.
-fn next_shard() -> i16 {
-    i16::from(NEXT_SHARD.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % COUNTER_SHARDS)
-}
-
 impl Store {
-    /// Every counter series: (name, labels, value), its shards summed.
+    /// Every counter series: (name, labels, value), what was folded and the
+    /// increments appended since summed (one snapshot, so a fold under way is
+    /// seen before or after, never half).
     pub async fn metric_counters(&self) -> Result<Vec<(String, String, f64)>> {
         Ok(read_db!(self, |pool, Db| {
             sqlx::query_as::<Db, (String, String, f64)>(
-                "SELECT name, labels, SUM(value) FROM metric_counters GROUP BY name, labels ORDER BY name, labels",
+                "SELECT name, labels, SUM(value) FROM (SELECT name, labels, value FROM metric_counters \
+                 UNION ALL SELECT name, labels, value FROM metric_counter_increments) AS c \
+                 GROUP BY name, labels ORDER BY name, labels",
             )
             .fetch_all(pool)
             .await
         })?)
+    }
+
+    /// Moves the counter increments appended so far into the counters, in
+    /// one transaction: each increment is added exactly once, whoever folds
+    /// at the same time. How many increments it moved.
+    ///
+    /// PostgreSQL: an increment committed after the `DELETE` began is not
+    /// seen by it and waits for the next fold; one another fold deleted
+    /// first is skipped once that commits. The sums are added in one order
+    /// of series, so two folds never wait on each other in a cycle. SQLite
+    /// has one writer: nothing is appended between its two statements.
+    pub async fn fold_counters(&self) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let folded = match &mut tx.inner {
+            TxInner::Postgres(c) => {
+                sqlx::query_scalar::<_, i64>(AssertSqlSafe(format!(
+                    "WITH d AS (DELETE FROM metric_counter_increments RETURNING name, labels, value), \
+                 added AS (INSERT INTO metric_counters (name, labels, value) SELECT name, labels, SUM(value) FROM d \
+                 GROUP BY name, labels ORDER BY name, labels {UPSERT}) SELECT COUNT(*) FROM d"
+                )))
+                .fetch_one(&mut **c)
+                .await?
+            }
+            TxInner::Sqlite(c) => {
+                // `WHERE true`: SQLite's upsert after a SELECT needs it to parse.
+                sqlx::query(AssertSqlSafe(format!(
+                    "INSERT INTO metric_counters (name, labels, value) SELECT name, labels, SUM(value) \
+                     FROM metric_counter_increments WHERE true GROUP BY name, labels {UPSERT}"
+                )))
+                .execute(&mut **c)
+                .await?;
+                let deleted = sqlx::query("DELETE FROM metric_counter_increments").execute(&mut **c).await?;
+                i64::try_from(deleted.rows_affected()).unwrap_or(i64::MAX)
+            }
+        };
+        tx.commit().await?;
+        Ok(u64::try_from(folded).unwrap_or(0))
     }
 
     /// Operations not finished, counted by status, kind and host.
@@ -87,86 +115,37 @@ impl Store {
     }
 }
 
-/// What PostgreSQL's counter upsert binds from `$first` on: the series'
-/// names, labels and increments (arrays, in [`in_lock_order`]), and the shard.
+/// What PostgreSQL's append of counter increments binds from `$first` on:
+/// the series' names, labels and increments, as arrays.
 pub(super) struct CounterArrays<'a> {
     pub names: Vec<&'static str>,
     pub labels: Vec<&'a str>,
     pub values: Vec<f64>,
-    pub shard: i16,
 }
 
 impl<'a> CounterArrays<'a> {
-    /// The rows of `deltas` (distinct series), written to the next shard
-    /// (none taken for no rows).
+    /// The rows of `deltas`.
     pub(super) fn of(deltas: &'a [Delta]) -> Self {
-        let shard = if deltas.is_empty() { 0 } else { next_shard() };
-        let deltas = in_lock_order(deltas);
         Self {
             names: deltas.iter().map(|d| d.name).collect(),
             labels: deltas.iter().map(|d| d.labels.as_str()).collect(),
             values: deltas.iter().map(|d| d.value).collect(),
-            shard,
         }
     }
 
-    /// The upsert, its arrays `$first`..`$first + 2` and its shard `$first + 3`:
-    /// one text whatever the number of series, its rows taken in the order given.
-    pub(super) fn upsert_sql(first: usize) -> String {
-        let [names, labels, values, shard] = [first, first + 1, first + 2, first + 3];
+    /// The append, its arrays `$first`..`$first + 2`: one text whatever the
+    /// number of series.
+    pub(super) fn append_sql(first: usize) -> String {
+        let [names, labels, values] = [first, first + 1, first + 2];
         format!(
-            "INSERT INTO metric_counters (name, labels, shard, value) SELECT d.name, d.labels, ${shard}, d.value \
-             FROM unnest(${names}::text[], ${labels}::text[], ${values}::float8[]) \
-             WITH ORDINALITY AS d(name, labels, value, n) ORDER BY d.n {UPSERT}"
+            "INSERT INTO metric_counter_increments (name, labels, value) \
+             SELECT * FROM unnest(${names}::text[], ${labels}::text[], ${values}::float8[])"
         )
     }
 }
 
-/// [`CounterArrays`] whose every row belongs to an operation: the counters of
-/// attempts whose outcomes a statement records, each added only if that
-/// statement recorded its attempt (its id among those of `held`), summed per
-/// series there.
-pub(super) struct HeldCounterArrays<'a> {
-    ops: Vec<uuid::Uuid>,
-    rows: CounterArrays<'a>,
-}
-
-impl<'a> HeldCounterArrays<'a> {
-    /// The rows of `deltas` (each an operation's, series repeating), in
-    /// [`in_lock_order`], for the next shard (none taken for no rows).
-    pub(super) fn of(deltas: &'a [(OperationId, Delta)]) -> Self {
-        let mut ordered: Vec<&(OperationId, Delta)> = deltas.iter().collect();
-        ordered.sort_by(|(_, a), (_, b)| a.lock_key().cmp(&b.lock_key()));
-        Self {
-            ops: ordered.iter().map(|(op, _)| op.0).collect(),
-            rows: CounterArrays {
-                names: ordered.iter().map(|(_, d)| d.name).collect(),
-                labels: ordered.iter().map(|(_, d)| d.labels.as_str()).collect(),
-                values: ordered.iter().map(|(_, d)| d.value).collect(),
-                shard: if deltas.is_empty() { 0 } else { next_shard() },
-            },
-        }
-    }
-
-    /// The upsert, its arrays (operations, names, labels, increments)
-    /// `$first`..`$first + 3` and its shard `$first + 4`; `held` a query of
-    /// the ids whose rows count. Series in the order of their first row.
-    pub(super) fn upsert_sql(first: usize, held: &str) -> String {
-        let [ops, names, labels, values, shard] = [first, first + 1, first + 2, first + 3, first + 4];
-        format!(
-            "INSERT INTO metric_counters (name, labels, shard, value) SELECT d.name, d.labels, ${shard}, SUM(d.value) \
-             FROM unnest(${ops}::uuid[], ${names}::text[], ${labels}::text[], ${values}::float8[]) \
-             WITH ORDINALITY AS d(op, name, labels, value, n) WHERE d.op IN ({held}) \
-             GROUP BY d.name, d.labels ORDER BY MIN(d.n) {UPSERT}"
-        )
-    }
-
-    /// Binds the arrays and the shard, in order, after what `query` binds already.
-    pub(super) fn bind<'q>(self, query: super::outcomes::PgQuery<'q>) -> super::outcomes::PgQuery<'q> {
-        query.bind(self.ops).bind(self.rows.names).bind(self.rows.labels).bind(self.rows.values).bind(self.rows.shard)
-    }
-}
-
+/// Adds a fold's sums to the counters (shard 0: the shards of earlier
+/// versions are summed when read like any row).
 const UPSERT: &str = "ON CONFLICT (name, labels, shard) DO UPDATE SET value = metric_counters.value + excluded.value";
 
 impl super::Tx {
@@ -178,11 +157,8 @@ impl super::Tx {
         self.counters = crate::metrics::merge(std::mem::take(&mut self.counters));
     }
 
-    /// Writes the counters added and not yet written, in one statement, its
-    /// rows locked in [`in_lock_order`]. On PostgreSQL each transaction of
-    /// this process writes the next of [`COUNTER_SHARDS`] shards, so that
-    /// the batches under way at once never wait on each other's rows (and
-    /// can share a WAL flush); SQLite has one writer and writes shard 0.
+    /// Appends the counter increments added and not yet written, in one
+    /// statement (see [`Store::fold_counters`]).
     pub(super) async fn write_counters(&mut self) -> Result<()> {
         if self.counters.is_empty() {
             return Ok(());
@@ -191,11 +167,10 @@ impl super::Tx {
         match &mut self.inner {
             TxInner::Postgres(c) => {
                 let rows = CounterArrays::of(&deltas);
-                sqlx::query(AssertSqlSafe(CounterArrays::upsert_sql(1)))
+                sqlx::query(AssertSqlSafe(CounterArrays::append_sql(1)))
                     .bind(rows.names)
                     .bind(rows.labels)
                     .bind(rows.values)
-                    .bind(rows.shard)
                     .execute(&mut **c)
                     .await?;
             }
@@ -203,35 +178,14 @@ impl super::Tx {
                 let rows: Vec<String> =
                     (0..deltas.len()).map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3)).collect();
                 let sql =
-                    format!("INSERT INTO metric_counters (name, labels, value) VALUES {} {UPSERT}", rows.join(", "));
+                    format!("INSERT INTO metric_counter_increments (name, labels, value) VALUES {}", rows.join(", "));
                 let mut q = sqlx::query(AssertSqlSafe(sql));
-                for d in in_lock_order(&deltas) {
+                for d in &deltas {
                     q = q.bind(d.name).bind(&d.labels).bind(d.value);
                 }
                 q.execute(&mut **c).await?;
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counter_transactions_take_the_shards_in_turn() {
-        // Other tests of this process may take shards meanwhile: each turn is
-        // read relative to the one before, over more than a wrap of the counter.
-        let mut last = next_shard();
-        let mut seen = std::collections::BTreeSet::new();
-        for _ in 0..300 {
-            let shard = next_shard();
-            assert!((0..i16::from(COUNTER_SHARDS)).contains(&shard), "{shard}");
-            assert_ne!(shard, last, "two transactions in a row share a shard");
-            seen.insert(shard);
-            last = shard;
-        }
-        assert_eq!(seen.len(), usize::from(COUNTER_SHARDS));
     }
 }
