@@ -76,7 +76,12 @@ async fn counters_are_exact_after_a_known_workload(backend: Backend) {
     let (a, b) = tokio::join!(core.store().fold_counters(), core.store().fold_counters());
     a.unwrap();
     b.unwrap();
-    assert_eq!(core.store().metric_counters().await.unwrap(), before);
+    let after = core.store().metric_counters().await.unwrap();
+    // Sums of durations may differ in their last bits: added in another order.
+    let same = |(n, l, v): &(String, String, f64), (m, k, w): &(String, String, f64)| {
+        n == m && l == k && (v - w).abs() <= 1e-9 * v.abs().max(1.0)
+    };
+    assert!(before.len() == after.len() && before.iter().zip(&after).all(|(b, a)| same(b, a)), "{before:?} {after:?}");
     assert_eq!(core.store().fold_counters().await.unwrap(), 0, "nothing left to fold");
     app.stop().await;
 }

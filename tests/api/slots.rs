@@ -51,11 +51,21 @@ async fn a_flood_of_one_class_never_delays_another(backend: Backend) {
 /// transaction that stores it (the 202 already says `running`, and its
 /// attempt is open); with its slots full, work is stored queued and waits.
 async fn a_submit_fills_a_free_slot_in_its_own_commit(backend: Backend) {
-    let env = vec![("HYPERFLEET__WORKER__SLOTS__DIAGNOSTICS".to_owned(), "2".to_owned())];
+    // Each queue's fetch holds every free slot while it looks, so a submit
+    // that meets one finds none free and stores its work queued (the fetch
+    // then takes it). The queues look only when woken here: no poll every
+    // 100 ms for a submit to meet.
+    let env = vec![
+        ("HYPERFLEET__WORKER__SLOTS__DIAGNOSTICS".to_owned(), "2".to_owned()),
+        ("HYPERFLEET__WORKER__POLL_INTERVAL_MS".to_owned(), "60000".to_owned()),
+    ];
     let app = TestApp::spawn_with(backend, Options { env, ..Options::default() }).await;
     // Once one has run, the worker's queues are served.
     let first = app.noop(0, 0).await;
     app.wait_status(&first, &["succeeded"]).await;
+    // Its slot coming back started a look of each queue (finding nothing);
+    // once those have given the slots back, the queues wait without them.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 
     let submit = || async {
         let r = app.post("/api/v1/diagnostics/noop", json!({"sleep_ms": 60_000})).await;
