@@ -54,7 +54,8 @@ pub enum Handover {
 
 /// The statement: the close, the batch's counter increments and the claim;
 /// answers each operation claimed, or one row of nulls if none was. Stops
-/// with [`LEASE_LOST`] unless it recorded every outcome it was sent.
+/// with [`LEASE_LOST`] unless it recorded every outcome it was sent (`whole`
+/// is read by no one: answering it is what runs the check).
 static RECORD_AND_CLAIM: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     let counters = AFTER_CLAIM_LIMITS + OUTCOME_ARRAYS;
     format!(

@@ -51,8 +51,8 @@ impl Store {
             TxInner::Postgres(c) => {
                 sqlx::query_scalar::<_, i64>(AssertSqlSafe(format!(
                     "WITH d AS (DELETE FROM metric_counter_increments RETURNING name, labels, value), \
-                 added AS (INSERT INTO metric_counters (name, labels, value) SELECT name, labels, SUM(value) FROM d \
-                 GROUP BY name, labels ORDER BY name, labels {UPSERT}) SELECT COUNT(*) FROM d"
+                     added AS (INSERT INTO metric_counters (name, labels, value) SELECT name, labels, SUM(value) \
+                     FROM d GROUP BY name, labels ORDER BY name, labels {UPSERT}) SELECT COUNT(*) FROM d"
                 )))
                 .fetch_one(&mut **c)
                 .await?
