@@ -83,7 +83,35 @@ async fn counters_are_exact_after_a_known_workload(backend: Backend) {
     };
     assert!(before.len() == after.len() && before.iter().zip(&after).all(|(b, a)| same(b, a)), "{before:?} {after:?}");
     assert_eq!(core.store().fold_counters().await.unwrap(), 0, "nothing left to fold");
+
+    // The worker folds on its own: one more attempt's increments leave the
+    // table without anyone asking, and are counted.
+    let one_more = app.noop(0, 0).await;
+    app.wait_status(&one_more, &["succeeded"]).await;
+    app.wait_for(|| async { pending_increments(&app, backend).await == 0 }).await;
+    let counters = core.store().metric_counters().await.unwrap();
+    let succeeded = counters
+        .iter()
+        .find(|(n, l, _)| n == attempts && l == r#"kind="noop",outcome="succeeded""#)
+        .map(|(_, _, v)| *v);
+    assert_eq!(succeeded, Some(4.0), "{counters:?}");
     app.stop().await;
+}
+
+/// How many counter increments wait for a fold, read behind the app's back.
+async fn pending_increments(app: &TestApp, backend: Backend) -> i64 {
+    use sqlx::Connection;
+    let sql = "SELECT COUNT(*) FROM metric_counter_increments";
+    match backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&app.database_url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&app.database_url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+        }
+    }
 }
 
 /// The separate listener (`metrics.listen`) serves the same page without a
